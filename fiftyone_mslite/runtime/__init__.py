@@ -1,0 +1,65 @@
+"""The MindSpore Lite bridge: open a model, run batches, convert sources. Nothing else.
+
+Two backends share one interface: in-process (mindspore_lite imports here) and a worker on the runtime
+Python (the usual case: PyPI's only wheel is for CPython 3.7). This package must stay Python-3.7
+compatible and import only numpy and the standard library (mindspore_lite lazily).
+"""
+import os
+
+from .environment import cache_home, info, install, runtime_python
+from .errors import (ConversionError, InputMismatchError, ModelFileError, MSLiteError,
+                     RuntimeUnavailableError, WorkerCrashedError)
+from .specs import MINDIR, MS, TensorSpec, detect_model_format
+
+BACKEND_ENV = "FIFTYONE_MSLITE_BACKEND"
+BACKENDS = ("auto", "inprocess", "worker")
+
+__all__ = [
+    "open_model", "convert", "choose_backend", "TensorSpec", "detect_model_format", "cache_home", "info",
+    "install", "runtime_python", "MS", "MINDIR", "MSLiteError", "ModelFileError", "InputMismatchError",
+    "RuntimeUnavailableError", "WorkerCrashedError", "ConversionError",
+]
+
+
+def choose_backend(backend=None):
+    # type: (str) -> str
+    """'inprocess' when mindspore_lite imports here, else 'worker'; FIFTYONE_MSLITE_BACKEND overrides."""
+    from .inprocess import mslite_available
+
+    backend = backend or os.environ.get(BACKEND_ENV) or "auto"
+    if backend not in BACKENDS:
+        raise ValueError("backend must be one of {}, got {!r}".format(", ".join(BACKENDS), backend))
+    if backend == "auto":
+        return "inprocess" if mslite_available() else "worker"
+    return backend
+
+
+def open_model(path, threads=2, batch_size=None, backend=None, python=None):
+    """Load a .ms or .mindir file (type sniffed from content) and return a session.
+
+    The session has `inputs`/`outputs` (TensorSpec lists), `run(*batches) -> list of arrays`, `close()`
+    and is a context manager. `batch_size` caps what one predict call gets (dynamic-batch models are
+    resized to it); fixed-batch graphs are looped over automatically.
+    """
+    from .specs import detect_model_format
+
+    detect_model_format(path)  # fail fast, with the clearest message, before starting anything
+    if choose_backend(backend) == "inprocess":
+        from .inprocess import InProcessSession
+        return InProcessSession(path, threads=threads, batch_size=batch_size)
+    from .client import WorkerSession
+    return WorkerSession(path, threads=threads, batch_size=batch_size, python=python)
+
+
+def convert(source, fmk, output, save_type=MS, backend=None, python=None, **options):
+    """Convert a source model with MindSpore Lite's converter; returns the path written.
+
+    `fmk` is onnx|tflite|tf|caffe|mindir, `save_type` ms|mindir. Options: weight_file, config_file,
+    input_data_type, output_data_type. Use `fiftyone_mslite.conversion` for the checked, user-facing path.
+    """
+    args = dict(options, source=str(source), fmk=fmk, output=str(output), save_type=save_type)
+    if choose_backend(backend) == "inprocess":
+        from .inprocess import convert_inprocess
+        return convert_inprocess(**args)
+    from .client import convert_in_worker
+    return convert_in_worker(python=python, **args)

@@ -1,0 +1,165 @@
+"""The worker backend, parent side: one worker process per session, restarted after a crash.
+
+A native fault in MindSpore Lite kills only the worker; the caller gets a WorkerCrashedError for the
+batch in flight and the next call transparently loads the model again in a fresh worker.
+"""
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import weakref
+
+from . import errors, protocol
+from .environment import runtime_python
+from .specs import TensorSpec, check_inputs
+
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+_INITIAL_SHM = 1 << 20
+
+
+class _Worker(object):
+    """One live worker process with its pipes, shared buffers and log file."""
+
+    def __init__(self, python):
+        from .shm import SharedBuffer, create_fd
+
+        self.log = tempfile.NamedTemporaryFile(prefix="fiftyone-mslite-worker-", suffix=".log", delete=False)
+        in_fd, out_fd = create_fd(_INITIAL_SHM), create_fd(_INITIAL_SHM)
+        cmd_r, cmd_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        env = dict(os.environ)
+        env.setdefault("GLOG_v", "3")
+        verbose = os.environ.get("FIFTYONE_MSLITE_VERBOSE", "") not in ("", "0")
+        sink = None if verbose else self.log
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-I", _WORKER, str(cmd_r), str(rep_w), str(in_fd), str(out_fd), str(os.getpid())],
+                pass_fds=(cmd_r, rep_w, in_fd, out_fd), stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
+                env=env, start_new_session=True)  # Ctrl-C goes to the caller, which then closes us
+        finally:
+            os.close(cmd_r)
+            os.close(rep_w)
+        self.cmd, self.rep = cmd_w, rep_r
+        self.inbuf, self.outbuf = SharedBuffer(in_fd, _INITIAL_SHM), SharedBuffer(out_fd, _INITIAL_SHM)
+        self.python = python
+
+    def request(self, message, what):
+        try:
+            protocol.send(self.cmd, message)
+            reply = protocol.receive(self.rep)
+        except protocol.PeerGone:
+            raise errors.WorkerCrashedError(self._death_note(what))
+        if not reply.get("ok"):
+            cls = getattr(errors, reply.get("error", ""), errors.MSLiteError)
+            raise cls(reply.get("message", "unknown worker error"))
+        return reply
+
+    def _death_note(self, what):
+        code = self.proc.wait()
+        cause = "signal {}".format(signal.Signals(-code).name) if code < 0 else "exit code {}".format(code)
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            f.seek(max(0, os.path.getsize(self.log.name) - 2000))
+            tail = f.read().decode("utf-8", "replace").strip()
+        return ("the MindSpore Lite worker ({}) died ({}) while {}. The next call starts a fresh worker; "
+                "if this repeats, the model or its input is at fault.{}".format(
+                    self.python, cause, what, "\nWorker log tail:\n" + tail if tail else ""))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                protocol.send(self.cmd, {"op": "close"})
+                self.proc.wait(timeout=5)
+            except (protocol.PeerGone, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        for fd in (self.cmd, self.rep):
+            os.close(fd)
+        self.inbuf.close()
+        self.outbuf.close()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def _stop_quietly(box):
+    if box:
+        box.pop().stop()
+
+
+class WorkerSession(object):
+    """Same interface as InProcessSession, with MindSpore Lite in a worker on the runtime Python."""
+
+    backend = "worker"
+
+    def __init__(self, path, threads=2, batch_size=None, python=None):
+        self.path = str(path)
+        self.threads = int(threads)
+        self._python = python or runtime_python()
+        self._requested_batch = batch_size
+        self._lock = threading.Lock()
+        self._box = []  # the live _Worker, if any; a list so the finalizer sees replacements
+        self._finalizer = weakref.finalize(self, _stop_quietly, self._box)
+        self.restarts = -1
+        self.last_runtime_s = 0.0
+        self._start()
+
+    def _start(self):
+        worker = _Worker(self._python)
+        self._box.append(worker)
+        self.restarts += 1
+        try:
+            reply = worker.request({"op": "open", "path": self.path, "threads": self.threads,
+                                    "batch_size": self._requested_batch}, "loading " + self.path)
+        except errors.WorkerCrashedError as exc:
+            self._box.pop().stop()
+            raise errors.ModelFileError("MindSpore Lite crashed while loading {}: the file is probably corrupt "
+                                        "or truncated.\n{}".format(self.path, exc))
+        except Exception:
+            self._box.pop().stop()
+            raise
+        self.format = reply["format"]
+        self.batch_size = reply["batch_size"]
+        self.inputs = [TensorSpec.from_dict(d) for d in reply["inputs"]]
+        self.outputs = [TensorSpec.from_dict(d) for d in reply["outputs"]]
+
+    @property
+    def pid(self):
+        return self._box[0].proc.pid if self._box else None
+
+    def run(self, *arrays):
+        """Run one batch per input (leading dim = batch); returns one array per output."""
+        arrays, _ = check_inputs(self.inputs, arrays, self.path)
+        with self._lock:
+            if not self._box:
+                self._start()
+            worker = self._box[0]
+            layout = worker.inbuf.write(arrays)
+            try:
+                reply = worker.request({"op": "run", "inputs": layout, "in_size": worker.inbuf.size},
+                                       "running a batch of {} on {}".format(arrays[0].shape[0], self.path))
+            except errors.WorkerCrashedError:
+                self._box.pop().stop()
+                raise
+            worker.outbuf.remap(reply["out_size"])
+            self.last_runtime_s = reply["runtime_s"]
+            return [worker.outbuf.view(d).copy() for d in reply["outputs"]]
+
+    def close(self):
+        with self._lock:
+            _stop_quietly(self._box)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def convert_in_worker(python=None, **args):
+    """Run the converter in a one-off worker, so its crashes and log spam stay out of this process."""
+    worker = _Worker(python or runtime_python())
+    try:
+        return worker.request({"op": "convert", "args": args}, "converting " + str(args.get("source")))["output"]
+    finally:
+        worker.stop()

@@ -1,0 +1,135 @@
+"""Model-file sniffing and tensor specs: what a model expects, checked before MindSpore Lite sees data.
+
+MindSpore Lite only compares byte counts when data is set, so NCHW data fed to an NHWC tensor runs and
+returns garbage. Everything here exists to turn such silent errors into loud ones.
+"""
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from .errors import InputMismatchError, ModelFileError
+
+MS = "ms"
+MINDIR = "mindir"
+
+_IMAGE_CHANNELS = (1, 3, 4)
+
+
+class TensorSpec(namedtuple("TensorSpec", "name shape dtype layout")):
+    """One model input or output. `shape` uses -1 for dynamic dims; `layout` is NHWC, NCHW or None."""
+
+    __slots__ = ()
+
+    @property
+    def dynamic(self):
+        # type: () -> bool
+        return any(d < 0 for d in self.shape)
+
+    def to_dict(self):
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["name"], tuple(d["shape"]), d["dtype"], d["layout"])
+
+
+def guess_layout(shape):
+    """Layout from the shape alone: MindSpore Lite's own `Tensor.format` is unreliable (NHWC .ms
+    inputs report NCHW)."""
+    if len(shape) != 4:
+        return None
+    c_last, c_first = shape[3] in _IMAGE_CHANNELS, shape[1] in _IMAGE_CHANNELS
+    if c_last and not c_first:
+        return "NHWC"
+    if c_first and not c_last:
+        return "NCHW"
+    return None
+
+
+_FOREIGN = (
+    (lambda head: head[4:8] == b"TFL3", "a TFLite model"),
+    (lambda head: head[:1] == b"\x08", "an ONNX model"),
+)
+
+
+def detect_model_format(path):
+    # type: (str) -> str
+    """Tell `.ms` from `.mindir` by content (a renamed file still loads right), refusing anything else."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise ModelFileError("model file not found: {}. Check the path, or fetch a catalog model with "
+                             "`fiftyone-mslite models fetch NAME`.".format(path))
+    if os.path.isdir(path):
+        raise ModelFileError("{} is a directory, not a model file (.ms or .mindir).".format(path))
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ModelFileError("model file {} is empty (0 bytes): the download or conversion that made it "
+                             "failed. Delete it and fetch or convert it again.".format(path))
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[4:7] == b"MSL":
+        if head[4:8] != b"MSL2":
+            raise ModelFileError(
+                "{} is a MindSpore Lite model of an old schema ({!r}) that MindSpore Lite 2.x refuses; "
+                "re-convert the original model with a converter >= 1.1.".format(path, head[4:8]))
+        root = int.from_bytes(head[:4], "little")
+        if size < 16 or root >= size:
+            raise ModelFileError("{} is truncated ({} bytes): fetch or convert it again.".format(path, size))
+        return MS
+    for test, what in _FOREIGN:
+        if test(head):
+            raise ModelFileError(
+                "{} is {}, not a MindSpore Lite model (.ms/.mindir). Convert it first: "
+                "`fiftyone-mslite convert {} --output model.ms`.".format(path, what, path))
+    if head[:1] == b"\x0a" and (b"MindSpore" in head or path.endswith(".mindir")):
+        return MINDIR
+    raise ModelFileError("{} is not a MindSpore Lite model: expected a .ms (FlatBuffer 'MSL2') or a "
+                         ".mindir (MindIR protobuf) file.".format(path))
+
+
+def check_inputs(specs, arrays, model_path):
+    """Validate a batch against the input specs; returns C-contiguous arrays and the batch size."""
+    if len(arrays) != len(specs):
+        raise InputMismatchError("{} takes {} input(s) ({}), got {}.".format(
+            model_path, len(specs), ", ".join(s.name for s in specs), len(arrays)))
+    batch = None
+    checked = []
+    for spec, arr in zip(specs, arrays):
+        arr = np.asarray(arr)
+        _check_one(spec, arr, model_path)
+        if batch is None:
+            batch = arr.shape[0]
+        elif arr.shape[0] != batch:
+            raise InputMismatchError("{}: inputs have different batch sizes ({} vs {}).".format(
+                model_path, batch, arr.shape[0]))
+        checked.append(np.ascontiguousarray(arr))
+    return checked, batch
+
+
+def _check_one(spec, arr, model_path):
+    where = "{} input '{}'".format(model_path, spec.name)
+    if arr.dtype != np.dtype(spec.dtype):
+        raise InputMismatchError("{} expects {} data, got {}: convert with `batch.astype(np.{})` "
+                                 "(after the model's own normalisation).".format(where, spec.dtype, arr.dtype,
+                                                                                 spec.dtype))
+    expected = tuple(spec.shape)
+    if arr.ndim != len(expected):
+        raise InputMismatchError("{} expects a batch of rank {} shaped {}, got shape {}.".format(
+            where, len(expected), _fmt(expected), tuple(arr.shape)))
+    if arr.shape[0] == 0:
+        raise InputMismatchError("{}: empty batch.".format(where))
+    if all(e < 0 or e == a for e, a in zip(expected[1:], arr.shape[1:])):
+        return
+    hint = ""
+    if spec.layout == "NHWC" and arr.ndim == 4 and tuple(arr.shape[1:]) == (expected[3], expected[1], expected[2]):
+        hint = " This looks like NCHW data for an NHWC model: use `batch.transpose(0, 2, 3, 1)`."
+    elif spec.layout == "NCHW" and arr.ndim == 4 and tuple(arr.shape[1:]) == (expected[2], expected[3], expected[1]):
+        hint = " This looks like NHWC data for an NCHW model: use `batch.transpose(0, 3, 1, 2)`."
+    raise InputMismatchError("{} expects shape {} ({}), got {}.{}".format(
+        where, _fmt(expected), spec.layout or "no image layout", tuple(arr.shape), hint))
+
+
+def _fmt(shape):
+    return "(" + ", ".join("N" if i == 0 and d < 0 else ("?" if d < 0 else str(d))
+                           for i, d in enumerate(shape)) + ")"

@@ -1,0 +1,83 @@
+"""The worker: runs MindSpore Lite on the runtime Python, serving one model (or one conversion).
+
+Started by `client.WorkerSession` as `python -I worker.py CMD_FD REPLY_FD IN_FD OUT_FD PARENT_PID`.
+It loads this folder as a standalone package so that nothing of the caller's site-packages (built for
+another Python) is imported. It exits when the parent dies (PR_SET_PDEATHSIG, and EOF on its pipe).
+"""
+import os
+import sys
+
+_STANDALONE = "_fiftyone_mslite_runtime"
+
+
+def _die_with_parent(parent_pid):
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: EOF on the command pipe still ends the worker
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def serve(cmd_fd, reply_fd, in_fd, out_fd):
+    from . import protocol
+    from .errors import MSLiteError
+    from .inprocess import InProcessSession, convert_inprocess
+    from .shm import SharedBuffer
+
+    inbuf = SharedBuffer(in_fd, os.fstat(in_fd).st_size)
+    outbuf = SharedBuffer(out_fd, os.fstat(out_fd).st_size)
+    session = None
+    while True:
+        try:
+            msg = protocol.receive(cmd_fd)
+        except protocol.PeerGone:
+            return
+        op = msg.get("op")
+        try:
+            if op == "open":
+                session = InProcessSession(msg["path"], msg["threads"], msg.get("batch_size"))
+                reply = {"ok": True, "format": session.format, "batch_size": session.batch_size,
+                         "inputs": [s.to_dict() for s in session.inputs],
+                         "outputs": [s.to_dict() for s in session.outputs]}
+            elif op == "run":
+                inbuf.remap(msg["in_size"])
+                outputs = session.run(*[inbuf.view(d) for d in msg["inputs"]])
+                layout = outbuf.write(outputs)
+                reply = {"ok": True, "outputs": layout, "out_size": outbuf.size,
+                         "runtime_s": session.last_runtime_s}
+            elif op == "convert":
+                reply = {"ok": True, "output": convert_inprocess(**msg["args"])}
+            elif op == "close":
+                protocol.send(reply_fd, {"ok": True})
+                return
+            else:
+                reply = {"ok": False, "error": "MSLiteError", "message": "unknown op {!r}".format(op)}
+        except MSLiteError as exc:
+            reply = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+        except Exception as exc:  # report, keep serving: the parent decides what is fatal
+            reply = {"ok": False, "error": "MSLiteError", "message": "{}: {}".format(type(exc).__name__, exc)}
+        protocol.send(reply_fd, reply)
+
+
+def _load_standalone():
+    """Import this folder as a top-level package, independent of the fiftyone_mslite install."""
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        _STANDALONE, os.path.join(here, "__init__.py"), submodule_search_locations=[here])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[_STANDALONE] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(_STANDALONE + ".worker")
+
+
+if __name__ == "__main__":
+    import importlib
+    sys.path.pop(0)  # this folder: its module names must not shadow the standard library
+    fds = [int(a) for a in sys.argv[1:5]]
+    _die_with_parent(int(sys.argv[5]))
+    _load_standalone().serve(*fds)
