@@ -24,6 +24,7 @@ __all__ = ["OnnxFixError", "OnnxFixReport", "prepare_onnx"]
 CONV_OPS = ("Conv", "ConvTranspose")
 POOL_OPS = ("MaxPool", "AveragePool")
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+Shapes = dict[str, list[int | None]]  # value name -> dims, None where not static
 
 
 class OnnxFixError(ValueError):
@@ -49,18 +50,20 @@ def prepare_onnx(source: Path, workdir: Path) -> OnnxFixReport:
     Raises OnnxFixError for unreadable files and for problems no semantics-preserving edit can fix.
     """
     source = Path(source)
-    # Tensor data is not needed to decide (initializer dims live in the proto), so defer loading it.
-    model = _load(source)
+    model = _load(source)  # without external tensor data: initializer dims are in the proto itself
     fixes: list[str] = []
-    shapes: dict[str, list[int | None]] | None = None  # shape inference, computed only when needed
+    stored: Shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    inferred: Shapes | None = None
     for index, node in enumerate(model.graph.node):
         if node.domain not in _DEFAULT_DOMAINS:
             continue
         label = f"{node.op_type} {node.name!r}" if node.name else f"{node.op_type} #{index} (unnamed)"
         if node.op_type in CONV_OPS:
-            if _attr(node, "kernel_shape") is None and shapes is None:
-                shapes = _infer_shapes(model, source, label)
-            fixes += _fix_conv(node, label, model.graph, shapes or {}, source)
+            weight = node.input[1] if len(node.input) > 1 else ""
+            if _attr(node, "kernel_shape") is None and weight not in stored and inferred is None:
+                # Only computed weights (Constant, Reshape, ...) need the whole-graph inference.
+                inferred = _infer_shapes(model, source, label)
+            fixes += _fix_conv(node, label, stored, inferred or {}, source)
         elif node.op_type in POOL_OPS:
             fixes += _fix_pool(node, label, source)
     if not fixes:
@@ -74,7 +77,7 @@ def _load(source: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(source), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
-        raise OnnxFixError(f"{source}: not a readable ONNX model ({exc}); re-export or download it") from exc
+        raise OnnxFixError(f"{source}: unreadable ONNX model ({exc}); re-export or re-download it") from exc
     # protobuf happily parses an empty (or lucky) byte string into an empty ModelProto.
     if not model.HasField("graph") or not model.graph.node:
         raise OnnxFixError(f"{source}: not an ONNX model (no graph nodes); re-export or re-download it")
@@ -85,13 +88,7 @@ def _attr(node: onnx.NodeProto, name: str) -> onnx.AttributeProto | None:
     return next((a for a in node.attribute if a.name == name), None)
 
 
-def _fix_conv(
-    node: onnx.NodeProto,
-    label: str,
-    graph: onnx.GraphProto,
-    shapes: dict[str, list[int | None]],
-    source: Path,
-) -> list[str]:
+def _fix_conv(node: onnx.NodeProto, label: str, stored: Shapes, inferred: Shapes, source: Path) -> list[str]:
     """Write out the ONNX defaults the converter dereferences without checking."""
     fixes = []
     kernel = _attr(node, "kernel_shape")
@@ -99,13 +96,14 @@ def _fix_conv(
         rank = len(kernel.ints)
     else:
         weight = node.input[1] if len(node.input) > 1 else ""
-        origin, dims = _weight_dims(weight, graph, shapes)
-        if dims is None or len(dims) < 3 or any(d is None for d in dims[2:]):
+        origin = "weight" if weight in stored else "inferred shape of"
+        shape = stored[weight] if weight in stored else inferred.get(weight)
+        if shape is None or len(shape) < 3 or any(d is None for d in shape[2:]):
             raise OnnxFixError(
                 f"{source}: {label} has no kernel_shape and the spatial dims of its weight {weight!r} are "
-                f"unknown (shape {dims}); add kernel_shape to the node or make the weight an initializer"
+                f"unknown (shape {shape}); add kernel_shape to the node or make the weight an initializer"
             )
-        kernel_shape = [int(d) for d in dims[2:]]  # type: ignore[arg-type]
+        kernel_shape = [int(d) for d in shape[2:]]  # type: ignore[arg-type]
         node.attribute.append(onnx.helper.make_attribute("kernel_shape", kernel_shape))
         fixes.append(f"{label}: added kernel_shape={kernel_shape} (from {origin} {weight})")
         rank = len(kernel_shape)
@@ -116,16 +114,7 @@ def _fix_conv(
     return fixes
 
 
-def _weight_dims(
-    weight: str, graph: onnx.GraphProto, shapes: dict[str, list[int | None]]
-) -> tuple[str, list[int | None] | None]:
-    for init in graph.initializer:
-        if init.name == weight:
-            return "weight", list(init.dims)
-    return "inferred shape of", shapes.get(weight)
-
-
-def _infer_shapes(model: onnx.ModelProto, source: Path, label: str) -> dict[str, list[int | None]]:
+def _infer_shapes(model: onnx.ModelProto, source: Path, label: str) -> Shapes:
     """Static shapes of every named value, for weights that are computed rather than stored."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)

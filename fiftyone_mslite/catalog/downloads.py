@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
@@ -52,6 +52,9 @@ BACKOFF_FACTOR = 0.5
 #: Statuses worth retrying: server-side hiccups and rate limiting.
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 CHUNK_SIZE = 1 << 20
+#: Network read size. urllib3 drops a partially filled chunk when the connection breaks, so a small chunk
+#: keeps most of an interrupted body on disk for the resume.
+HTTP_CHUNK_SIZE = 1 << 16
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -303,7 +306,7 @@ def _download(
                 ) from exc
             with response:
                 status = response.status_code
-                if status == 416:  # our part is bogus for this resource: start over
+                if status == 416 and offset:  # our part is bogus for this resource: start over
                     logger.info("Server rejected Range for %s; restarting from byte 0", url)
                     _unlink(part)
                     continue
@@ -312,6 +315,12 @@ def _download(
                 if status == 206:
                     parsed = _content_range(response.headers.get("Content-Range"))
                     if parsed is None or parsed[0] != offset:
+                        if not offset:  # nothing to restart; retrying would loop forever
+                            raise DownloadError(
+                                f"Could not download {source}: the server sent a partial response "
+                                f"(Content-Range {response.headers.get('Content-Range')!r}) to a plain GET. "
+                                "Retry later, or use a mirror."
+                            )
                         logger.info("Unusable Content-Range for %s; restarting from byte 0", url)
                         _unlink(part)
                         continue
@@ -351,7 +360,7 @@ def _stream(
     received = offset
     with part.open(mode) as fh, _progress_bar(show, total, offset, name) as bar:
         try:
-            for chunk in response.iter_content(CHUNK_SIZE):
+            for chunk in response.iter_content(HTTP_CHUNK_SIZE):
                 fh.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)

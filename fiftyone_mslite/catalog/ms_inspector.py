@@ -44,7 +44,9 @@ IDENT_LEGACY = "MSL1"
 # mempoolSize, nodes, allTensors, subGraph.
 _MG_NAME, _MG_VERSION, _MG_INPUTS, _MG_OUTPUTS, _MG_NODES, _MG_TENSORS, _MG_SUBGRAPHS = 0, 1, 3, 4, 6, 7, 8
 # Tensor slots: nodeType, dataType, dims, format, refCount, offset, data, quantParams, quantClusters, name.
-_T_DTYPE, _T_DIMS, _T_FORMAT, _T_NAME = 1, 2, 3, 9
+_T_DTYPE, _T_DIMS, _T_FORMAT, _T_DATA, _T_QUANT_PARAMS, _T_QUANT_CLUSTERS, _T_NAME = 1, 2, 3, 6, 7, 8, 9
+# CNode slots: name, nodeType, primitive, inputIndex, outputIndex, quantType.
+_N_NAME, _N_PRIMITIVE, _N_INPUTS, _N_OUTPUTS = 0, 2, 3, 4
 
 # MindSpore TypeId values (mindspore/core/ir/dtype/type_id.h, mindspore/include/api/data_type.h).
 # Only ids that are stable across releases are named; bfloat16/complex moved between releases.
@@ -90,9 +92,10 @@ _MAX_IO = 4096
 _MAX_DIMS = 64
 
 _LEGACY_HINT = (
-    "it uses the legacy MindSpore Lite schema (model_v0.fbs, written by converters older than 1.2) "
-    "which MindSpore Lite 2.x runtimes refuse; re-export it with a current converter "
-    "(`fiftyone-mslite convert` on the original ONNX/TFLite/MindIR model) or use a re-converted URL"
+    "it uses the legacy MindSpore Lite schema (model_v0.fbs: identifier 'MSL1' or none, written by "
+    "MindSpore Lite 1.0/1.1-era converters), which MindSpore Lite 2.x runtimes refuse to load; re-convert "
+    "the original ONNX/TFLite/MindIR model with a current converter (`fiftyone-mslite convert`) "
+    "or use a URL of a re-converted .ms"
 )
 
 
@@ -157,6 +160,12 @@ class MsModelInfo:
             "hint": self.hint,
         }
 
+    def check_loadable(self) -> MsModelInfo:
+        """Raise MsInspectError with the hint when a 2.x runtime would refuse this file; else return self."""
+        if not self.loadable:
+            raise MsInspectError(self.hint or f"{self.path.name} cannot be loaded by MindSpore Lite 2.x")
+        return self
+
 
 class _Corrupt(Exception):
     """Internal: an offset or length points outside the buffer (turned into MsInspectError by the caller)."""
@@ -200,7 +209,7 @@ class _Reader:
                 raise _Corrupt(f"field {slot} of {what} points past the end of its table")
         return tab
 
-    def _field(self, tab: Table, slot: int, width: int, what: str) -> int | None:
+    def field_pos(self, tab: Table, slot: int, width: int, what: str) -> int | None:
         off = tab.Offset(4 + 2 * slot)
         if not off:
             return None
@@ -208,11 +217,11 @@ class _Reader:
         return tab.Pos + off
 
     def scalar_i32(self, tab: Table, slot: int, default: int, what: str) -> int:
-        pos = self._field(tab, slot, 4, what)
+        pos = self.field_pos(tab, slot, 4, what)
         return default if pos is None else tab.Get(N.Int32Flags, pos)
 
     def _vector_at(self, tab: Table, slot: int, elem: int, what: str) -> tuple[int, int] | None:
-        pos = self._field(tab, slot, 4, what)
+        pos = self.field_pos(tab, slot, 4, what)
         if pos is None:
             return None
         start = pos + self.u32(pos, what)
@@ -241,6 +250,23 @@ class _Reader:
         fmt = f"<{length}{'i' if signed else 'I'}"
         return list(struct.unpack_from(fmt, self.buf, start))
 
+    def check_vector(self, tab: Table, slot: int, elem: int, what: str) -> int:
+        """Bounds-check a vector (or string, elem=1) without reading it; returns its length (0 if absent)."""
+        vec = self._vector_at(tab, slot, elem, what)
+        return 0 if vec is None else vec[1]
+
+    def tables(self, tab: Table, slot: int, what: str) -> list[Table]:
+        """Every table of a vector of tables, each header and vtable validated."""
+        vec = self._vector_at(tab, slot, 4, what)
+        if vec is None:
+            return []
+        start, length = vec
+        out = []
+        for i in range(length):
+            elem = start + 4 * i
+            out.append(self.table(elem + self.u32(elem, what), f"{what}[{i}]"))
+        return out
+
     def table_in_vector(self, tab: Table, slot: int, index: int, what: str) -> Table:
         vec = self._vector_at(tab, slot, 4, what)
         if vec is None or not 0 <= index < vec[1]:
@@ -248,6 +274,11 @@ class _Reader:
             raise _Corrupt(f"{what} index {index} is out of range (the file holds {count})")
         elem = vec[0] + 4 * index
         return self.table(elem + self.u32(elem, what), f"{what}[{index}]")
+
+
+# Tags of ModelProto fields that may follow ir_version: producer_name, producer_version, domain,
+# model_version, doc_string, graph, opset_import, metadata_props, training_info, functions.
+_ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0x7A, 0x82})
 
 
 def _foreign_format(head: bytes, path: Path) -> str | None:
@@ -261,8 +292,9 @@ def _foreign_format(head: bytes, path: Path) -> str | None:
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a Python pickle"
     suffix = path.suffix.lower()
-    if suffix == ".onnx" or (head[:1] == b"\x08" and len(head) > 2 and head[2:3] == b"\x12"):
-        # ONNX ModelProto: field 1 ir_version (varint, tag 0x08), field 2 producer_name (tag 0x12).
+    if suffix == ".onnx" or (head[0] == 0x08 and 0 < head[1] < 0x20 and head[2] in _ONNX_NEXT_TAGS):
+        # ONNX ModelProto: field 1 ir_version (a small varint, tag 0x08) then another ModelProto field.
+        # A FlatBuffer starting with 0x08 has root offset 8, i.e. bytes 1..3 are zero.
         return "an ONNX model"
     if suffix == ".mindir" or head[:1] == b"\x0a":
         # MindIR ModelProto: field 1 ir_version is a string (tag 0x0a). A FlatBuffer root offset is
@@ -315,7 +347,36 @@ def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool) -> MsMode
     )
     if not info.inputs or not info.outputs:
         raise _Corrupt(f"the graph lists {len(info.inputs)} inputs and {len(info.outputs)} outputs")
+    _check_structure(rd, meta)
     return info
+
+
+def _check_structure(rd: _Reader, meta: Table) -> None:
+    """Bounds-check every tensor, node and subgraph the runtime would touch (weights included, not copied).
+
+    Why: a truncated download loses the *end* of the buffer, and the FlatBuffer builder puts the first
+    objects it wrote (index vectors, early weights) there; walking everything catches the cut wherever it is.
+    """
+    for i, tensor in enumerate(rd.tables(meta, _MG_TENSORS, "MetaGraph.allTensors")):
+        what = f"allTensors[{i}]"
+        rd.check_vector(tensor, _T_DIMS, 4, f"{what}.dims")
+        rd.check_vector(tensor, _T_DATA, 1, f"{what}.data")
+        rd.check_vector(tensor, _T_QUANT_PARAMS, 4, f"{what}.quantParams")
+        rd.check_vector(tensor, _T_QUANT_CLUSTERS, 4, f"{what}.quantClusters")
+        rd.check_vector(tensor, _T_NAME, 1, f"{what}.name")
+    for i, node in enumerate(rd.tables(meta, _MG_NODES, "MetaGraph.nodes")):
+        what = f"nodes[{i}]"
+        rd.check_vector(node, _N_NAME, 1, f"{what}.name")
+        rd.check_vector(node, _N_INPUTS, 4, f"{what}.inputIndex")
+        rd.check_vector(node, _N_OUTPUTS, 4, f"{what}.outputIndex")
+        prim_pos = rd.field_pos(node, _N_PRIMITIVE, 4, f"{what}.primitive")
+        if prim_pos is not None:
+            rd.table(prim_pos + rd.u32(prim_pos, f"{what}.primitive"), f"{what}.primitive")
+    for i, graph in enumerate(rd.tables(meta, _MG_SUBGRAPHS, "MetaGraph.subGraph")):
+        what = f"subGraph[{i}]"
+        rd.check_vector(graph, 0, 1, f"{what}.name")
+        for slot in range(1, 5):
+            rd.check_vector(graph, slot, 4, f"{what} index vector {slot}")
 
 
 def inspect_ms(path: str | Path) -> MsModelInfo:

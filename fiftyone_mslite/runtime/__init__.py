@@ -7,8 +7,14 @@ compatible and import only numpy and the standard library (mindspore_lite lazily
 import os
 
 from .environment import cache_home, info, install, runtime_python
-from .errors import (ConversionError, InputMismatchError, ModelFileError, MSLiteError,
-                     RuntimeUnavailableError, WorkerCrashedError)
+from .errors import (
+    ConversionError,
+    InputMismatchError,
+    ModelFileError,
+    MSLiteError,
+    RuntimeUnavailableError,
+    WorkerCrashedError,
+)
 from .specs import MINDIR, MS, TensorSpec, detect_model_format
 
 BACKEND_ENV = "FIFTYONE_MSLITE_BACKEND"

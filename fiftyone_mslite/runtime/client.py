@@ -12,6 +12,7 @@ import weakref
 
 from . import errors, protocol
 from .environment import runtime_python
+from .inprocess import native_errors
 from .specs import TensorSpec, check_inputs
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
@@ -41,6 +42,7 @@ class _Worker(object):
             os.close(cmd_r)
             os.close(rep_w)
         self.cmd, self.rep = cmd_w, rep_r
+        self._log_seen = 0
         self.inbuf, self.outbuf = SharedBuffer(in_fd, _INITIAL_SHM), SharedBuffer(out_fd, _INITIAL_SHM)
         self.python = python
 
@@ -49,11 +51,22 @@ class _Worker(object):
             protocol.send(self.cmd, message)
             reply = protocol.receive(self.rep)
         except protocol.PeerGone:
-            raise errors.WorkerCrashedError(self._death_note(what))
+            raise errors.WorkerCrashedError(self._death_note(what)) from None
         if not reply.get("ok"):
             cls = getattr(errors, reply.get("error", ""), errors.MSLiteError)
-            raise cls(reply.get("message", "unknown worker error"))
+            native = native_errors(self._new_log())
+            message = reply.get("message", "unknown worker error")
+            raise cls(message + ("\n" + native if native and native not in message else ""))
         return reply
+
+    def _new_log(self):
+        """What the worker logged since the last look: the native cause of a vague error."""
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            f.seek(self._log_seen)
+            data = f.read()
+        self._log_seen += len(data)
+        return data.decode("utf-8", "replace")
 
     def _death_note(self, what):
         code = self.proc.wait()
@@ -111,12 +124,11 @@ class WorkerSession(object):
         try:
             reply = worker.request({"op": "open", "path": self.path, "threads": self.threads,
                                     "batch_size": self._requested_batch}, "loading " + self.path)
-        except errors.WorkerCrashedError as exc:
+        except Exception as exc:
             self._box.pop().stop()
-            raise errors.ModelFileError("MindSpore Lite crashed while loading {}: the file is probably corrupt "
-                                        "or truncated.\n{}".format(self.path, exc))
-        except Exception:
-            self._box.pop().stop()
+            if isinstance(exc, errors.WorkerCrashedError) and worker.proc.returncode < 0:
+                raise errors.ModelFileError("MindSpore Lite crashed while loading {}: the file is probably "
+                                            "corrupt or truncated.\n{}".format(self.path, exc)) from exc
             raise
         self.format = reply["format"]
         self.batch_size = reply["batch_size"]

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .errors import ConversionError, ModelFileError, RuntimeUnavailableError
+from .errors import ConversionError, ModelFileError, MSLiteError, RuntimeUnavailableError
 from .specs import MINDIR, MS, TensorSpec, check_inputs, detect_model_format, guess_layout
 
 # Native logs: errors only unless the user asked for more (GLOG_v is MindSpore's log level).
@@ -23,7 +23,7 @@ def import_mslite():
         raise RuntimeUnavailableError(
             "mindspore_lite is not importable in this Python ({}). Use the worker backend "
             "(`fiftyone-mslite runtime install`) or install a MindSpore Lite wheel for this "
-            "interpreter.".format(exc))
+            "interpreter.".format(exc)) from exc
     return mindspore_lite
 
 
@@ -117,7 +117,12 @@ class InProcessSession(object):
             self._tensors = self._model.get_inputs()
         for tensor, arr in zip(self._tensors, arrays):
             tensor.set_data_from_numpy(arr)
-        outs = self._model.predict(self._tensors)
+        try:
+            outs = self._model.predict(self._tensors)
+        except RuntimeError:
+            raise MSLiteError(
+                "MindSpore Lite failed to run {} on inputs shaped {}: an operator of this model has no CPU kernel "
+                "for these input types, or the graph is broken.".format(self.path, shapes)) from None
         self._output_names = [o.name for o in outs]
         # The returned buffers are reused by the next predict: copy.
         return [o.get_data_to_numpy().copy() for o in outs]

@@ -21,7 +21,7 @@ def send(fd, message):
         try:
             n = os.write(fd, view)
         except (BrokenPipeError, OSError) as exc:
-            raise PeerGone(str(exc))
+            raise PeerGone(str(exc)) from exc
         view = view[n:]
 
 

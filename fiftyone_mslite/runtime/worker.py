@@ -75,9 +75,22 @@ def _load_standalone():
     return importlib.import_module(_STANDALONE + ".worker")
 
 
+def _refuse(reply_fd, message):
+    import json
+    import struct
+    data = json.dumps({"ok": False, "error": "RuntimeUnavailableError", "message": message}).encode("utf-8")
+    os.write(reply_fd, struct.pack("<I", len(data)) + data)
+
+
 if __name__ == "__main__":
-    import importlib
     sys.path.pop(0)  # this folder: its module names must not shadow the standard library
     fds = [int(a) for a in sys.argv[1:5]]
     _die_with_parent(int(sys.argv[5]))
-    _load_standalone().serve(*fds)
+    try:
+        served = _load_standalone()
+    except ImportError as exc:  # e.g. numpy or mindspore_lite missing: answer the first request, clearly
+        _refuse(fds[1], "the worker Python {} cannot import the runtime ({}). Run `fiftyone-mslite runtime "
+                        "install`, or point FIFTYONE_MSLITE_RUNTIME_PYTHON at a Python with mindspore_lite and "
+                        "numpy.".format(sys.executable, exc))
+    else:
+        served.serve(*fds)

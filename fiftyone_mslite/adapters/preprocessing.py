@@ -1,0 +1,86 @@
+"""Image → model tensor: resize policy, crop, scaling, mean/std, layout and dtype.
+
+Starts from what FiftyOne hands a model (RGB uint8 HWC) and ends at exactly the tensor a loaded
+session expects, reading layout/size/dtype from the session's TensorSpec, not from a catalog entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..runtime.specs import TensorSpec
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a model family wants its pixels (values on the 0..1 scale, as timm and torchvision state them)."""
+
+    resize: str = "short"  # "short": scale the short side then centre-crop; "squash": ignore aspect
+    crop_fraction: float = 0.875  # crop size / resize size (1.0: no crop)
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("short", "squash"):
+            raise ValueError(f"resize must be 'short' or 'squash', got {self.resize!r}")
+        if not 0 < self.crop_fraction <= 1:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
+        if self.interpolation not in _FILTERS:
+            raise ValueError(f"interpolation must be one of {sorted(_FILTERS)}, got {self.interpolation!r}")
+
+
+def input_hw(spec: TensorSpec) -> tuple[int, int]:
+    """Height and width of an image input, from its shape and layout."""
+    if spec.layout == "NHWC":
+        return spec.shape[1], spec.shape[2]
+    if spec.layout == "NCHW":
+        return spec.shape[2], spec.shape[3]
+    raise ValueError(f"input '{spec.name}' with shape {spec.shape} is not an image tensor (NHWC or NCHW)")
+
+
+def resize_and_crop(image: Image.Image, size: tuple[int, int], cfg: PreprocessConfig) -> Image.Image:
+    """Geometric part of pre-processing, on a PIL image."""
+    h, w = size
+    resample = _FILTERS[cfg.interpolation]
+    if cfg.resize == "squash":
+        rh, rw = round(h / cfg.crop_fraction), round(w / cfg.crop_fraction)
+        image = image.resize((rw, rh), resample)
+    else:
+        short = round(min(h, w) / cfg.crop_fraction)
+        scale = short / min(image.size)
+        rw, rh = max(w, round(image.width * scale)), max(h, round(image.height * scale))
+        image = image.resize((rw, rh), resample)
+    left, top = (image.width - w) // 2, (image.height - h) // 2
+    return image.crop((left, top, left + w, top + h))
+
+
+def to_tensor(pixels: np.ndarray, spec: TensorSpec, cfg: PreprocessConfig) -> np.ndarray:
+    """HWC uint8 (already at the input size) → one sample of `spec` (no batch dim)."""
+    if spec.dtype in ("uint8", "int8"):
+        # Quantized graphs take raw pixels; int8 ones centred on zero.
+        out = pixels if spec.dtype == "uint8" else (pixels.astype(np.int16) - 128).astype(np.int8)
+    else:
+        mean = np.asarray(cfg.mean, np.float32) * 255.0
+        inv_std = 1.0 / (np.asarray(cfg.std, np.float32) * 255.0)
+        out = ((pixels.astype(np.float32) - mean) * inv_std).astype(spec.dtype, copy=False)
+    if spec.layout == "NCHW":
+        out = out.transpose(2, 0, 1)
+    return np.ascontiguousarray(out)
+
+
+def preprocess(image: np.ndarray | Image.Image, spec: TensorSpec, cfg: PreprocessConfig) -> np.ndarray:
+    """RGB image (array HWC uint8 or PIL) → one sample for the session input `spec`."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    cropped = resize_and_crop(image, input_hw(spec), cfg)
+    return to_tensor(np.asarray(cropped), spec, cfg)
