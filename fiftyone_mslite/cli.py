@@ -84,27 +84,30 @@ def convert_cmd(source: Path, output: Path, save_type: str | None, source_format
 @main.command("predict")
 @click.argument("model", type=str)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Label file, one per line.")
+@click.option("--labels", help="Label set name or label file (needed for a model file; overrides a catalog's).")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--resize", type=click.Choice(["short", "squash"]), default="short", show_default=True)
-@click.option("--crop-fraction", default=0.875, show_default=True, type=click.FloatRange(0, 1, min_open=True))
-@click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Per-channel mean, 0..1 scale.")
-@click.option("--std", default="0.229,0.224,0.225", show_default=True, help="Per-channel std, 0..1 scale.")
+@click.option("--resize", type=click.Choice(["short", "squash"]), help="Resize policy (default: the catalog's).")
+@click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True), help="Crop / resize size.")
+@click.option("--mean", help="Per-channel mean, 0..1 scale, e.g. 0.485,0.456,0.406.")
+@click.option("--std", help="Per-channel std, 0..1 scale, e.g. 0.229,0.224,0.225.")
 @json_option
 def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k: int, threads: int,
-                resize: str, crop_fraction: float, mean: str, std: str, as_json: bool) -> None:
-    """Classify image files; with --json, one JSON object per image per line."""
-    from .adapters.preprocessing import PreprocessConfig
-    from .predict import classify_files, read_labels
+                resize: str | None, crop_fraction: float | None, mean: str | None, std: str | None,
+                as_json: bool) -> None:
+    """Classify image files with a catalog model or a .ms/.mindir file; with --json, one JSON object per
+    image per line."""
+    from .catalog.schema import CatalogError
+    from .classifier import load_classifier
+    from .predict import classify_files
 
+    overrides = {k: v for k, v in {"resize": resize, "crop_fraction": crop_fraction,
+                                   "mean": _triple(mean, "--mean") if mean else None,
+                                   "std": _triple(std, "--std") if std else None}.items() if v is not None}
+    failed = 0
     try:
-        cfg = PreprocessConfig(resize=resize, crop_fraction=crop_fraction, mean=_triple(mean, "--mean"),
-                               std=_triple(std, "--std"))
-        with runtime.open_model(model, threads=threads) as session:
-            names = read_labels(labels, session.outputs[0].shape[-1]) if labels else None
-            failed = 0
-            for pred in classify_files(session, list(images), names, top_k, cfg):
+        with load_classifier(model, labels=labels, threads=threads, **overrides) as classifier:
+            for pred in classify_files(classifier, list(images), top_k):
                 failed += pred.error is not None
                 if as_json:
                     click.echo(json.dumps(pred.to_dict()))
@@ -112,9 +115,9 @@ def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k:
                     click.echo(f"{pred.image}: error: {pred.error}", err=True)
                 else:
                     click.echo(pred.image)
-                    for label, conf in pred.top:
+                    for label, conf in pred.ranked:
                         click.echo(f"  {conf:7.2%}  {label}")
-    except (runtime.MSLiteError, ValueError) as exc:
+    except (runtime.MSLiteError, CatalogError, ValueError) as exc:
         _fail(exc, as_json)
     sys.exit(1 if failed else 0)
 
@@ -124,3 +127,178 @@ def _triple(text: str, option: str) -> tuple[float, float, float]:
     if len(values) != 3:
         raise click.BadParameter(f"expected three comma-separated numbers, got {text!r}", param_hint=option)
     return values  # type: ignore[return-value]
+
+
+@main.group("models")
+def models_group() -> None:
+    """The model catalog: built-in, plugins and your own (user catalog)."""
+
+
+def _catalog_row(entry) -> dict:
+    rep = entry.reported
+    return {"name": entry.name, "task": entry.task, "labels": entry.labels, "classes": entry.num_classes,
+            "input": entry.preprocess.input_size, "format": entry.source.resolved_format,
+            "size_mb": rep.size_mb if rep else None, "top1": rep.top1 if rep else None,
+            "top5": rep.top5 if rep else None, "f1": rep.f1 if rep else None,
+            "latency_ms": rep.latency_ms if rep else None, "origin": entry.origin,
+            "provenance": entry.source.url or entry.source.path, "description": entry.description}
+
+
+@models_group.command("list")
+@json_option
+def models_list(as_json: bool) -> None:
+    """A table in the seed page's columns: size, task, labels, reported accuracy, provenance."""
+    from .catalog.registry import catalog
+
+    rows = [_catalog_row(e) for e in catalog().models.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    cols = [("name", 34), ("task", 6), ("labels", 15), ("input", 5), ("format", 6), ("size_mb", 7), ("top1", 6),
+            ("top5", 6), ("f1", 5), ("latency_ms", 10), ("origin", 8)]
+    click.echo("  ".join(f"{c:<{w}}" for c, w in cols))
+    for row in rows:
+        click.echo("  ".join(f"{'-' if row[c] is None else row[c]!s:<{w}.{w}}" for c, w in cols))
+    click.echo("\n(size/top1/top5/f1/latency: as reported by MindSpore Lite's model page; Mate30, 4 threads. "
+               "`fiftyone-mslite models info NAME` shows corrected facts and sources.)")
+
+
+@models_group.command("info")
+@click.argument("name")
+@json_option
+def models_info(name: str, as_json: bool) -> None:
+    """Everything the catalog knows about a model, with sources."""
+    from .catalog.registry import catalog
+    from .catalog.schema import CatalogError
+
+    try:
+        entry = catalog().model(name)
+    except CatalogError as exc:
+        _fail(exc, as_json)
+    data = entry.model_dump(mode="json")
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+        return
+    import yaml
+
+    click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _fetch(name: str):
+    from .catalog.registry import catalog
+    from .catalog.store import model_file
+
+    return model_file(catalog().model(name), progress=None)
+
+
+@models_group.command("fetch")
+@click.argument("name")
+@json_option
+def models_fetch(name: str, as_json: bool) -> None:
+    """Download (or take from the mirror), verify sha256, convert if needed; print the local path."""
+    from .catalog.downloads import DownloadError
+    from .catalog.schema import CatalogError
+
+    try:
+        found = _fetch(name)
+    except (CatalogError, DownloadError, runtime.MSLiteError) as exc:
+        _fail(exc, as_json)
+    data = {"name": name, "path": str(found.path), "source": found.source.location, "converted": found.converted,
+            "notes": list(found.notes)}
+    _emit(as_json, data, str(found.path) + "".join(f"\n  note: {n}" for n in found.notes))
+
+
+@models_group.command("verify")
+@click.argument("name")
+@json_option
+def models_verify(name: str, as_json: bool) -> None:
+    """Fetch, load and check the model against its entry (input size, outputs vs labels)."""
+    from .adapters.base import ModelMismatchError
+    from .catalog.downloads import DownloadError
+    from .catalog.schema import CatalogError
+    from .classifier import load_classifier
+
+    try:
+        with load_classifier(name) as clf:
+            data = {"name": name, "ok": True, "path": str(clf.path),
+                    "inputs": [s.to_dict() for s in clf.session.inputs],
+                    "outputs": [s.to_dict() for s in clf.session.outputs], "labels": len(clf.labels)}
+    except (CatalogError, DownloadError, ModelMismatchError, runtime.MSLiteError, ValueError) as exc:
+        _fail(exc, as_json)
+    _emit(as_json, data, f"ok: {name} ({data['path']}): input {data['inputs'][0]['shape']}, "
+                         f"{data['outputs'][0]['shape'][-1]} outputs = {data['labels']} labels")
+
+
+@models_group.command("add")
+@click.argument("name")
+@click.option("--source", required=True, help="Model file path or URL (.ms, .mindir, .onnx, .tflite).")
+@click.option("--labels", required=True, help="Label set name or label file path/URL.")
+@click.option("--input-size", type=click.IntRange(1), help="Input side in pixels (default: read from the model).")
+@click.option("--mean", help="Per-channel mean, 0..1 scale (default ImageNet).")
+@click.option("--std", help="Per-channel std, 0..1 scale (default ImageNet).")
+@click.option("--resize", type=click.Choice(["short", "squash"]), default="short", show_default=True)
+@click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.875, show_default=True)
+@click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]), default="bilinear",
+              show_default=True)
+@click.option("--task", type=click.Choice(["single", "multi"]), default="single", show_default=True)
+@click.option("--sha256", help="Expected sha256 of the source (checked).")
+@click.option("--description", default="")
+@json_option
+def models_add(name: str, source: str, labels: str, input_size: int | None, mean: str | None, std: str | None,
+               resize: str, crop_fraction: float, interpolation: str, task: str, sha256: str | None,
+               description: str, as_json: bool) -> None:
+    """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified)."""
+    from .adapters.base import ModelMismatchError
+    from .catalog.downloads import DownloadError
+    from .catalog.schema import CatalogError
+    from .catalog.user import add_model
+
+    try:
+        entry, path = add_model(name, source, labels, input_size=input_size,
+                                mean=_triple(mean, "--mean") if mean else None,
+                                std=_triple(std, "--std") if std else None, resize=resize,
+                                crop_fraction=crop_fraction, interpolation=interpolation, task=task,
+                                sha256=sha256, description=description)
+    except (CatalogError, DownloadError, ModelMismatchError, runtime.MSLiteError, ValueError) as exc:
+        _fail(exc, as_json)
+    data = {"name": entry.name, "model_file": str(path), "catalog": entry.origin,
+            "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes}
+    _emit(as_json, data, f"added {entry.name} to {entry.origin} (model file {path})")
+
+
+@models_group.command("remove")
+@click.argument("name")
+@json_option
+def models_remove(name: str, as_json: bool) -> None:
+    """Remove a model from the user catalog."""
+    from .catalog.schema import CatalogError
+    from .catalog.user import remove_model
+
+    try:
+        path = remove_model(name)
+    except CatalogError as exc:
+        _fail(exc, as_json)
+    _emit(as_json, {"removed": name, "catalog": str(path)}, f"removed {name} from {path}")
+
+
+@main.command("inspect")
+@click.argument("file", type=click.Path(path_type=Path))
+@json_option
+def inspect_cmd(file: Path, as_json: bool) -> None:
+    """Read a .ms file's header without loading it: version, inputs, outputs, loadability."""
+    from .catalog.ms_inspector import MsInspectError, inspect_ms
+
+    try:
+        info = inspect_ms(file)
+    except MsInspectError as exc:
+        _fail(exc, as_json)
+    data = info.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+        return
+    click.echo(f"{info.path}: {info.size_bytes} bytes, identifier {info.identifier!r}, schema {info.schema}, "
+               f"version {info.version or '(not recorded)'}, {info.node_count} nodes")
+    for kind, tensors in (("input", info.inputs), ("output", info.outputs)):
+        for t in tensors:
+            click.echo(f"  {kind:6} {t.name}: {list(t.dims)} {t.dtype} {t.format}")
+    click.echo("  loadable by MindSpore Lite 2.x" if info.loadable else f"  NOT loadable: {info.hint}")

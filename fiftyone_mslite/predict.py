@@ -11,73 +11,54 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .adapters.preprocessing import PreprocessConfig, preprocess
+from .adapters.base import ClassPrediction, MultiLabelPrediction
+from .classifier import Classifier
 
 
 @dataclass(frozen=True)
-class Prediction:
+class ImagePrediction:
     image: str
-    top: tuple[tuple[str, float], ...] = ()
+    prediction: ClassPrediction | MultiLabelPrediction | None = None
     error: str | None = None
+
+    @property
+    def ranked(self) -> tuple[tuple[str, float], ...]:
+        p = self.prediction
+        return p.top_k if isinstance(p, ClassPrediction) else p.labels if p else ()
 
     def to_dict(self) -> dict:
         if self.error:
             return {"image": self.image, "error": self.error}
-        return {"image": self.image, "top_k": [{"label": lbl, "confidence": c} for lbl, c in self.top]}
+        key = "top_k" if isinstance(self.prediction, ClassPrediction) else "labels"
+        return {"image": self.image, key: [{"label": lbl, "confidence": round(c, 6)} for lbl, c in self.ranked]}
 
 
-def read_labels(path: str | Path, num_classes: int) -> list[str]:
-    """One label per line (an optional leading index is dropped); a 1000-line file for a 1001-output
-    model gets 'background' at index 0, as TF-slim models expect."""
-    lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    labels = [ln.split(maxsplit=1)[1] if ln.split(maxsplit=1)[0].isdigit() and " " in ln else ln
-              for ln in lines]
-    if len(labels) == num_classes - 1:
-        labels = ["background"] + labels
-    if len(labels) != num_classes:
-        raise ValueError(f"{path} has {len(labels)} labels but the model outputs {num_classes} scores")
-    return labels
-
-
-def to_probabilities(scores: np.ndarray) -> np.ndarray:
-    """Softmax unless the row already is a probability distribution."""
-    scores = scores.astype(np.float64)
-    if scores.min() >= 0 and np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3):
-        return scores
-    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """Decode as RGB, following EXIF orientation; errors name the file."""
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode as RGB uint8 HWC, following EXIF orientation; errors name the file."""
     try:
         with Image.open(path) as img:
-            return ImageOps.exif_transpose(img).convert("RGB")
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     except FileNotFoundError:
         raise ValueError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image {path}: {exc}") from None
 
 
-def classify_files(session, images: Sequence[str | Path], labels: Sequence[str] | None = None,
-                   top_k: int = 5, cfg: PreprocessConfig | None = None,
-                   batch_size: int = 8) -> Iterator[Prediction]:
-    """Yield one Prediction per image, in order; an unreadable image yields an error, not an exception."""
-    cfg = cfg or PreprocessConfig()
-    spec = session.inputs[0]
+def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: int = 5,
+                   batch_size: int = 8) -> Iterator[ImagePrediction]:
+    """One ImagePrediction per image, in order; an unreadable image yields an error, not an exception."""
     for lo in range(0, len(images), batch_size):
-        chunk = images[lo:lo + batch_size]
+        chunk = [str(p) for p in images[lo:lo + batch_size]]
         tensors, ok, results = [], [], {}
         for path in chunk:
             try:
-                tensors.append(preprocess(load_image(path), spec, cfg))
-                ok.append(str(path))
+                tensors.append(classifier.preprocess(load_image(path)))
+                ok.append(path)
             except ValueError as exc:
-                results[str(path)] = Prediction(str(path), error=str(exc))
+                results[path] = ImagePrediction(path, error=str(exc))
         if tensors:
-            probs = to_probabilities(session.run(np.stack(tensors))[0].reshape(len(tensors), -1))
-            for path, row in zip(ok, probs):
-                best = np.argsort(-row)[:top_k]
-                names = [labels[i] if labels else str(i) for i in best]
-                results[path] = Prediction(path, tuple((n, float(row[i])) for n, i in zip(names, best)))
-        yield from (results[str(p)] for p in chunk)
+            for path, pred in zip(ok, classifier.infer(np.stack(tensors))):
+                if isinstance(pred, ClassPrediction):
+                    pred = ClassPrediction(pred.label, pred.index, pred.confidence, pred.top_k[:top_k], pred.logits)
+                results[path] = ImagePrediction(path, pred)
+        yield from (results[p] for p in chunk)

@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from fiftyone_mslite.onnx_fixes import OnnxFixError, prepare_onnx
+from fiftyone_mslite.conversion.onnx_fixes import OnnxFixError, prepare_onnx
 
 ort = pytest.importorskip("onnxruntime")
 

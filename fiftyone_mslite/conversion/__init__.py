@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import runtime
+from .. import runtime
 from .onnx_fixes import OnnxFixError, prepare_onnx
 
 SUFFIX_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".pb": "tf", ".prototxt": "caffe", ".mindir": "mindir"}

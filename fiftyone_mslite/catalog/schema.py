@@ -1,0 +1,181 @@
+"""The catalog's schema: one entry says everything needed to run a model correctly.
+
+Like timm's PretrainedCfg, an entry states input size, resize/crop, interpolation, mean/std and labels;
+unlike it, every fact also says where it came from (verified or inferred, and the source), because the
+seed page that lists MindSpore Lite's models is wrong about several of them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..adapters.preprocessing import PreprocessConfig
+
+SOURCE_FORMATS = ("ms", "mindir", "onnx", "tflite")
+
+
+class CatalogError(ValueError):
+    """A catalog file or entry is invalid, or a name is unknown; the message names file, entry and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Fact(_Strict):
+    """Provenance of one fact about a model (why we believe it)."""
+
+    field: str
+    value: Any = None
+    status: Literal["verified", "inferred", "corrected"]
+    source: str
+
+
+class Reported(_Strict):
+    """The seed page's own figures, kept verbatim even where they are wrong (see `facts`)."""
+
+    size_mb: float | None = None
+    top1: float | None = None
+    top5: float | None = None
+    f1: float | None = None
+    latency_ms: float | None = Field(None, description="Mate30, 4 threads, as reported")
+    dataset: str | None = None
+
+
+class Conversion(_Strict):
+    """Converter options for convert-on-fetch sources."""
+
+    save_type: Literal["ms", "mindir"] = "ms"
+    input_data_type: Literal["float32", "uint8", "int8"] | None = None
+    output_data_type: Literal["float32", "uint8", "int8"] | None = None
+
+
+class Source(_Strict):
+    """Where the model file comes from: a public URL (fetched, mirror-aware) or a local path."""
+
+    url: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    format: Literal["ms", "mindir", "onnx", "tflite"] | None = None
+    conversion: Conversion = Conversion()
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Source:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of 'url' or 'path'")
+        digits = set(self.sha256 or "0" * 64)
+        if len(self.sha256 or "0" * 64) != 64 or not digits <= set("0123456789abcdef"):
+            raise ValueError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+        return self
+
+    @property
+    def location(self) -> str:
+        return self.url or self.path or ""
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        suffix = Path(self.location.split("?")[0]).suffix.lstrip(".").lower()
+        if suffix not in SOURCE_FORMATS:
+            raise ValueError(f"cannot tell the format of {self.location}: set 'format' to one of {SOURCE_FORMATS}")
+        return suffix
+
+    @property
+    def needs_conversion(self) -> bool:
+        return self.resolved_format in ("onnx", "tflite")
+
+
+class Preprocess(_Strict):
+    input_size: int = Field(gt=0)
+    resize: Literal["short", "squash"] = "short"
+    crop_fraction: float = Field(0.875, gt=0, le=1)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def config(self) -> PreprocessConfig:
+        return PreprocessConfig(resize=self.resize, crop_fraction=self.crop_fraction,
+                                interpolation=self.interpolation, mean=self.mean, std=self.std)
+
+
+class ModelEntry(_Strict):
+    """One catalog model."""
+
+    name: str
+    description: str = ""
+    task: Literal["single", "multi"] = "single"
+    adapter: str = "classifier"
+    labels: str = Field(description="a label set name, or the path/URL of a label file")
+    num_classes: int = Field(gt=0, description="label count the outputs must match (background included)")
+    source: Source
+    alternatives: tuple[Source, ...] = ()
+    preprocess: Preprocess
+    reported: Reported | None = None
+    facts: tuple[Fact, ...] = ()
+    tags: tuple[str, ...] = ()
+    origin: str = "builtin"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or any(c.isspace() or c in "/\\" for c in v):
+            raise ValueError(f"names are non-empty and have no spaces or slashes, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _adapter_matches_task(self) -> ModelEntry:
+        if self.task == "multi" and self.adapter == "classifier":
+            raise ValueError("task 'multi' needs a multi-label adapter (e.g. 'multilabel'), not 'classifier'")
+        return self
+
+
+class LabelSetEntry(_Strict):
+    """A label set: where its names (and synsets, thresholds) come from."""
+
+    name: str
+    description: str = ""
+    num_classes: int = Field(gt=0)
+    loader: str
+    names: tuple[str, ...] = ()
+    urls: dict[str, str] = {}
+    sha256: dict[str, str] = {}
+    background: bool = False
+    facts: tuple[Fact, ...] = ()
+
+
+class CatalogFile(_Strict):
+    version: Literal[1] = 1
+    label_sets: dict[str, dict] = {}
+    models: dict[str, dict] = {}
+
+
+def _format_error(exc: ValidationError, where: str) -> str:
+    lines = [f"{where}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        lines.append(f"  field '{loc}': {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_entries(data: Any, origin: str) -> tuple[dict[str, ModelEntry], dict[str, LabelSetEntry]]:
+    """Validate a loaded YAML document; errors name the file, the entry and the field."""
+    try:
+        doc = CatalogFile.model_validate(data or {})
+    except ValidationError as exc:
+        raise CatalogError(_format_error(exc, f"{origin}: top level")) from None
+    models, label_sets = {}, {}
+    for name, body in doc.models.items():
+        try:
+            models[name] = ModelEntry.model_validate({**(body or {}), "name": name, "origin": origin})
+        except ValidationError as exc:
+            raise CatalogError(_format_error(exc, f"{origin}: model '{name}'")) from None
+    for name, body in doc.label_sets.items():
+        try:
+            label_sets[name] = LabelSetEntry.model_validate({**(body or {}), "name": name})
+        except ValidationError as exc:
+            raise CatalogError(_format_error(exc, f"{origin}: label set '{name}'")) from None
+    return models, label_sets

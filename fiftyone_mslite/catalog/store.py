@@ -1,0 +1,84 @@
+"""Model files on disk: fetch (mirror-aware, verified), convert on first use, cache, check loadability."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import runtime
+from ..conversion import convert_model
+from . import downloads
+from .ms_inspector import MsInspectError, inspect_ms
+from .schema import CatalogError, ModelEntry, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    source: Source
+    converted: bool
+    notes: tuple[str, ...] = ()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def converted_dir() -> Path:
+    return runtime.cache_home() / "converted"
+
+
+def _source_file(source: Source, progress: bool | None) -> Path:
+    if source.path:
+        path = Path(source.path).expanduser()
+        if not path.is_file():
+            raise runtime.ModelFileError(f"model source {path} does not exist (moved or deleted?). Re-add the model "
+                                         "with `fiftyone-mslite models add`.")
+        if source.sha256 and sha256_of(path) != source.sha256:
+            raise runtime.ModelFileError(f"model source {path} changed since it was added (sha256 differs). "
+                                         "Re-add the model with `fiftyone-mslite models add`.")
+        return path
+    return downloads.fetch(source.url, sha256=source.sha256, progress=progress)
+
+
+def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> ModelFile:
+    src = _source_file(source, progress)
+    fmt = source.resolved_format
+    if not source.needs_conversion:
+        if fmt == "ms":
+            info = inspect_ms(src)
+            if not info.loadable:
+                raise MsInspectError(f"{src}: {info.hint}")
+        return ModelFile(src, source, converted=False)
+    save_type = source.conversion.save_type
+    key = (source.sha256 or sha256_of(src))[:16]
+    out = converted_dir() / entry.name / f"{src.stem}-{key}.{save_type}"
+    if not out.is_file():
+        result = convert_model(src, out, save_type=save_type, source_format=fmt,
+                               input_data_type=source.conversion.input_data_type,
+                               output_data_type=source.conversion.output_data_type)
+        out = result.output
+        log.info("converted %s → %s", src, out)
+    return ModelFile(out, source, converted=True)
+
+
+def model_file(entry: ModelEntry, progress: bool | None = None) -> ModelFile:
+    """The loadable file for an entry: its source, else the first alternative that works (for seed files
+    written by pre-1.1 converters, which MindSpore Lite 2.x refuses)."""
+    problems: list[str] = []
+    for source in (entry.source, *entry.alternatives):
+        try:
+            found = _materialize(entry, source, progress)
+        except (runtime.ModelFileError, downloads.DownloadError) as exc:
+            problems.append(f"{source.location}: {exc}")
+            continue
+        return ModelFile(found.path, found.source, found.converted, tuple(problems))
+    tried = "\n  ".join(problems)
+    raise CatalogError(f"no loadable file for model '{entry.name}'. Tried:\n  {tried}")
