@@ -90,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the shared data folder holding onnx/mobilenet_v2_tv.onnx (default: %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where converted models are kept and reused (default: <runtime cache>/bench)")
-    p.add_argument("--rounds", type=int, default=5, help="rounds over all configurations (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=8, help="rounds over all configurations (default: %(default)s)")
     p.add_argument("--calls-b1", type=int, default=40, help="timed batch-1 calls per round (default: %(default)s)")
     p.add_argument("--calls-b8", type=int, default=12, help="timed batch-8 calls per round (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3,

@@ -67,3 +67,41 @@ def python_env(**extra: str) -> dict:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def mirror(shared_dir) -> Path:
+    """Serve public URLs from ../shared/mirror for the whole session (no network here)."""
+    root = shared_dir / "mirror"
+    os.environ["FIFTYONE_MSLITE_MIRROR"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def imagenet_dir(mirror) -> Path:
+    """The 1000 ImageNet sample images (one per class; synset in the file name)."""
+    return mirror / "raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/master"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 5-class tiny CNN (8x8 input) in the user catalog as 'tiny'; needs no ../shared."""
+    from onnx_graphs import TinyNet
+
+    from fiftyone_mslite.catalog.user import add_model
+
+    folder = tmp_path_factory.mktemp("tiny")
+    src = TinyNet.random(seed=0).save(folder / "tiny.onnx")
+    labels = folder / "tiny-labels.txt"
+    labels.write_text("alpha\nbeta\ngamma\ndelta\nepsilon\n")
+    add_model("tiny", str(src), str(labels), resize="squash", crop_fraction=1.0)
+    return "tiny"
+
+
+@pytest.fixture(scope="session")
+def tv_mobilenet(shared_dir, mirror) -> str:
+    """torchvision MobileNetV2 (ImageNet-1000) from ../shared/onnx, added to the user catalog."""
+    from fiftyone_mslite.catalog.user import add_model
+
+    add_model("tv-mobilenet-v2", str(shared_dir / "onnx" / "mobilenet_v2_tv.onnx"), "imagenet-1000")
+    return "tv-mobilenet-v2"

@@ -25,6 +25,7 @@ class LabelSet:
     synsets: tuple[str | None, ...] | None = None
     thresholds: tuple[float, ...] | None = None
     background: bool = False
+    raw_names: tuple[str, ...] | None = None  # the label file's own spelling, where `names` canonicalised it
 
     def __len__(self) -> int:
         return len(self.names)
@@ -76,19 +77,26 @@ def _load_file(entry: LabelSetEntry) -> LabelSet:
     return LabelSet(entry.name, tuple(names), background=entry.background)
 
 
+def _eta_imagenet_names() -> list[str]:
+    text = resources.files("eta").joinpath("resources/imagenet-labels-no-background.txt").read_text()
+    return [ln.split(":", 1)[1] for ln in _lines(text)]
+
+
 def _load_eta_imagenet(entry: LabelSetEntry) -> LabelSet:
     """ImageNet-1000 in torchvision order, from the file FiftyOne's dependency voxel51-eta ships."""
-    text = resources.files("eta").joinpath("resources/imagenet-labels-no-background.txt").read_text()
-    names = [ln.split(":", 1)[1] for ln in _lines(text)]
-    return LabelSet(entry.name, tuple(names), tuple(_imagenet_synsets(entry)))
+    return LabelSet(entry.name, tuple(_eta_imagenet_names()), tuple(_imagenet_synsets(entry)))
 
 
 def _load_imagenet_with_background(entry: LabelSetEntry) -> LabelSet:
-    """1001 TF-slim labels (Coral): index 0 is background, 1..1000 the ImageNet classes."""
-    names = _lines(_read(entry, "names"))
-    if names[0].lower() != BACKGROUND:
-        raise CatalogError(f"label set '{entry.name}': expected 'background' first, got {names[0]!r}")
-    return LabelSet(entry.name, tuple(names), (None, *_imagenet_synsets(entry)), background=True)
+    """1001 TF-slim labels (Coral): index 0 is background, 1..1000 the ImageNet classes. Names are
+    canonicalised to the ImageNet-1000 spelling (by class index) so that predictions of 1000- and
+    1001-way models compare equal; the file's own spelling stays in `raw_names`."""
+    raw = _lines(_read(entry, "names"))
+    if len(raw) != 1001 or raw[0].lower() != BACKGROUND:
+        raise CatalogError(f"label set '{entry.name}': expected 'background' + 1000 ImageNet labels, got "
+                           f"{len(raw)} lines starting {raw[0]!r}")
+    return LabelSet(entry.name, (BACKGROUND, *_eta_imagenet_names()), (None, *_imagenet_synsets(entry)),
+                    background=True, raw_names=tuple(raw))
 
 
 def _c_array(source: str, name: str) -> str:
