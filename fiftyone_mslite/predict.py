@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .adapters.base import ClassPrediction, MultiLabelPrediction
 from .classifier import Classifier
+from .images import load_image
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,6 @@ class ImagePrediction:
             return {"image": self.image, "error": self.error}
         key = "top_k" if isinstance(self.prediction, ClassPrediction) else "labels"
         return {"image": self.image, key: [{"label": lbl, "confidence": round(c, 6)} for lbl, c in self.ranked]}
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Decode as RGB uint8 HWC, following EXIF orientation; errors name the file."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except FileNotFoundError:
-        raise ValueError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"cannot decode image {path}: {exc}") from None
 
 
 def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: int = 5,

@@ -49,7 +49,7 @@ class _Worker(object):
     def request(self, message, what):
         try:
             protocol.send(self.cmd, message)
-            reply = protocol.receive(self.rep)
+            reply, payload = protocol.receive(self.rep)
         except protocol.PeerGone:
             raise errors.WorkerCrashedError(self._death_note(what)) from None
         if not reply.get("ok"):
@@ -57,6 +57,7 @@ class _Worker(object):
             native = native_errors(self._new_log())
             message = reply.get("message", "unknown worker error")
             raise cls(message + ("\n" + native if native and native not in message else ""))
+        reply["payload"] = payload
         return reply
 
     def _new_log(self):
@@ -93,6 +94,18 @@ class _Worker(object):
         self.outbuf.close()
         self.log.close()
         os.unlink(self.log.name)
+
+
+def _unpack(layout, payload):
+    import numpy as np
+
+    arrays, offset = [], 0
+    for desc in layout:
+        dtype = np.dtype(desc["dtype"])
+        count = int(np.prod(desc["shape"], dtype=np.int64))
+        arrays.append(np.frombuffer(payload, dtype, count, offset).reshape(desc["shape"]).copy())
+        offset += count * dtype.itemsize
+    return arrays
 
 
 def _stop_quietly(box):
@@ -153,8 +166,10 @@ class WorkerSession(object):
             except errors.WorkerCrashedError:
                 self._box.pop().stop()
                 raise
-            worker.outbuf.remap(reply["out_size"])
             self.last_runtime_s = reply["runtime_s"]
+            if "inline" in reply:
+                return _unpack(reply["inline"], reply["payload"])
+            worker.outbuf.remap(reply["out_size"])
             return [worker.outbuf.view(d).copy() for d in reply["outputs"]]
 
     def close(self):

@@ -130,6 +130,10 @@ class InProcessSession(object):
     def run(self, *arrays):
         """Run one batch per input (leading dim = batch); returns one array per output."""
         arrays, n = check_inputs(self.inputs, arrays, self.path)
+        return self.run_checked(arrays, n)
+
+    def run_checked(self, arrays, n):
+        """`run` for inputs already validated (by the worker's parent)."""
         start = time.perf_counter()
         step = self._fixed_batch or self.batch_size or n
         chunks = []

@@ -8,6 +8,7 @@ import os
 import sys
 
 _STANDALONE = "_fiftyone_mslite_runtime"
+INLINE_LIMIT = 1 << 18  # outputs up to 256 KB come back on the pipe, larger ones through shared memory
 
 
 def _die_with_parent(parent_pid):
@@ -33,10 +34,11 @@ def serve(cmd_fd, reply_fd, in_fd, out_fd):
     session = None
     while True:
         try:
-            msg = protocol.receive(cmd_fd)
+            msg, _ = protocol.receive(cmd_fd)
         except protocol.PeerGone:
             return
         op = msg.get("op")
+        payload = b""
         try:
             if op == "open":
                 session = InProcessSession(msg["path"], msg["threads"], msg.get("batch_size"))
@@ -45,10 +47,15 @@ def serve(cmd_fd, reply_fd, in_fd, out_fd):
                          "outputs": [s.to_dict() for s in session.outputs]}
             elif op == "run":
                 inbuf.remap(msg["in_size"])
-                outputs = session.run(*[inbuf.view(d) for d in msg["inputs"]])
-                layout = outbuf.write(outputs)
-                reply = {"ok": True, "outputs": layout, "out_size": outbuf.size,
-                         "runtime_s": session.last_runtime_s}
+                views = [inbuf.view(d) for d in msg["inputs"]]
+                outputs = session.run_checked(views, views[0].shape[0])
+                reply = {"ok": True, "runtime_s": session.last_runtime_s}
+                if sum(o.nbytes for o in outputs) <= INLINE_LIMIT:
+                    reply["inline"] = [{"shape": list(o.shape), "dtype": o.dtype.str} for o in outputs]
+                    payload = b"".join(o.tobytes() for o in outputs)
+                else:
+                    reply["outputs"] = outbuf.write(outputs)
+                    reply["out_size"] = outbuf.size
             elif op == "convert":
                 reply = {"ok": True, "output": convert_inprocess(**msg["args"])}
             elif op == "close":
@@ -60,7 +67,7 @@ def serve(cmd_fd, reply_fd, in_fd, out_fd):
             reply = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
         except Exception as exc:  # report, keep serving: the parent decides what is fatal
             reply = {"ok": False, "error": "MSLiteError", "message": "{}: {}".format(type(exc).__name__, exc)}
-        protocol.send(reply_fd, reply)
+        protocol.send(reply_fd, reply, payload)
 
 
 def _load_standalone():
@@ -79,7 +86,7 @@ def _refuse(reply_fd, message):
     import json
     import struct
     data = json.dumps({"ok": False, "error": "RuntimeUnavailableError", "message": message}).encode("utf-8")
-    os.write(reply_fd, struct.pack("<I", len(data)) + data)
+    os.write(reply_fd, struct.pack("<II", len(data), 0) + data)  # protocol.send's framing, without numpy
 
 
 if __name__ == "__main__":

