@@ -93,6 +93,7 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")
+        runtime.detect_model_format(ref)  # a clear error for missing/foreign files, before anything else
         entry = entry_for_file(ref, labels, dict(overrides))
         return Classifier(entry, Path(ref).expanduser().resolve(), threads=threads, backend=backend)
     cat.model(ref)  # raises with suggestions

@@ -63,7 +63,8 @@ def _require_single_label(samples: Samples, field: str, role: str) -> None:
 def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | str | None = None) -> list[str]:
     """Class names in logit order: given (a list, or a label-set name/path), else recorded on the dataset.
 
-    Recorded means `dataset.classes[pred_field]`, or the field's `info["classes"]` / `info["label_set"]`.
+    Recorded means `dataset.classes[pred_field]`, the field's `info["classes"]` / `info["label_set"]`, or the
+    label set in the settings of the run that `annotate()` registers for the field.
     """
     from .catalog.registry import catalog
 
@@ -77,10 +78,21 @@ def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | 
     info = dataset.get_field(pred_field).info or {}
     if info.get("classes"):
         return list(info["classes"])
-    if info.get("label_set"):
-        return list(catalog().labels(info["label_set"]).names)
+    label_set = info.get("label_set") or _label_set_of_run(dataset, pred_field)
+    if label_set:
+        return list(catalog().labels(label_set).names)
     raise ValueError(f"top-k evaluation needs the classes of '{pred_field}' in logit order: pass classes= (a list or "
                      f"a label set name such as 'imagenet-1000'), or set dataset.classes['{pred_field}']")
+
+
+def _label_set_of_run(dataset: fo.Dataset, pred_field: str) -> str | None:
+    """The label set a run recorded for `pred_field` (annotate() stores `label_field` and `settings["labels"]`)."""
+    for key in dataset.list_runs():
+        config = dataset.get_run_info(key).config
+        settings = getattr(config, "settings", None)
+        if getattr(config, "label_field", None) == pred_field and isinstance(settings, dict):
+            return settings.get("labels")
+    return None
 
 
 def _check_logits(samples: Samples, pred_field: str, classes: list[str]) -> None:

@@ -67,19 +67,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | None = None,
+def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | None = None, draft: bool = True,
              max_pixels: int | None = None) -> Image.Image:
     """Decode as an RGB PIL image, following EXIF orientation.
 
-    `fit` = (model input (h, w), pre-processing config) enables JPEG draft mode down to `needed_size`.
-    Images above `max_pixels` (default: Pillow's MAX_IMAGE_PIXELS) are draft-decoded if JPEG, else refused.
+    With `fit` = (model input (h, w), pre-processing config) and `draft`, JPEGs are decoded in draft mode
+    down to `needed_size`. Images above `max_pixels` (default: Pillow's MAX_IMAGE_PIXELS) are always
+    draft-decoded if JPEG (down to `needed_size`, or 1/8 without `fit`), else refused.
     """
     max_pixels = max_pixels or Image.MAX_IMAGE_PIXELS or 1 << 62
     try:
         img = _open(path)
         with img:
             oversized = img.width * img.height > max_pixels
-            if img.format == "JPEG" and (fit or oversized):
+            if img.format == "JPEG" and ((fit and draft) or oversized):
                 rotated = img.getexif().get(ORIENTATION, 1) in _SWAPS_AXES
                 w, h = img.size[::-1] if rotated else img.size
                 need = needed_size((w, h), *fit) if fit else (1, 1)
@@ -100,6 +101,6 @@ def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | N
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
 
 
-def load_image(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | None = None) -> np.ndarray:
-    """Decode as RGB uint8 HWC (see `open_rgb`)."""
-    return np.asarray(open_rgb(path, fit))
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode as RGB uint8 HWC at full size (see `open_rgb`)."""
+    return np.asarray(open_rgb(path))

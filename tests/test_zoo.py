@@ -1,5 +1,6 @@
 """The catalog as a FiftyOne model zoo source: listed, 'downloaded' through the catalog, loaded and applied."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,8 +48,8 @@ def test_load_zoo_model_downloads_through_the_catalog_and_applies(zoo_source, ti
     assert not foz.is_zoo_model_downloaded(tiny_model)
     model = foz.load_zoo_model(tiny_model)
     assert foz.is_zoo_model_downloaded(tiny_model)
-    marker = json.loads(foz.find_zoo_model(tiny_model) and open(foz.find_zoo_model(tiny_model)).read())
-    assert marker["model"] == tiny_model
+    marker = json.loads(Path(foz.find_zoo_model(tiny_model)).read_text())
+    assert marker["model"] == tiny_model and Path(marker["file"]).is_file()
 
     dataset = fo.Dataset()
     dataset.add_samples([fo.Sample(filepath=p) for p in images])

@@ -101,6 +101,9 @@ class ApplyModel(foo.Operator):
         inputs.int("batch_size", min=1, default=16, label="Batch size")
         inputs.bool("store_logits", default=False, label="Store logits",
                     description="Keep the raw scores; needed for top-k evaluation")
+        inputs.bool("overwrite", default=False, label="Overwrite",
+                    description="Replace labels that another model or other settings wrote to this field; "
+                                "without it, a rerun resumes and skips samples this run already labeled")
         return types.Property(inputs, view=types.View(label="Apply a MindSpore Lite model"))
 
     def resolve_run_name(self, ctx) -> str:
@@ -108,23 +111,29 @@ class ApplyModel(foo.Operator):
         return f"mslite: {model} → {ctx.params.get('label_field')}"
 
     def execute(self, ctx):
+        """Runs `annotate` chunk by chunk, so that both execution modes can report progress in between."""
         from fiftyone_mslite.annotate import annotate
 
+        p = ctx.params
         target = ctx.target_view()
-        field = ctx.params["label_field"]
-        batch_size = int(ctx.params.get("batch_size") or 16)
+        batch_size = int(p.get("batch_size") or 16)
         ids = target.values("id")
-        done = 0
+        done = failed = 0
         with _load(ctx) as model:
             for chunk in _chunks(ids, batch_size):
-                annotate(target.select(chunk), model, field, batch_size=batch_size,
-                         confidence_thresh=ctx.params.get("confidence_thresh"),
-                         store_logits=bool(ctx.params.get("store_logits")), overwrite=True)
-                done += len(chunk)
+                summary = annotate(target.select(chunk), model, p["label_field"], batch_size=batch_size,
+                                   confidence_thresh=p.get("confidence_thresh"),
+                                   store_logits=bool(p.get("store_logits")), overwrite=bool(p.get("overwrite")),
+                                   progress=False)
+                done, failed = done + len(chunk), failed + summary.failed
                 message = _progress(ctx, done / len(ids), f"{done}/{len(ids)} samples")
                 if message is not None:
                     yield message
         if not ctx.delegated:
+            note = f"{model.name}: labeled {done - failed} samples into '{p['label_field']}'"
+            if failed:
+                note += f"; {failed} failed (see the '{p['label_field']}_error' field)"
+            yield ctx.ops.notify(note, variant="warning" if failed else "success")
             yield ctx.trigger("reload_dataset")
 
 

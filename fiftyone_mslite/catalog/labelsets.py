@@ -6,6 +6,7 @@ committed. ImageNet sets carry synsets so that a 1001-output model (index 0 = ba
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from . import downloads
 from .schema import CatalogError, LabelSetEntry
 
 BACKGROUND = "background"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,17 @@ def _read(entry: LabelSetEntry, key: str) -> str:
 _GALLERY = re.compile(r"\*\*([^*]+?) \((\d+)\)\*\* <br/> `(n\d{8})`")
 
 
-def _imagenet_synsets(entry: LabelSetEntry) -> list[str]:
-    """Synsets in class-index order, from the ImageNet sample gallery (one image per class)."""
-    found = sorted((int(i), syn) for _, i, syn in _GALLERY.findall(_read(entry, "synsets")))
+def _imagenet_synsets(entry: LabelSetEntry) -> list[str | None]:
+    """Synsets in class-index order, from the ImageNet sample gallery (one image per class).
+
+    Names alone still identify classes (they are canonicalised), so an unreachable gallery only costs
+    the synset attributes: warn instead of failing every ImageNet prediction offline."""
+    try:
+        text = _read(entry, "synsets")
+    except downloads.DownloadError as exc:
+        log.warning("label set '%s': no WordNet synsets (%s)", entry.name, exc)
+        return [None] * 1000
+    found = sorted((int(i), syn) for _, i, syn in _GALLERY.findall(text))
     if [i for i, _ in found] != list(range(1000)):
         raise CatalogError(f"label set '{entry.name}': the synset gallery does not list classes 0..999")
     return [syn for _, syn in found]

@@ -78,6 +78,8 @@ def find_python37():
 
     explicit = os.environ.get(PYTHON37_ENV)
     if explicit:
+        if not os.access(explicit, os.X_OK):
+            return None, "{}={} is not an executable Python".format(PYTHON37_ENV, explicit)
         return explicit, "setting {}".format(PYTHON37_ENV)
     root = _pyenv_root()
     if root is not None:
