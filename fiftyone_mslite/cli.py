@@ -1,6 +1,7 @@
 """`fiftyone-mslite`: every command prints for people by default and JSON with --json."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ def _fail(exc: Exception, as_json: bool) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _stdout_for_json(as_json: bool):
+    """With --json, stdout carries only the JSON: FiftyOne's own prints and progress bars go to stderr."""
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
 
 
 @click.group()
@@ -302,3 +308,33 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
         for t in tensors:
             click.echo(f"  {kind:6} {t.name}: {list(t.dims)} {t.dtype} {t.format}")
     click.echo("  loadable by MindSpore Lite 2.x" if info.loadable else f"  NOT loadable: {info.hint}")
+
+
+@main.command("demo")
+@click.option("--variant", type=click.Choice(["imagenet", "cifar10"]), default="imagenet", show_default=True)
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N images.")
+@click.option("--model", help="Catalog model to use (default: the best one available here).")
+@click.option("--app", "launch", is_flag=True, help="Open the FiftyOne App on the result.")
+@json_option
+def demo_cmd(variant: str, limit: int | None, model: str | None, launch: bool, as_json: bool) -> None:
+    """Annotate a real dataset with a real MindSpore Lite model, evaluate it, save the mistakes."""
+    from .demo import DemoError, render, run_demo
+
+    try:
+        with _stdout_for_json(as_json):
+            summary = run_demo(variant, limit, model, progress=not as_json)
+    except DemoError as exc:
+        _fail(exc, as_json)
+    _emit(as_json, summary.to_dict(), render(summary))
+    if launch:
+        _launch_app(summary.dataset, view=None)
+
+
+def _launch_app(dataset_name: str, view: str | None, port: int = 5151) -> None:
+    import fiftyone as fo
+
+    dataset = fo.load_dataset(dataset_name)
+    session = fo.launch_app(dataset, view=dataset.load_saved_view(view) if view else None, port=port,
+                            address="0.0.0.0", auto=False)
+    click.echo(f"FiftyOne App: {session.url}  (Ctrl-C to stop)")
+    session.wait(-1)

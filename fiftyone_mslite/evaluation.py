@@ -50,12 +50,16 @@ def mistakes_view_name(eval_key: str) -> str:
     return f"{eval_key}-mistakes"
 
 
-def _require_single_label(samples: Samples, field: str, role: str) -> None:
+def _field_type(samples: Samples, label_field: str, role: str) -> type:
+    """`label_field_type`, with the error saying which argument ("prediction", "ground truth") is wrong."""
     try:
-        kind = label_field_type(samples, field)
+        return label_field_type(samples, label_field)
     except ValueError as exc:
         raise ValueError(f"{role} field: {exc}") from None
-    if kind is fo.Classifications:
+
+
+def _require_single_label(samples: Samples, field: str, role: str) -> None:
+    if _field_type(samples, field, role) is fo.Classifications:
         raise ValueError(f"{role} field '{field}' holds Classifications (multi-label); evaluate() compares one label "
                          f"per sample: use evaluate_multilabel(samples, '{field}', ...) instead")
 
@@ -228,6 +232,29 @@ def _as_list(label) -> list:
     return list(label.classifications) if isinstance(label, fo.Classifications) else [label]
 
 
+def _match(pred_labels: list, gt_labels: list, keep: set[str] | None) -> tuple[dict[str, list], tuple[list, list]]:
+    """One sample: the TP/FP/FN labels (new Classifications, predictions keep their confidence) and the outcome
+    of each predicted and ground-truth label (None: a class outside `keep`, or a repeated prediction)."""
+    def scored(label) -> bool:
+        return keep is None or label.label in keep
+
+    truth = {g.label for g in gt_labels if scored(g)}
+    predicted = {p.label for p in pred_labels if scored(p)}
+    hits: dict[str, list] = {"tp": [], "fp": []}
+    pred_marks, seen = [], set()
+    for p in pred_labels:
+        if not scored(p) or p.label in seen:
+            pred_marks.append(None)
+            continue
+        seen.add(p.label)
+        kind = "tp" if p.label in truth else "fp"
+        pred_marks.append(kind)
+        hits[kind].append(fo.Classification(label=p.label, confidence=p.confidence))
+    hits["fn"] = [fo.Classification(label=label) for label in sorted(truth - predicted)]
+    gt_marks = [("tp" if g.label in predicted else "fn") if scored(g) else None for g in gt_labels]
+    return hits, (pred_marks, gt_marks)
+
+
 def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
                         eval_key: str = "eval_ml", classes: Sequence[str] | None = None) -> MultiLabelSummary:
     """Evaluate multi-label predictions (Classifications; Classification fields count as one label) per class.
@@ -237,11 +264,8 @@ def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "grou
     ground-truth label; saves the view `<eval_key>-errors`; records the summary as a run under `eval_key`.
     With `classes`, labels of other classes are ignored; the per-class table covers exactly `classes`.
     """
-    for name, role in ((pred_field, "prediction"), (gt_field, "ground truth")):
-        try:
-            label_field_type(samples, name)
-        except ValueError as exc:
-            raise ValueError(f"{role} field: {exc}") from None
+    _field_type(samples, pred_field, "prediction")
+    _field_type(samples, gt_field, "ground truth")
     keep = set(classes) if classes is not None else None
     preds, gts = samples.values(pred_field), samples.values(gt_field)
 
@@ -249,24 +273,9 @@ def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "grou
     per_sample: dict[str, list] = {k: [] for k in ("tp", "fp", "fn")}
     pred_marks, gt_marks = [], []
     for pred, gt in zip(preds, gts):
-        pred_labels, gt_labels = _as_list(pred), _as_list(gt)
-        truth = {g.label for g in gt_labels if keep is None or g.label in keep}
-        predicted = {p.label for p in pred_labels if keep is None or p.label in keep}
-        seen: set[str] = set()
-        hits: dict[str, list] = {"tp": [], "fp": []}
-        marks = []
-        for p in pred_labels:
-            if (keep is not None and p.label not in keep) or p.label in seen:
-                marks.append(None)  # ignored class, or a duplicate of a label already counted
-                continue
-            seen.add(p.label)
-            kind = "tp" if p.label in truth else "fp"
-            marks.append(kind)
-            hits[kind].append(fo.Classification(label=p.label, confidence=p.confidence))
-        pred_marks.append(marks)
-        gt_marks.append([None if keep is not None and g.label not in keep else
-                         ("tp" if g.label in predicted else "fn") for g in gt_labels])
-        hits["fn"] = [fo.Classification(label=label) for label in sorted(truth - predicted)]
+        hits, marks = _match(_as_list(pred), _as_list(gt), keep)
+        pred_marks.append(marks[0])
+        gt_marks.append(marks[1])
         for kind, labels in hits.items():
             counts[kind].update(c.label for c in labels)
             per_sample[kind].append(labels)
@@ -300,13 +309,13 @@ def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "grou
     return summary
 
 
-def _mark_labels(samples: Samples, field: str, labels: list, marks: list[list], eval_key: str) -> None:
+def _mark_labels(samples: Samples, label_field: str, labels: list, marks: list[list], eval_key: str) -> None:
     """Set the `<eval_key>` attribute of each label in bulk, so the App can filter labels by tp/fp/fn."""
-    if label_field_type(samples, field) is fo.Classifications:
-        samples.set_values(f"{field}.classifications.{eval_key}",
+    if label_field_type(samples, label_field) is fo.Classifications:
+        samples.set_values(f"{label_field}.classifications.{eval_key}",
                            [m if label is not None else None for label, m in zip(labels, marks)])
     else:
-        samples.set_values(f"{field}.{eval_key}", [m[0] if m else None for m in marks])
+        samples.set_values(f"{label_field}.{eval_key}", [m[0] if m else None for m in marks])
 
 
 def _record_run(samples: Samples, summary: MultiLabelSummary, classes: Sequence[str] | None) -> None:

@@ -51,7 +51,8 @@ def test_accuracy_report_and_run(single):
 
     # the two most confident mistakes, most confident first, as JSON-ready rows
     mistakes = summary.to_dict()["confident_mistakes"]
-    assert [(m["filepath"], m["gt"], m["pred"]) for m in mistakes] == [("/img/5.jpg", "b", "a"), ("/img/3.jpg", "c", "a")]
+    rows = [(m["filepath"], m["gt"], m["pred"]) for m in mistakes]
+    assert rows == [("/img/5.jpg", "b", "a"), ("/img/3.jpg", "c", "a")]
     assert mistakes[0]["confidence"] == pytest.approx(_softmax([5, 0, 1]).max())
     json.dumps(summary.to_dict())
 
@@ -183,7 +184,9 @@ def test_multilabel_matches_sklearn(multi):
 
 def test_multilabel_sample_fields(multi):
     evaluate_multilabel(multi, "pred", "ground_truth")
-    names = lambda field: [[c.label for c in v.classifications] for v in multi.values(field)]  # noqa: E731
+    def names(field):
+        return [[c.label for c in v.classifications] for v in multi.values(field)]
+
     assert names("eval_ml_tp") == [["cat"], ["dog"], [], [], ["cat"]]
     assert names("eval_ml_fp") == [[], ["car"], ["car"], [], []]
     assert names("eval_ml_fn") == [["dog"], [], [], ["car", "cat"], []]
