@@ -1,3 +1,40 @@
-"""MindSpore Lite image classifiers as first-class FiftyOne models."""
+"""MindSpore Lite image classifiers as first-class FiftyOne models.
+
+    import fiftyone_mslite as fom
+    model = fom.load_model("tv-mobilenet-v2")      # a FiftyOne Model: dataset.apply_model(model, "predictions")
+    fom.annotate(dataset, model, "predictions")    # the fast path
+    fom.evaluate(dataset, "predictions", "ground_truth", top_k=5)
+
+Attributes load lazily so that `fiftyone_mslite.runtime` stays importable on the worker's Python 3.7 and
+`import fiftyone` is only paid by what needs it. (This file must stay Python-3.7 compatible.)
+"""
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "fiftyone_mslite.model",
+    "MSLiteModel": "fiftyone_mslite.model",
+    "MSLiteModelConfig": "fiftyone_mslite.model",
+    "annotate": "fiftyone_mslite.annotate",
+    "evaluate": "fiftyone_mslite.evaluation",
+    "evaluate_multilabel": "fiftyone_mslite.evaluation",
+    "confidence_view": "fiftyone_mslite.views",
+    "save_low_confidence_view": "fiftyone_mslite.views",
+    "import_directory": "fiftyone_mslite.datasets",
+    "load_classifier": "fiftyone_mslite.classifier",
+    "convert_model": "fiftyone_mslite.conversion",
+    "open_model": "fiftyone_mslite.runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError("module 'fiftyone_mslite' has no attribute {!r}".format(name))
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

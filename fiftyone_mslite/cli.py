@@ -331,10 +331,125 @@ def demo_cmd(variant: str, limit: int | None, model: str | None, launch: bool, a
 
 
 def _launch_app(dataset_name: str, view: str | None, port: int = 5151) -> None:
+    """Serve the App until Ctrl-C (remote mode: works over SSH and in containers, prints the URL)."""
     import fiftyone as fo
 
     dataset = fo.load_dataset(dataset_name)
     session = fo.launch_app(dataset, view=dataset.load_saved_view(view) if view else None, port=port,
-                            address="0.0.0.0", auto=False)
+                            address="0.0.0.0", remote=True)
     click.echo(f"FiftyOne App: {session.url}  (Ctrl-C to stop)")
     session.wait(-1)
+
+
+def _load_dataset(name: str):
+    import fiftyone as fo
+
+    if not fo.dataset_exists(name):
+        raise click.ClickException(f"no FiftyOne dataset named '{name}' (fiftyone datasets list shows them)")
+    return fo.load_dataset(name)
+
+
+@main.command("annotate")
+@click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset name.")
+@click.option("--model", required=True, help="Catalog name or .ms/.mindir path (then --labels).")
+@click.option("--labels", help="Label set or label file, for a model file.")
+@click.option("--field", "label_field", default="predictions", show_default=True)
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Confidence threshold applied at annotate time.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--store-logits/--no-store-logits", default=True, show_default=True,
+              help="Keep logits (needed for top-k evaluation).")
+@click.option("--resume/--overwrite", default=True, show_default=True,
+              help="Skip samples this model already labeled with the same settings, or redo all.")
+@json_option
+def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
+                 batch_size: int, store_logits: bool, resume: bool, as_json: bool) -> None:
+    """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
+    from .annotate import annotate
+    from .model import load_model
+
+    try:
+        with _stdout_for_json(as_json):
+            dataset = _load_dataset(dataset_name)
+            extra = {"labels": labels} if labels else {}
+            with load_model(model, **extra) as loaded:
+                summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
+                                   store_logits=store_logits, overwrite=not resume, progress=not as_json)
+    except (runtime.MSLiteError, ValueError) as exc:
+        _fail(exc, as_json)
+    data = summary.to_dict()
+    failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
+    _emit(as_json, data, f"{dataset_name}.{label_field}: {summary.processed} labeled, {summary.skipped} already "
+                         f"labeled, {summary.failed} failed ({summary.images_per_s:.1f} images/s){failures}")
+    sys.exit(1 if summary.failed else 0)
+
+
+@main.command("evaluate")
+@click.option("--dataset", "dataset_name", required=True)
+@click.option("--pred", "pred_field", required=True, help="Prediction field.")
+@click.option("--gt", "gt_field", default="ground_truth", show_default=True, help="Ground-truth field.")
+@click.option("--eval-key", default="eval", show_default=True)
+@click.option("--top-k", type=click.IntRange(2), help="Also top-k accuracy (needs stored logits).")
+@click.option("--multilabel", is_flag=True, help="Multi-label evaluation (per-class P/R/F1, TP/FP/FN fields).")
+@json_option
+def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
+                 multilabel: bool, as_json: bool) -> None:
+    """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
+    from .evaluation import evaluate, evaluate_multilabel
+
+    try:
+        with _stdout_for_json(as_json):
+            dataset = _load_dataset(dataset_name)
+            if multilabel:
+                ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
+            else:
+                result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k)
+    except ValueError as exc:
+        _fail(exc, as_json)
+    if multilabel:
+        _emit(as_json, ml.to_dict(), f"{eval_key}: micro F1 {ml.micro_f1:.1%}, macro F1 {ml.macro_f1:.1%} "
+                                     f"(TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'")
+        return
+    top = f", top-{top_k} {result.top_k_accuracy:.1%}" if top_k else ""
+    worst = "".join(f"\n  {m.confidence:6.1%}  {m.pred!r} (truth {m.gt!r})  {m.filepath}"
+                    for m in result.confident_mistakes[:5])
+    _emit(as_json, result.to_dict(), f"{eval_key}: accuracy {result.accuracy:.1%}{top}, {result.num_mistakes} "
+                                     f"mistakes (view '{result.mistakes_view}'); most confident:{worst}")
+
+
+@main.group("dataset")
+def dataset_group() -> None:
+    """Create FiftyOne datasets from image folders."""
+
+
+@dataset_group.command("import")
+@click.option("--name", required=True)
+@click.option("--dir", "directory", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels-from", type=click.Choice(["folder", "filename-synset"]), default="folder", show_default=True)
+@click.option("--label-set", help="Map labels to a label set's names (default for filename-synset: imagenet-1000).")
+@click.option("--overwrite", is_flag=True)
+@json_option
+def dataset_import(name: str, directory: Path, labels_from: str, label_set: str | None, overwrite: bool,
+                   as_json: bool) -> None:
+    """An image tree (<dir>/<class>/*.jpg) or ImageNet-style names (n01440764_tench.JPEG) → dataset with ground
+    truth."""
+    from .datasets import import_directory
+
+    try:
+        with _stdout_for_json(as_json):
+            dataset = import_directory(name, directory, labels_from=labels_from, label_set=label_set,
+                                       overwrite=overwrite)
+            classes = sorted(dataset.distinct("ground_truth.label"))
+    except ValueError as exc:
+        _fail(exc, as_json)
+    _emit(as_json, {"name": name, "samples": len(dataset), "classes": len(classes)},
+          f"dataset '{name}': {len(dataset)} samples, {len(classes)} classes")
+
+
+@main.command("app")
+@click.option("--dataset", "dataset_name", required=True)
+@click.option("--view", help="Saved view to open, e.g. eval-mistakes.")
+@click.option("--port", default=5151, show_default=True)
+def app_cmd(dataset_name: str, view: str | None, port: int) -> None:
+    """Open the FiftyOne App on a dataset (and optionally a saved view)."""
+    _load_dataset(dataset_name)
+    _launch_app(dataset_name, view, port)

@@ -99,16 +99,21 @@ def _label_set_of_run(dataset: fo.Dataset, pred_field: str) -> str | None:
     return None
 
 
-def _check_logits(samples: Samples, pred_field: str, classes: list[str]) -> None:
-    """FiftyOne silently scores samples without logits as wrong; refuse instead, naming the cause."""
+def _logit_classes(samples: Samples, pred_field: str, classes: list[str]) -> list[str]:
+    """`classes` checked against the stored logits. FiftyOne silently scores samples without logits as wrong:
+    refuse instead. A model with one output more than its labels has a leading background logit (see the
+    built-in adapter), so 'background' is prepended then."""
     missing = samples.exists(pred_field).exists(f"{pred_field}.logits", False).count()
     if missing:
         raise ValueError(f"{missing} sample(s) have no '{pred_field}.logits'; top-k evaluation needs the model to "
                          "store logits (apply_model(..., store_logits=True))")
     first = samples.exists(f"{pred_field}.logits").first()[pred_field].logits
-    if first is not None and len(first) != len(classes):
+    if len(first) == len(classes) + 1:
+        return ["background", *classes]
+    if len(first) != len(classes):
         raise ValueError(f"'{pred_field}.logits' have {len(first)} entries but {len(classes)} classes were given; "
                          "the classes must be the model's labels in logit order")
+    return classes
 
 
 def _run(samples: Samples, pred_field: str, gt_field: str, eval_key: str, **kwargs):
@@ -137,8 +142,7 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
 
     top_k_key = top_k_accuracy = None
     if top_k:
-        names = resolve_classes(samples, pred_field, classes)
-        _check_logits(samples, pred_field, names)
+        names = _logit_classes(samples, pred_field, resolve_classes(samples, pred_field, classes))
         top_k_key = f"{eval_key}_top{top_k}"
         top = _run(samples, pred_field, gt_field, top_k_key, method="top-k", k=top_k, classes=names)
         top_k_accuracy = float(top.metrics()["accuracy"])

@@ -83,8 +83,8 @@ def test_top_k_classes_from_dataset(single):
 def test_top_k_needs_classes_and_logits(single):
     with pytest.raises(ValueError, match=r"classes of 'pred' in logit order: pass classes="):
         evaluate(single, "pred", top_k=2)
-    with pytest.raises(ValueError, match="'pred.logits' have 3 entries but 2 classes"):
-        evaluate(single, "pred", top_k=2, classes=["a", "b"])
+    with pytest.raises(ValueError, match="'pred.logits' have 3 entries but 1 classes"):
+        evaluate(single, "pred", top_k=2, classes=["a"])
     sample = single.first()
     sample.pred.logits = None
     sample.save()
@@ -228,6 +228,15 @@ def test_multilabel_single_label_fields():
 def test_multilabel_missing_field(multi):
     with pytest.raises(ValueError, match=r"prediction field: .*no label field 'preds'"):
         evaluate_multilabel(multi, "preds", "ground_truth")
+
+
+def test_top_k_background_logit(single):
+    """1001-output ImageNet models: one logit more than the labels, index 0 = background."""
+    single.set_values("ground_truth.label", [{"a": "b", "b": "c", "c": "c"}[g] for g, _ in SINGLE])
+    single.set_values("pred.label", [CLASSES[int(np.argmax(lg)) - 1] if np.argmax(lg) else "background"
+                                     for _, lg in SINGLE])
+    summary = evaluate(single, "pred", top_k=2, classes=["b", "c"])  # logits read as [background, b, c]
+    assert summary.top_k_accuracy == pytest.approx(4 / 6)
 
 
 def test_top_k_classes_from_annotate_run(single, tmp_path):

@@ -54,7 +54,7 @@ def test_apply_model_matches_classifier_on_imagenet(tv_mobilenet, imagenet_dir):
     ds.apply_model(model, "pred", batch_size=8, store_logits=True)
     expected = _direct(tv_mobilenet, files)
     got = ds.values("pred")
-    for path, want, label in zip(files, expected, got):
+    for want, label in zip(expected, got):
         assert isinstance(label, fo.Classification)
         assert (label.label, label.confidence) == (want.label, want.confidence)
         np.testing.assert_array_equal(label.logits, want.logits)
