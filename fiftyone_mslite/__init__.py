@@ -33,7 +33,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError("module 'fiftyone_mslite' has no attribute {!r}".format(name))
+    raise AttributeError(f"module 'fiftyone_mslite' has no attribute {name!r}")
 
 
 def __dir__():

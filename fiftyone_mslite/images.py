@@ -18,7 +18,6 @@ from .adapters.preprocessing import PreprocessConfig
 
 ORIENTATION = 0x0112
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 degrees
-_BOMB_ERRORS = (Image.DecompressionBombError,)
 
 
 class ImageDecodeError(ValueError):
@@ -42,17 +41,20 @@ def _open(path: str | Path) -> Image.Image:
     is decoded yet) so that draft mode can decode it at a fraction of its size."""
     try:
         return Image.open(path)
-    except _BOMB_ERRORS:
+    except Image.DecompressionBombError:
         with open(path, "rb") as f:
             if f.read(3) != b"\xff\xd8\xff":
                 raise
         return JpegImagePlugin.JpegImageFile(path)
 
 
+_LARGE_HINT = "only JPEGs that large are decoded (at reduced size); downscale the image"
+
+
 def _too_large(img: Image.Image, max_pixels: int) -> str:
     w, h = img.size
-    return (f"image is {w}x{h} ({w * h / 1e6:.0f} Mpx), above the decoding limit of {max_pixels / 1e6:.0f} Mpx "
-            f"(PIL.Image.MAX_IMAGE_PIXELS); only JPEGs that large are decoded (at reduced size). Downscale it")
+    return (f"too large: {w}x{h} ({w * h / 1e6:.0f} Mpx) is above the decoding limit of {max_pixels / 1e6:.0f} Mpx "
+            f"(PIL.Image.MAX_IMAGE_PIXELS); {_LARGE_HINT}")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -95,7 +97,9 @@ def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | N
         empty = Path(path).stat().st_size == 0
         raise ImageDecodeError(f"cannot decode image {path}: "
                                f"{'empty file (0 bytes)' if empty else 'not an image Pillow can read'}") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"cannot decode image {path}: too large: {exc} {_LARGE_HINT}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ImageDecodeError):
             raise
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None

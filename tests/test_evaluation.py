@@ -230,13 +230,16 @@ def test_multilabel_missing_field(multi):
         evaluate_multilabel(multi, "preds", "ground_truth")
 
 
-def test_top_k_background_logit(single):
+def test_top_k_background_logit():
     """1001-output ImageNet models: one logit more than the labels, index 0 = background."""
-    single.set_values("ground_truth.label", [{"a": "b", "b": "c", "c": "c"}[g] for g, _ in SINGLE])
-    single.set_values("pred.label", [CLASSES[int(np.argmax(lg)) - 1] if np.argmax(lg) else "background"
-                                     for _, lg in SINGLE])
-    summary = evaluate(single, "pred", top_k=2, classes=["b", "c"])  # logits read as [background, b, c]
-    assert summary.top_k_accuracy == pytest.approx(4 / 6)
+    names = ["background", "x", "y"]
+    rows = [("x", [9, 1, 0]), ("y", [9, 0, 1]), ("y", [5, 4, 0])]  # top-2: right, right, wrong
+    ds = fo.Dataset()
+    ds.add_samples([fo.Sample(filepath=f"/img/{i}.jpg", ground_truth=fo.Classification(label=gt),
+                              pred=fo.Classification(label=names[int(np.argmax(lg))], confidence=0.9,
+                                                     logits=np.asarray(lg, float)))
+                    for i, (gt, lg) in enumerate(rows)])
+    assert evaluate(ds, "pred", top_k=2, classes=["x", "y"]).top_k_accuracy == pytest.approx(2 / 3)
 
 
 def test_top_k_classes_from_annotate_run(single, tmp_path):

@@ -12,7 +12,8 @@ HEADER = """# Model catalog
 Generated from `models.yaml` by `python -m fiftyone_mslite.catalog.docs > docs/catalog.md` (a test checks it is
 current). *Reported* columns are MindSpore Lite's "Image Classification Model" page verbatim (Mate30, 4 threads);
 *facts* are what we established, each marked **verified** (read from the file, the upstream code or hub page),
-**corrected** (the seed page is wrong) or *inferred*, with its source. Field reference: [catalog-format.md](catalog-format.md).
+**corrected** (the seed page is wrong) or *inferred*, with its source.
+Field reference: [catalog-format.md](catalog-format.md).
 """
 
 
