@@ -389,10 +389,12 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
 @click.option("--gt", "gt_field", default="ground_truth", show_default=True, help="Ground-truth field.")
 @click.option("--eval-key", default="eval", show_default=True)
 @click.option("--top-k", type=click.IntRange(2), help="Also top-k accuracy (needs stored logits).")
+@click.option("--classes", help="Label set (e.g. imagenet-1000) giving the logits' class order, for --top-k "
+                                "when it cannot be found automatically.")
 @click.option("--multilabel", is_flag=True, help="Multi-label evaluation (per-class P/R/F1, TP/FP/FN fields).")
 @json_option
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
-                 multilabel: bool, as_json: bool) -> None:
+                 classes: str | None, multilabel: bool, as_json: bool) -> None:
     """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
     from .evaluation import evaluate, evaluate_multilabel
 
@@ -402,7 +404,7 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
             if multilabel:
                 ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
             else:
-                result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k)
+                result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k, classes=classes)
     except ValueError as exc:
         _fail(exc, as_json)
     if multilabel:

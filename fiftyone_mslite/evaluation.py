@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import fiftyone as fo
+import numpy as np
 from fiftyone import ViewField as F
 
 from .views import Samples, label_field_type
@@ -68,7 +69,8 @@ def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | 
     """Class names in logit order: given (a list, or a label-set name/path), else recorded on the dataset.
 
     Recorded means `dataset.classes[pred_field]`, the field's `info["classes"]` / `info["label_set"]`, or the
-    label set in the settings of the run that `annotate()` registers for the field.
+    label set in the settings of the run that `annotate()` registers for the field. Failing those (e.g. after
+    a plain `apply_model`), the one catalog label set that explains the stored predictions is used.
     """
     from .catalog.registry import catalog
 
@@ -85,6 +87,9 @@ def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | 
     label_set = info.get("label_set") or _label_set_of_run(dataset, pred_field)
     if label_set:
         return list(catalog().labels(label_set).names)
+    found = _classes_from_catalog(samples, pred_field)
+    if found:
+        return found
     raise ValueError(f"top-k evaluation needs the classes of '{pred_field}' in logit order: pass classes= (a list or "
                      f"a label set name such as 'imagenet-1000'), or set dataset.classes['{pred_field}']")
 
@@ -97,6 +102,32 @@ def _label_set_of_run(dataset: fo.Dataset, pred_field: str) -> str | None:
         if getattr(config, "label_field", None) == pred_field and isinstance(settings, dict):
             return settings.get("labels")
     return None
+
+
+def _classes_from_catalog(samples: Samples, pred_field: str, probe: int = 200) -> list[str] | None:
+    """The class list of the catalog label set (or catalog model's labels) that has one name per logit and
+    names, for every probed sample, its stored label at its argmax logit; None unless exactly one list fits."""
+    from .catalog.downloads import DownloadError
+    from .catalog.registry import catalog
+    from .catalog.schema import CatalogError
+
+    labels, logits = samples.exists(f"{pred_field}.logits").limit(probe).values(
+        [f"{pred_field}.label", f"{pred_field}.logits"])
+    if not logits:
+        return None
+    n, cat = len(logits[0]), catalog()
+    refs = {name for name, e in cat.label_sets.items() if e.num_classes in (n, n - 1)}
+    refs |= {m.labels for m in cat.models.values() if m.num_classes == n}
+    fits = set()
+    for ref in sorted(refs):
+        try:
+            names = list(cat.labels(ref).names)
+        except (CatalogError, DownloadError, OSError):
+            continue  # an unreachable label file cannot be checked, so it cannot be chosen
+        names = ["background", *names] if len(names) == n - 1 else names
+        if len(names) == n and all(names[int(np.argmax(lg))] == lab for lab, lg in zip(labels, logits)):
+            fits.add(tuple(names))
+    return list(fits.pop()) if len(fits) == 1 else None
 
 
 def _logit_classes(samples: Samples, pred_field: str, classes: list[str]) -> list[str]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: Python 3.11 venv (.venv) with the package, test tools and MongoDB for FiftyOne,
 # plus the MindSpore Lite runtime venv (Python 3.7). Seconds on a warm machine.
+# --with-browser also installs Debian's chromium (the App's browser test needs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 .venv/bin/fiftyone-mslite runtime install
+
+if [ "${1:-}" = "--with-browser" ]; then
+  scripts/install-browser.sh >.venv/browser.log 2>&1 ||
+    { tail -n 20 .venv/browser.log >&2; echo "setup: installing chromium failed (see .venv/browser.log)" >&2; exit 1; }
+fi

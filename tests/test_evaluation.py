@@ -275,3 +275,5 @@ def test_apply_model_then_evaluate(tiny_model, tmp_path):
     assert summary.top_k_accuracy == pytest.approx(np.mean(in_top2))
     assert summary.num_mistakes == sum(g != p for g, p in zip(gts, preds))
     assert sorted(ds.list_evaluations()) == ["eval", "eval_top2"]
+    # without classes=: the catalog's 'tiny' labels are the one list that explains the stored predictions
+    assert evaluate(ds, "pred", top_k=2).top_k_accuracy == summary.top_k_accuracy
