@@ -38,6 +38,13 @@ class _Worker(object):
                 [python, "-I", _WORKER, str(cmd_r), str(rep_w), str(in_fd), str(out_fd), str(os.getpid())],
                 pass_fds=(cmd_r, rep_w, in_fd, out_fd), stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
                 env=env, start_new_session=True)  # Ctrl-C goes to the caller, which then closes us
+        except OSError as exc:
+            for fd in (cmd_w, rep_r, in_fd, out_fd):
+                os.close(fd)
+            self.log.close()
+            os.unlink(self.log.name)
+            raise errors.RuntimeUnavailableError("cannot start the MindSpore Lite worker with {}: {}. Run "
+                                                 "`fiftyone-mslite runtime install`.".format(python, exc)) from exc
         finally:
             os.close(cmd_r)
             os.close(rep_w)
