@@ -72,15 +72,17 @@ def runtime_info(as_json: bool) -> None:
               help="Output format (default: from --output's suffix, else ms).")
 @click.option("--from", "source_format", type=click.Choice(["onnx", "tflite", "tf", "caffe", "mindir"]),
               default=None, help="Source format (default: detected from the file).")
+@click.option("--dequantize", is_flag=True, help="Rewrite a quantized TFLite as float32 first (much faster here).")
 @json_option
-def convert_cmd(source: Path, output: Path, save_type: str | None, source_format: str | None,
+def convert_cmd(source: Path, output: Path, save_type: str | None, source_format: str | None, dequantize: bool,
                 as_json: bool) -> None:
     """Convert an ONNX/TFLite/TF/Caffe/MindIR model with MindSpore Lite's converter."""
     from .conversion import convert_model
 
     save_type = save_type or ("mindir" if output.suffix == ".mindir" else "ms")
     try:
-        result = convert_model(source, output, save_type=save_type, source_format=source_format)
+        result = convert_model(source, output, save_type=save_type, source_format=source_format,
+                               dequantize=dequantize)
     except (runtime.MSLiteError, ValueError) as exc:
         _fail(exc, as_json)
     fixes = "".join(f"\n  fixed: {f}" for f in result.fixes)

@@ -118,7 +118,8 @@ def test_evaluate_opens_the_mistakes_view(plugin, dataset, tiny_model):
     assert summary["num_samples"] == 10 and summary["top_k_accuracy"] >= summary["accuracy"]
     assert "ev-mistakes" in dataset.list_saved_views()
     assert len(dataset.load_saved_view("ev-mistakes")) == summary["num_mistakes"]
-    assert triggered(result)["set_view"] == {"name": "ev-mistakes"}
+    assert triggered(result)["set_view"]["view"] == dataset.load_saved_view("ev-mistakes")._serialize()
+    assert result.result["headline"]["mistakes_view"] == "ev-mistakes"
 
 
 def test_evaluate_multilabel(plugin, dataset, tiny_model):
@@ -132,4 +133,4 @@ def test_evaluate_multilabel(plugin, dataset, tiny_model):
     summary = result.result["summary"]
     assert "ml" in dataset.list_runs()
     assert summary["tp"] + summary["fn"] == sum(1 + i % 3 for i in range(len(dataset)))
-    assert triggered(result)["set_view"] == {"name": "ml-errors"}
+    assert triggered(result)["set_view"]["view"] == dataset.load_saved_view("ml-errors")._serialize()

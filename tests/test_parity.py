@@ -7,6 +7,7 @@ float models converted without loss should give (their probabilities differ by ~
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 from conftest import REPO
@@ -21,6 +22,7 @@ def parity(mirror):
     pytest.importorskip("onnxruntime", reason="the reference runtime for the ONNX exports")
     spec = importlib.util.spec_from_file_location("parity", REPO / "benchmarks" / "parity.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 

@@ -71,6 +71,10 @@ def _chunks(ids: list[str], batch_size: int) -> list[list[str]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
+def _shown(value) -> str:
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def _progress(ctx, fraction: float, label: str):
     """Progress for either mode: the delegated run's record, or a message the App shows (None if delegated)."""
     if ctx.delegated:
@@ -142,6 +146,7 @@ class _Evaluate(foo.Operator):
 
     label_types: tuple = SINGLE
     default_key = "eval"
+    headline: tuple[tuple[str, str], ...] = ()
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
@@ -165,17 +170,25 @@ class _Evaluate(foo.Operator):
     def execute(self, ctx) -> dict:
         summary, view = self.run(ctx)
         if not ctx.delegated:
+            # By stages, not by name: the App's list of saved views predates this run, so it would refuse
+            # a view saved just now (reopening the dataset lists it).
             ctx.trigger("reload_dataset")
-            ctx.ops.set_view(name=view)
-        return {"summary": summary}
+            ctx.ops.set_view(view=ctx.dataset.load_saved_view(view))
+        return {"summary": summary, "headline": {key: _shown(summary.get(key)) for key, _ in self.headline}}
 
     def resolve_output(self, ctx) -> types.Property:
+        """The headline numbers; the full summary (per-class report included) is in the result for scripts."""
+        headline = types.Object()
+        for key, label in self.headline:
+            headline.str(key, label=label, view=types.LabelValueView())
         outputs = types.Object()
-        outputs.obj("summary", label="Results", view=types.JSONView())
-        return types.Property(outputs)
+        outputs.define_property("headline", headline, label="Results")
+        return types.Property(outputs, view=types.View(label=self.config.label))
 
 
 class Evaluate(_Evaluate):
+    headline = (("accuracy", "Accuracy"), ("top_k_accuracy", "Top-k accuracy"), ("num_samples", "Samples"),
+                ("num_mistakes", "Mistakes"), ("mistakes_view", "Saved view"))
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(name="evaluate", label="MindSpore Lite: evaluate predictions", dynamic=True,
@@ -202,6 +215,9 @@ class Evaluate(_Evaluate):
 class EvaluateMultilabel(_Evaluate):
     label_types = SINGLE + MULTI  # a single Classification counts as one label
     default_key = "eval_ml"
+    headline = (("micro_precision", "Precision (micro)"), ("micro_recall", "Recall (micro)"),
+                ("micro_f1", "F1 (micro)"), ("macro_f1", "F1 (macro)"), ("samples_with_errors", "Samples with errors"),
+                ("errors_view", "Saved view"))
 
     @property
     def config(self) -> foo.OperatorConfig:

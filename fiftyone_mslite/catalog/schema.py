@@ -50,6 +50,7 @@ class Conversion(_Strict):
     save_type: Literal["ms", "mindir"] = "ms"
     input_data_type: Literal["float32", "uint8", "int8"] | None = None
     output_data_type: Literal["float32", "uint8", "int8"] | None = None
+    dequantize: bool = Field(False, description="rewrite a quantized TFLite as float32 first (fast fp32 kernels)")
 
 
 class Source(_Strict):

@@ -59,11 +59,13 @@ def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> Mo
         return ModelFile(src, source, converted=False)
     save_type = source.conversion.save_type
     key = (source.sha256 or sha256_of(src))[:16]
-    out = converted_dir() / entry.name / f"{src.stem}-{key}.{save_type}"
+    conv = source.conversion
+    variant = "-float" if conv.dequantize else ""
+    out = converted_dir() / entry.name / f"{src.stem}-{key}{variant}.{save_type}"
     if not out.is_file():
         result = convert_model(src, out, save_type=save_type, source_format=fmt,
-                               input_data_type=source.conversion.input_data_type,
-                               output_data_type=source.conversion.output_data_type)
+                               input_data_type=conv.input_data_type, output_data_type=conv.output_data_type,
+                               dequantize=conv.dequantize)
         out = result.output
         log.info("converted %s → %s", src, out)
     return ModelFile(out, source, converted=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import runtime
 from .onnx_fixes import OnnxFixError, prepare_onnx
+from .tflite_dequant import TFLiteDequantizeError, dequantize_tflite
 
 SUFFIX_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".pb": "tf", ".prototxt": "caffe", ".mindir": "mindir"}
 
@@ -54,8 +55,11 @@ def detect_source_format(path: Path) -> str:
 def convert_model(source: str | Path, output: str | Path, save_type: str = runtime.MS,
                   source_format: str | None = None, weight_file: str | Path | None = None,
                   input_data_type: str | None = None, output_data_type: str | None = None,
-                  backend: str | None = None) -> ConversionResult:
-    """Convert `source` to a .ms or .mindir at `output` (suffix added if missing)."""
+                  dequantize: bool = False, backend: str | None = None) -> ConversionResult:
+    """Convert `source` to a .ms or .mindir at `output` (suffix added if missing).
+
+    `dequantize` rewrites a quantized TFLite model as float32 first: MindSpore Lite 2.0.0's int8 kernels have
+    no SIMD on x86 and run 60-90x slower than its fp32 ones (docs/quantized.md)."""
     source = Path(source).expanduser().resolve()
     fmk = source_format or detect_source_format(source)
     if save_type not in (runtime.MS, runtime.MINDIR):
@@ -75,5 +79,13 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
             except OnnxFixError as exc:
                 raise runtime.ConversionError(str(exc)) from exc
             feed, fixes = report.output, report.fixes
+        elif dequantize:
+            if fmk != "tflite":
+                raise runtime.ConversionError(f"dequantize applies to TFLite sources, {source} is {fmk}")
+            try:
+                feed = dequantize_tflite(source, Path(work) / "float.tflite")
+            except TFLiteDequantizeError as exc:
+                raise runtime.ConversionError(f"{source}: {exc}") from exc
+            fixes = ("dequantized to float32 before conversion (fast fp32 kernels)",)
         written = runtime.convert(feed, fmk, output, save_type=save_type, backend=backend, **options)
     return ConversionResult(source, fmk, Path(written), save_type, fixes)
