@@ -106,7 +106,8 @@ def render(res: dict) -> str:
              f"{meta['torch']} CPU, {meta['torch_threads']} intra-op threads; its own resize to a minimum side of "
              f"224, no crop) vs `annotate` with `{res['model']}` (same weights via ONNX → .ms; resize 256, crop "
              f"224; MindSpore Lite {bm.THROUGHPUT_THREADS} threads). {res['images']} ImageNet sample images, "
-             f"batch {bm.BATCH_SIZE}, both run on one FiftyOne dataset in {meta['repeats']} rotating rounds after "
+             f"`batch_size={bm.BATCH_SIZE}` (FiftyOne ignores it for this TorchImageModel: its transforms give ragged "
+             f"batches), both run on one FiftyOne dataset in {meta['repeats']} rotating rounds after "
              f"a warm-up; medians. Measured {meta['date']} ({meta['cores']} cores).", "",
              "| path | images/s (median) | rounds |", "|---|---:|---|"]
     for k, v in res["paths"].items():

@@ -123,10 +123,10 @@ class LabeledImages:
 
 def setup_sources() -> Path | None:
     """Serve public URLs from ../shared/mirror when present (as the demo does); returns ../shared."""
-    from .demo import _use_mirror, find_shared
+    from .demo import find_shared, use_mirror
 
     shared = find_shared()
-    _use_mirror(shared)
+    use_mirror(shared)
     return shared
 
 
@@ -164,7 +164,7 @@ def cifar10(limit: int | None) -> LabeledImages:
 
 def ensure_models(names: Sequence[str], shared: Path | None) -> dict[str, str]:
     """Register the ONNX exports among `names` as user models; returns {name: why it is unavailable}."""
-    from .demo import _ensure_user_model
+    from .demo import ensure_user_model
 
     missing = {}
     for name in names:
@@ -174,7 +174,7 @@ def ensure_models(names: Sequence[str], shared: Path | None) -> dict[str, str]:
         if shared is None or not (shared / "onnx" / onnx).is_file():
             missing[name] = f"needs ../shared/onnx/{onnx}"
             continue
-        _ensure_user_model(name, shared / "onnx" / onnx, labels, **pre)
+        ensure_user_model(name, shared / "onnx" / onnx, labels, **pre)
     return missing
 
 

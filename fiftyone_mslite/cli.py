@@ -457,3 +457,21 @@ def app_cmd(dataset_name: str, view: str | None, port: int) -> None:
     """Open the FiftyOne App on a dataset (and optionally a saved view)."""
     _load_dataset(dataset_name)
     _launch_app(dataset_name, view, port)
+
+
+@main.command("benchmark")
+@click.option("--only", multiple=True, type=click.Choice(["models", "annotate", "peers"]),
+              help="Sections to run (default: all).")
+@click.option("--limit", type=click.IntRange(1), help="Cap each image set (default: 1000 ImageNet, 5000 CIFAR-10).")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--write-docs", is_flag=True, help="Rewrite docs/benchmarks.md sections and docs/images/benchmarks.png.")
+@json_option
+def benchmark_cmd(only: tuple[str, ...], limit: int | None, repeats: int, write_docs: bool, as_json: bool) -> None:
+    """Runtime-only latency per model, annotate vs apply_model vs runtime, vs ONNX Runtime: ratios from one run."""
+    from . import benchmark
+
+    with _stdout_for_json(as_json):
+        results = benchmark.run_benchmarks(list(only) or list(benchmark.SECTIONS), limit=limit, repeats=repeats)
+        if write_docs:
+            benchmark.write_docs(results)
+    _emit(as_json, results, benchmark.render_markdown(results))

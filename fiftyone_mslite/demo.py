@@ -56,7 +56,7 @@ def find_shared() -> Path | None:
     return None
 
 
-def _use_mirror(shared: Path | None) -> None:
+def use_mirror(shared: Path | None) -> None:
     if shared and not os.environ.get(downloads.MIRROR_ENV) and (shared / "mirror").is_dir():
         os.environ[downloads.MIRROR_ENV] = str(shared / "mirror")
 
@@ -97,7 +97,7 @@ def cifar_images(limit: int | None) -> Path:
     return _link_dir(runtime.cache_home() / "demo" / f"cifar10-{len(rels)}", files)
 
 
-def _ensure_user_model(name: str, onnx: Path, labels: str, **pre) -> str:
+def ensure_user_model(name: str, onnx: Path, labels: str, **pre) -> str:
     from .catalog.registry import catalog
     from .catalog.store import sha256_of
     from .catalog.user import add_model
@@ -114,10 +114,10 @@ def demo_model(variant: str, shared: Path | None, requested: str | None) -> str:
     onnx = shared / "onnx" if shared else None
     if variant == "imagenet":
         if onnx and (onnx / "mobilenet_v2_tv.onnx").is_file():
-            return _ensure_user_model("tv-mobilenet-v2", onnx / "mobilenet_v2_tv.onnx", "imagenet-1000")
+            return ensure_user_model("tv-mobilenet-v2", onnx / "mobilenet_v2_tv.onnx", "imagenet-1000")
         return "mobilenet-v1-0.25-224-tflite"  # public URL: works with internet or a mirror
     if onnx and (onnx / "cifar10_resnet20.onnx").is_file():
-        return _ensure_user_model("cifar10-resnet20", onnx / "cifar10_resnet20.onnx", "cifar10", resize="squash",
+        return ensure_user_model("cifar10-resnet20", onnx / "cifar10_resnet20.onnx", "cifar10", resize="squash",
                                   crop_fraction=1.0)
     raise DemoError("the CIFAR-10 demo uses the ResNet20 ONNX export in ../shared/onnx (no public URL); put the "
                     f"project's shared folder beside the checkout or set {SHARED_ENV}, or pass --model NAME.")
@@ -136,7 +136,7 @@ def run_demo(variant: str = "imagenet", limit: int | None = None, model: str | N
     if variant not in ("imagenet", "cifar10"):
         raise DemoError(f"unknown demo variant {variant!r}: use imagenet or cifar10")
     shared = find_shared()
-    _use_mirror(shared)
+    use_mirror(shared)
     model_name = demo_model(variant, shared, model)
     folder = imagenet_images(limit) if variant == "imagenet" else cifar_images(limit)
     name = f"mslite-demo-{variant}"

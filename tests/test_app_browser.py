@@ -47,7 +47,8 @@ def demo(imagenet_dir, tv_mobilenet, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app_url(demo):
+def session(demo):
+    """The App server. Its session state outlives a page: a view opened by one test stays for the next."""
     import fiftyone as fo
 
     from fiftyone_mslite.zoo import install_plugin
@@ -56,7 +57,8 @@ def app_url(demo):
     dataset, _ = demo
     port = _free_port()
     session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1", auto=False)
-    yield f"http://127.0.0.1:{port}"
+    session.base = f"http://127.0.0.1:{port}/datasets/{DATASET}"
+    yield session
     session.close()
 
 
@@ -123,9 +125,10 @@ class AppPage:
 
 
 @pytest.fixture()
-def app(browser):
+def app(browser, request):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     yield AppPage(page)
+    page.screenshot(path=f"/tmp/debug-{request.node.name}.png")
     page.close()
 
 
@@ -144,9 +147,10 @@ def _visible(text: str, labels: list[str]) -> int:
     return sum(label in text for label in set(labels))
 
 
-def test_app_shows_predictions(app, app_url, demo, tmp_path):
+def test_app_shows_predictions(app, session, demo, tmp_path):
     dataset, _ = demo
-    text = app.open(f"{app_url}/datasets/{DATASET}", len(dataset))
+    session.clear_view()
+    text = app.open(session.base, len(dataset))
     page = app.page
     assert DATASET in page.content()
     for field in ("predictions", "ground_truth"):
@@ -155,11 +159,11 @@ def test_app_shows_predictions(app, app_url, demo, tmp_path):
     assert _screenshot(page, "app-predictions.png", tmp_path).stat().st_size > 10_000
 
 
-def test_app_opens_the_mistakes_view(app, app_url, demo, tmp_path):
+def test_app_opens_the_mistakes_view(app, session, demo, tmp_path):
     dataset, summary = demo
     view = dataset.load_saved_view(summary.mistakes_view)
     slug = dataset._get_saved_view_doc(summary.mistakes_view).slug
-    text = app.open(f"{app_url}/datasets/{DATASET}?view={slug}", summary.num_mistakes)
+    text = app.open(f"{session.base}?view={slug}", summary.num_mistakes)
     page = app.page
     assert summary.mistakes_view in text.split("\n"), "the saved view's name is not shown in the view selector"
     wrong = [p for p, g in zip(*view.values(["predictions.label", "ground_truth.label"])) if p != g]
@@ -167,10 +171,11 @@ def test_app_opens_the_mistakes_view(app, app_url, demo, tmp_path):
     assert _screenshot(page, "app-mistakes.png", tmp_path).stat().st_size > 10_000
 
 
-def test_operators_run_from_the_app(app, app_url, demo, tmp_path):
+def test_operators_run_from_the_app(app, session, demo, tmp_path):
     """Our plugin's forms in the real App: apply a catalog model, then evaluate and land on the mistakes view."""
     dataset, _ = demo
-    app.open(f"{app_url}/datasets/{DATASET}", len(dataset))
+    session.clear_view()
+    app.open(session.base, len(dataset))
     page = app.page
 
     app.operator("MindSpore Lite: apply model")
@@ -190,7 +195,7 @@ def test_operators_run_from_the_app(app, app_url, demo, tmp_path):
     app.fill("Evaluation key", "app_eval")
     _screenshot(page, "app-evaluate-form.png", tmp_path)
     page.get_by_text("Execute", exact=True).click()
-    page.get_by_text("Accuracy", exact=True).wait_for(timeout=TIMEOUT_MS)  # the results dialog
+    page.get_by_text("app_eval-mistakes", exact=True).wait_for(timeout=TIMEOUT_MS)  # in the results dialog
     assert "app_eval" in dataset.list_evaluations()
     mistakes = dataset.load_saved_view("app_eval-mistakes")
     _screenshot(page, "app-evaluate-results.png", tmp_path)

@@ -47,6 +47,10 @@ def triggered(result) -> dict:
     return {r.operator_uri: r.params for r in result.executor._requests}
 
 
+def stages(serialized: list[dict]) -> list:
+    return [(stage["_cls"], stage["kwargs"]) for stage in serialized]
+
+
 def test_fiftyone_discovers_the_plugin(plugin):
     import fiftyone.operators as foo
     import fiftyone.plugins as fop
@@ -118,7 +122,7 @@ def test_evaluate_opens_the_mistakes_view(plugin, dataset, tiny_model):
     assert summary["num_samples"] == 10 and summary["top_k_accuracy"] >= summary["accuracy"]
     assert "ev-mistakes" in dataset.list_saved_views()
     assert len(dataset.load_saved_view("ev-mistakes")) == summary["num_mistakes"]
-    assert triggered(result)["set_view"]["view"] == dataset.load_saved_view("ev-mistakes")._serialize()
+    assert stages(triggered(result)["set_view"]["view"]) == stages(dataset.load_saved_view("ev-mistakes")._serialize())
     assert result.result["headline"]["mistakes_view"] == "ev-mistakes"
 
 
@@ -133,4 +137,4 @@ def test_evaluate_multilabel(plugin, dataset, tiny_model):
     summary = result.result["summary"]
     assert "ml" in dataset.list_runs()
     assert summary["tp"] + summary["fn"] == sum(1 + i % 3 for i in range(len(dataset)))
-    assert triggered(result)["set_view"]["view"] == dataset.load_saved_view("ml-errors")._serialize()
+    assert stages(triggered(result)["set_view"]["view"]) == stages(dataset.load_saved_view("ml-errors")._serialize())
