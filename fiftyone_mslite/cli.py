@@ -269,6 +269,7 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, mean
                                 sha256=sha256, description=description)
     except (CatalogError, DownloadError, ModelMismatchError, runtime.MSLiteError, ValueError) as exc:
         _fail(exc, as_json)
+    _refresh_zoo()
     data = {"name": entry.name, "model_file": str(path), "catalog": entry.origin,
             "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes}
     _emit(as_json, data, f"added {entry.name} to {entry.origin} (model file {path})")
@@ -286,6 +287,7 @@ def models_remove(name: str, as_json: bool) -> None:
         path = remove_model(name)
     except CatalogError as exc:
         _fail(exc, as_json)
+    _refresh_zoo()
     _emit(as_json, {"removed": name, "catalog": str(path)}, f"removed {name} from {path}")
 
 
@@ -475,3 +477,43 @@ def benchmark_cmd(only: tuple[str, ...], limit: int | None, repeats: int, write_
         if write_docs:
             benchmark.write_docs(results)
     _emit(as_json, results, benchmark.render_markdown(results))
+
+
+@main.group("plugin")
+def plugin_group() -> None:
+    """The FiftyOne App plugin (operators: apply model, evaluate, evaluate multi-label)."""
+
+
+@plugin_group.command("install")
+@json_option
+def plugin_install(as_json: bool) -> None:
+    """Link the plugin into fo.config.plugins_dir and install the zoo source (idempotent)."""
+    from .zoo import install_plugin, install_zoo_source
+
+    with _stdout_for_json(as_json):
+        plugin, zoo = install_plugin(), install_zoo_source()
+    _emit(as_json, {"plugin": str(plugin), "zoo_source": str(zoo)},
+          f"plugin: {plugin}\nzoo source: {zoo}\nRestart the App to load the operators.")
+
+
+@main.group("zoo")
+def zoo_group() -> None:
+    """A local FiftyOne zoo source generated from the catalog."""
+
+
+@zoo_group.command("install")
+@json_option
+def zoo_install(as_json: bool) -> None:
+    """Write the zoo source into fo.config.model_zoo_dir: foz.load_zoo_model("<catalog name>") then works."""
+    from .zoo import install_zoo_source
+
+    with _stdout_for_json(as_json):
+        path = install_zoo_source()
+    _emit(as_json, {"zoo_source": str(path)}, f"zoo source: {path}")
+
+
+def _refresh_zoo() -> None:
+    """Keep an installed zoo source in step with the catalog after models add/remove."""
+    from .zoo import refresh_zoo_source
+
+    refresh_zoo_source()

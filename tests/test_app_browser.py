@@ -47,8 +47,9 @@ def demo(imagenet_dir, tv_mobilenet, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def session(demo):
-    """The App server. Its session state outlives a page: a view opened by one test stays for the next."""
+def server(demo):
+    """(App session, dataset page URL). The session's state outlives a page: a view one test opened stays
+    for the next, so tests that want the whole dataset clear it first."""
     import fiftyone as fo
 
     from fiftyone_mslite.zoo import install_plugin
@@ -57,8 +58,7 @@ def session(demo):
     dataset, _ = demo
     port = _free_port()
     session = fo.launch_app(dataset, remote=True, port=port, address="127.0.0.1", auto=False)
-    session.base = f"http://127.0.0.1:{port}/datasets/{DATASET}"
-    yield session
+    yield session, f"http://127.0.0.1:{port}/datasets/{DATASET}"
     session.close()
 
 
@@ -125,10 +125,9 @@ class AppPage:
 
 
 @pytest.fixture()
-def app(browser, request):
+def app(browser):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     yield AppPage(page)
-    page.screenshot(path=f"/tmp/debug-{request.node.name}.png")
     page.close()
 
 
@@ -147,10 +146,10 @@ def _visible(text: str, labels: list[str]) -> int:
     return sum(label in text for label in set(labels))
 
 
-def test_app_shows_predictions(app, session, demo, tmp_path):
-    dataset, _ = demo
+def test_app_shows_predictions(app, server, demo, tmp_path):
+    (session, url), (dataset, _) = server, demo
     session.clear_view()
-    text = app.open(session.base, len(dataset))
+    text = app.open(url, len(dataset))
     page = app.page
     assert DATASET in page.content()
     for field in ("predictions", "ground_truth"):
@@ -159,11 +158,11 @@ def test_app_shows_predictions(app, session, demo, tmp_path):
     assert _screenshot(page, "app-predictions.png", tmp_path).stat().st_size > 10_000
 
 
-def test_app_opens_the_mistakes_view(app, session, demo, tmp_path):
-    dataset, summary = demo
+def test_app_opens_the_mistakes_view(app, server, demo, tmp_path):
+    (_, url), (dataset, summary) = server, demo
     view = dataset.load_saved_view(summary.mistakes_view)
     slug = dataset._get_saved_view_doc(summary.mistakes_view).slug
-    text = app.open(f"{session.base}?view={slug}", summary.num_mistakes)
+    text = app.open(f"{url}?view={slug}", summary.num_mistakes)
     page = app.page
     assert summary.mistakes_view in text.split("\n"), "the saved view's name is not shown in the view selector"
     wrong = [p for p, g in zip(*view.values(["predictions.label", "ground_truth.label"])) if p != g]
@@ -171,11 +170,11 @@ def test_app_opens_the_mistakes_view(app, session, demo, tmp_path):
     assert _screenshot(page, "app-mistakes.png", tmp_path).stat().st_size > 10_000
 
 
-def test_operators_run_from_the_app(app, session, demo, tmp_path):
+def test_operators_run_from_the_app(app, server, demo, tmp_path):
     """Our plugin's forms in the real App: apply a catalog model, then evaluate and land on the mistakes view."""
-    dataset, _ = demo
+    (session, url), (dataset, _) = server, demo
     session.clear_view()
-    app.open(session.base, len(dataset))
+    app.open(url, len(dataset))
     page = app.page
 
     app.operator("MindSpore Lite: apply model")
@@ -185,6 +184,7 @@ def test_operators_run_from_the_app(app, session, demo, tmp_path):
     page.get_by_text(f"labeled {len(dataset)} samples into 'app_predictions'").wait_for(timeout=TIMEOUT_MS)
     page.get_by_text("app_predictions", exact=True).first.wait_for(timeout=TIMEOUT_MS)  # sidebar, after reload
     page.get_by_text(f"{len(dataset)}/{len(dataset)} samples", exact=True).wait_for()  # the progress dialog
+    page.wait_for_timeout(3000)  # the reloaded grid repaints behind the dialog
     _screenshot(page, "app-apply-model.png", tmp_path)
     page.get_by_text("Done", exact=True).click()
     dataset.reload()
@@ -193,6 +193,8 @@ def test_operators_run_from_the_app(app, session, demo, tmp_path):
     app.operator("MindSpore Lite: evaluate predictions")
     app.choose("Predictions", "app_predictions")
     app.fill("Evaluation key", "app_eval")
+    page.get_by_text("Required property").first.wait_for(state="hidden", timeout=TIMEOUT_MS)  # form validated
+    page.wait_for_timeout(1000)
     _screenshot(page, "app-evaluate-form.png", tmp_path)
     page.get_by_text("Execute", exact=True).click()
     page.get_by_text("app_eval-mistakes", exact=True).wait_for(timeout=TIMEOUT_MS)  # in the results dialog
