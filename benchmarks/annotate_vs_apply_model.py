@@ -84,7 +84,7 @@ def main() -> None:
     import fiftyone as fo
     import numpy as np
 
-    from fiftyone_mslite.annotate import DEFAULT_DRAFT, annotate
+    from fiftyone_mslite.annotation import DEFAULT_DRAFT, annotate
     from fiftyone_mslite.images import open_rgb
     from fiftyone_mslite.model import load_model
 

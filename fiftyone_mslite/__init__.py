@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_model": "fiftyone_mslite.model",
     "MSLiteModel": "fiftyone_mslite.model",
     "MSLiteModelConfig": "fiftyone_mslite.model",
-    "annotate": "fiftyone_mslite.annotate",
+    "annotate": "fiftyone_mslite.annotation",
     "evaluate": "fiftyone_mslite.evaluation",
     "evaluate_multilabel": "fiftyone_mslite.evaluation",
     "confidence_view": "fiftyone_mslite.views",

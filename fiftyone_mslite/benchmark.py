@@ -353,7 +353,7 @@ def bench_dataset(images: LabeledImages):
 
 def annotate_path(model, field: str = "annotate") -> Callable[[Any], float]:
     """annotate() as a throughput contender: collection → images/s."""
-    from .annotate import annotate
+    from .annotation import annotate
 
     def run(samples) -> float:
         t = time.perf_counter()

@@ -368,7 +368,7 @@ def _load_dataset(name: str):
 def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
                  batch_size: int, store_logits: bool, resume: bool, as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
-    from .annotate import annotate
+    from .annotation import annotate
     from .model import load_model
 
     try:

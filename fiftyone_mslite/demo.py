@@ -128,7 +128,7 @@ def run_demo(variant: str = "imagenet", limit: int | None = None, model: str | N
     """Build (or reuse) the demo dataset, annotate, evaluate, save views; return what happened."""
     import fiftyone as fo
 
-    from .annotate import annotate
+    from .annotation import annotate
     from .datasets import import_directory
     from .evaluation import evaluate
     from .views import ensure_confidence_index, save_low_confidence_view

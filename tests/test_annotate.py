@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_mslite.annotate import annotate, run_key
+from fiftyone_mslite.annotation import annotate, run_key
 from fiftyone_mslite.images import ImageDecodeError, load_image, open_rgb
 from fiftyone_mslite.model import load_model
 

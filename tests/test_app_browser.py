@@ -30,7 +30,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def demo(imagenet_dir, tv_mobilenet, tmp_path_factory):
     """ImageNet samples spread over the 1000 classes, labelled by MobileNetV2, evaluated (saved mistakes view)."""
-    from fiftyone_mslite.annotate import annotate
+    from fiftyone_mslite.annotation import annotate
     from fiftyone_mslite.datasets import import_directory
     from fiftyone_mslite.evaluation import evaluate
 

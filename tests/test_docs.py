@@ -41,3 +41,14 @@ def test_cli_reference_is_generated_from_the_commands():
 
     assert (REPO / "docs" / "cli.md").read_text() == render(), \
         "docs/cli.md is stale: python -m fiftyone_mslite.clidocs > docs/cli.md"
+
+
+def test_public_api_names_stay_functions_after_their_modules_load():
+    """A submodule named like a lazily exported function would shadow it once imported."""
+    import fiftyone_mslite
+
+    for name in fiftyone_mslite.__all__:
+        getattr(fiftyone_mslite, name)
+    import fiftyone_mslite.annotation  # noqa: F401 - the module behind `annotate`
+
+    assert callable(fiftyone_mslite.annotate) and fiftyone_mslite.annotate.__name__ == "annotate"

@@ -116,7 +116,7 @@ class ApplyModel(foo.Operator):
 
     def execute(self, ctx):
         """Runs `annotate` chunk by chunk, so that both execution modes can report progress in between."""
-        from fiftyone_mslite.annotate import annotate
+        from fiftyone_mslite.annotation import annotate
 
         p = ctx.params
         target = ctx.target_view()

@@ -35,7 +35,7 @@ from .runtime import MSLiteError, WorkerCrashedError
 DEFAULT_DRAFT = True
 PREFETCH_BATCHES = 2
 FLUSH_EVERY = 256  # samples per bulk write; also flushed on completion, Ctrl-C and errors
-RUN_METHOD = "fiftyone_mslite.annotate"
+RUN_METHOD = "fiftyone_mslite.annotation"
 
 
 @dataclass(frozen=True)
