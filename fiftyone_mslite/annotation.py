@@ -30,7 +30,7 @@ from .images import open_rgb
 from .model import MSLiteModel, load_model
 from .runtime import MSLiteError, WorkerCrashedError
 
-# Measured on the 1000 ImageNet sample images (benchmarks/annotate_vs_apply_model.py --draft-agreement):
+# Measured on the 1000 ImageNet sample images (benchmarks/draft_agreement.py):
 # top-1 agreement of draft vs full decoding, see docs/annotate.md. On by default only if >= 99.5 %.
 DEFAULT_DRAFT = True
 PREFETCH_BATCHES = 2
