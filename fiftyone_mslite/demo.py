@@ -47,13 +47,12 @@ class DemoSummary:
 
 
 def find_shared() -> Path | None:
-    """../shared (real models and data): the setting, else beside the working directory or the checkout."""
+    """../shared (real models and data): the setting if given (even when absent there), else beside the
+    working directory or the checkout."""
+    explicit = os.environ.get(SHARED_ENV)
     checkout = Path(__file__).resolve().parents[2]
-    candidates = [os.environ.get(SHARED_ENV), Path.cwd().parent / "shared", checkout / "shared"]
-    for cand in candidates:
-        if cand and (Path(cand) / "README.md").is_file():
-            return Path(cand)
-    return None
+    candidates = [Path(explicit)] if explicit else [Path.cwd().parent / "shared", checkout / "shared"]
+    return next((c for c in candidates if (c / "README.md").is_file()), None)
 
 
 def use_mirror(shared: Path | None) -> None:
