@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,8 +12,15 @@ import click
 from . import runtime
 
 
+def _plain(value):
+    """JSON for numpy scalars/arrays and paths in summaries."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
 def _emit(as_json: bool, data, text: str) -> None:
-    click.echo(json.dumps(data, indent=1) if as_json else text)
+    click.echo(json.dumps(data, indent=1, default=_plain) if as_json else text)
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
@@ -26,9 +34,26 @@ def _fail(exc: Exception, as_json: bool) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
+class _ToStderr:
+    """stdout stand-in while --json runs: a distinct object (eta's stdout capture matches handlers by stream)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def _stdout_for_json(as_json: bool):
-    """With --json, stdout carries only the JSON: FiftyOne's own prints and progress bars go to stderr."""
-    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    """With --json, stdout carries only the JSON: FiftyOne's own prints go to stderr, progress bars are off.
+    Enter it before FiftyOne is imported (its config and log handlers are set at import)."""
+    if not as_json:
+        return contextlib.nullcontext()
+    os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+    return contextlib.redirect_stdout(_ToStderr())
 
 
 @click.group()
@@ -368,11 +393,10 @@ def _load_dataset(name: str):
 def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
                  batch_size: int, store_logits: bool, resume: bool, as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
-    from .annotation import annotate
-    from .model import load_model
-
     try:
         with _stdout_for_json(as_json):
+            from .annotation import annotate
+            from .model import load_model
             dataset = _load_dataset(dataset_name)
             extra = {"labels": labels} if labels else {}
             with load_model(model, **extra) as loaded:
@@ -400,10 +424,9 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
                  classes: str | None, multilabel: bool, as_json: bool) -> None:
     """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
-    from .evaluation import evaluate, evaluate_multilabel
-
     try:
         with _stdout_for_json(as_json):
+            from .evaluation import evaluate, evaluate_multilabel
             dataset = _load_dataset(dataset_name)
             if multilabel:
                 ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
@@ -438,10 +461,9 @@ def dataset_import(name: str, directory: Path, labels_from: str, label_set: str 
                    as_json: bool) -> None:
     """An image tree (<dir>/<class>/*.jpg) or ImageNet-style names (n01440764_tench.JPEG) → dataset with ground
     truth."""
-    from .datasets import import_directory
-
     try:
         with _stdout_for_json(as_json):
+            from .datasets import import_directory
             dataset = import_directory(name, directory, labels_from=labels_from, label_set=label_set,
                                        overwrite=overwrite)
             classes = sorted(dataset.distinct("ground_truth.label"))

@@ -119,7 +119,7 @@ class MSLiteModel(fom.LogitsMixin, fom.Model):
             attrs["top_k_labels"] = [lbl for lbl, _ in top]
             attrs["top_k_confidences"] = [c for _, c in top]
         if self.store_logits and p.logits is not None:
-            attrs["logits"] = p.logits
+            attrs["logits"] = p.logits.astype(np.float64)  # FiftyOne's top-k eval saves confs derived from these
         return fol.Classification(label=p.label, confidence=p.confidence, **attrs)
 
     def _multi(self, p: MultiLabelPrediction) -> fol.Classifications:
@@ -128,14 +128,14 @@ class MSLiteModel(fom.LogitsMixin, fom.Model):
         attrs: dict[str, Any] = {}
         if self.store_logits and p.scores is not None:
             s = np.clip(p.scores.astype(np.float64), 1e-7, 1 - 1e-7)
-            attrs["logits"] = np.log(s / (1 - s)).astype(np.float32)  # the scores are sigmoid outputs
+            attrs["logits"] = np.log(s / (1 - s)).astype(np.float64)  # the scores are sigmoid outputs
         return fol.Classifications(classifications=[fol.Classification(label=lbl, confidence=c) for lbl, c in kept],
                                    **attrs)
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides this model's labels (identifies a run of it for resuming)."""
         clf, c = self.classifier, self.config
-        return {"model": self.name, "sha256": clf.entry.source.sha256, "labels": self.labels.name,
+        return {"model": self.name, "sha256": clf.entry.source.sha256, "labels": clf.entry.labels,
                 "preprocess": clf.entry.preprocess.model_dump(mode="json"), "confidence_thresh": c.confidence_thresh,
                 "top_k": c.top_k, "store_top_k": c.store_top_k, "store_logits": self.store_logits}
 
