@@ -15,7 +15,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,10 +146,11 @@ class _Writer:
         self.errors: dict[str, str | None] = {}
 
     def ok(self, sample_id: str, label: Any) -> None:
+        if sample_id not in self.labels:  # a batch interrupted while being written is written again
+            self.summary.processed += 1
         self.labels[sample_id] = label
         if sample_id in self.stale:
             self.errors[sample_id] = None
-        self.summary.processed += 1
 
     def fail(self, sample_id: str, filepath: str, error: str) -> None:
         self.labels[sample_id] = None  # no stale label from an overwritten run survives a failure
@@ -181,12 +182,14 @@ def _preparer(model: MSLiteModel, draft: bool) -> Callable[[str], np.ndarray | s
     return prepare
 
 
-def _infer(model: MSLiteModel, batch: np.ndarray, summary: AnnotateSummary) -> list | str:
-    """Labels of a batch, or the error message. A crashed worker restarts on the next call, so a crash is
-    retried once; a second crash on the same batch fails its samples (a resumed run retries them)."""
+def _labels(model: MSLiteModel, batch: np.ndarray, submitted: Future, summary: AnnotateSummary) -> list | str:
+    """Labels of a submitted batch, or the error message. A crashed worker restarts on the next call, so a
+    crash is retried once; a second crash on the same batch fails its samples (a resumed run retries them)."""
+    clf = model.classifier
     for attempt in (1, 2):
         try:
-            return model.to_labels(model.classifier.infer(batch))
+            outputs = (submitted if attempt == 1 else clf.submit(batch)).result()
+            return model.to_labels(clf.adapter.postprocess(outputs))
         except WorkerCrashedError as exc:
             summary.crashed_batches += 1
             if attempt == 2:
@@ -226,46 +229,79 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
     return summary
 
 
+@dataclass
+class _Batch:
+    """One batch on its way: its samples, those that decoded (id, path, tensor) and its inference."""
+
+    chunk: list[tuple[str, str]]
+    ready: list[tuple[str, str, np.ndarray]]
+    tensors: np.ndarray | None = None
+    inference: Future | None = None
+    written: bool = False
+
+
 def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, workers: int,
          draft: bool, progress: bool) -> None:
-    """Decode batch k+1.. in the pool while batch k runs; write as batches complete."""
+    """Decode ahead in a thread pool, keep every inference stream fed (one batch queued beyond the streams,
+    so none waits for the main thread), write labels as batches complete, in order."""
     prepare = _preparer(model, draft)
+    clf = model.classifier
+    depth = getattr(clf.session, "streams", 1) + 1
     starts = iter(range(0, len(todo), batch_size))
-    pending: deque[tuple[list[tuple[str, str]], list[Future]]] = deque()
+    decoding: deque[tuple[list[tuple[str, str]], list[Future]]] = deque()
+    inferring: deque[_Batch] = deque()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="mslite-decode")
 
-    def submit_next() -> None:
+    def decode_next() -> None:
         lo = next(starts, None)
         if lo is not None:
             chunk = todo[lo:lo + batch_size]
-            pending.append((chunk, [pool.submit(prepare, path) for _, path in chunk]))
+            decoding.append((chunk, [pool.submit(prepare, path) for _, path in chunk]))
+
+    def infer_next() -> None:
+        chunk, futures = decoding.popleft()
+        decode_next()
+        item = _Batch(chunk, [])
+        for (sid, path), fut in zip(chunk, futures):
+            result = fut.result()
+            if isinstance(result, str):
+                writer.fail(sid, path, result)
+            else:
+                item.ready.append((sid, path, result))
+        if item.ready:
+            item.tensors = np.stack([t for _, _, t in item.ready])
+            item.inference = clf.submit(item.tensors)
+        inferring.append(item)
+
+    def finish(item: _Batch) -> None:
+        if item.ready and not item.written:
+            labels = _labels(model, item.tensors, item.inference, writer.summary)
+            for k, (sid, path, _) in enumerate(item.ready):
+                if isinstance(labels, str):
+                    writer.fail(sid, path, labels)
+                else:
+                    writer.ok(sid, labels[k])
+        item.written = True
 
     try:
         with fou.ProgressBar(total=len(todo), progress=progress) as pb:
-            for _ in range(PREFETCH_BATCHES + 1):
-                submit_next()
-            while pending:
-                chunk, futures = pending.popleft()
-                submit_next()
-                ready = []
-                for (sid, path), fut in zip(chunk, futures):
-                    result = fut.result()
-                    if isinstance(result, str):
-                        writer.fail(sid, path, result)
-                    else:
-                        ready.append((sid, path, result))
-                if ready:
-                    labels = _infer(model, np.stack([t for _, _, t in ready]), writer.summary)
-                    for k, (sid, path, _) in enumerate(ready):
-                        if isinstance(labels, str):
-                            writer.fail(sid, path, labels)
-                        else:
-                            writer.ok(sid, labels[k])
+            for _ in range(depth + PREFETCH_BATCHES):
+                decode_next()
+            while decoding or inferring:
+                while decoding and len(inferring) < depth:
+                    infer_next()
+                finish(inferring[0])
                 writer.flush(force=False)
-                pb.update(len(chunk))
+                pb.update(len(inferring.popleft().chunk))
     except KeyboardInterrupt:
-        model.close()  # the session may be mid-request; the model reopens on next use
+        for item in inferring:  # keep every finished prediction; drop the rest
+            if item.inference is not None and item.inference.done() and item.inference.exception() is None:
+                finish(item)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        queued = [item.inference for item in inferring if item.inference is not None]
+        for fut in queued:
+            fut.cancel()
+        wait(queued)  # a request still running must not meet a closing session
         writer.flush()

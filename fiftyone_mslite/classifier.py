@@ -6,6 +6,7 @@ the CLI, the FiftyOne model and the fast annotate path all go through it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,13 @@ def entry_for_file(path: str | Path, labels: str, overrides: dict[str, Any]) -> 
 class Classifier:
     """Images in, predictions out. Owns its runtime session (close it, or use `with`)."""
 
-    def __init__(self, entry: ModelEntry, path: Path, threads: int = 2, backend: str | None = None):
+    def __init__(self, entry: ModelEntry, path: Path, threads: int = 2, backend: str | None = None,
+                 streams: int | str = 1):
         self.entry, self.path = entry, path
         cat = catalog()
         self.labels = cat.labels(entry.labels)
-        self.session = runtime.open_model(path, threads=threads, backend=backend)
+        self.session = runtime.open_model(path, threads=threads, backend=backend, streams=streams)
+        self._pipeline: Any = None
         try:
             if entry.origin == "file":  # nothing to trust but the file itself
                 entry = self.entry = complete_entry(entry, self.session)
@@ -58,6 +61,14 @@ class Classifier:
         """Pre-processed batch → predictions."""
         return self.adapter.postprocess(self.session.run(batch))
 
+    def submit(self, batch: np.ndarray) -> Future:
+        """Queue a pre-processed batch for the next idle stream; the Future gives raw outputs for
+        `adapter.postprocess`. Lets a pipelined caller keep inference busy."""
+        if self._pipeline is None:  # a single session gets a one-stream queue
+            s = self.session
+            self._pipeline = s if hasattr(s, "submit") else runtime.StreamedSession([s])
+        return self._pipeline.submit(batch)
+
     def predict(self, images: Sequence[np.ndarray]) -> list:
         """RGB uint8 HWC images → predictions."""
         return self.infer(np.stack([self.preprocess(img) for img in images]))
@@ -73,7 +84,8 @@ class Classifier:
 
 
 def load_classifier(name_or_path: str | Path, labels: str | None = None, threads: int = 2,
-                    backend: str | None = None, progress: bool | None = None, **overrides: Any) -> Classifier:
+                    backend: str | None = None, progress: bool | None = None, streams: int | str = 1,
+                    **overrides: Any) -> Classifier:
     """A catalog name or a local .ms/.mindir (then `labels` names a label set or label file)."""
     ref = str(name_or_path)
     cat = catalog()
@@ -88,13 +100,14 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
                 update["preprocess"] = entry.preprocess.model_copy(update=pre)
             entry = ModelEntry.model_validate({**entry.model_dump(), **update})
         found = model_file(entry, progress=progress)
-        return Classifier(entry, found.path, threads=threads, backend=backend)
+        return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams)
     if Path(ref).expanduser().exists() or ref.endswith((".ms", ".mindir")):
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")
         runtime.detect_model_format(ref)  # a clear error for missing/foreign files, before anything else
         entry = entry_for_file(ref, labels, dict(overrides))
-        return Classifier(entry, Path(ref).expanduser().resolve(), threads=threads, backend=backend)
+        return Classifier(entry, Path(ref).expanduser().resolve(), threads=threads, backend=backend,
+                          streams=streams)
     cat.model(ref)  # raises with suggestions
     raise AssertionError("unreachable")

@@ -378,6 +378,12 @@ def _load_dataset(name: str):
     return fo.load_dataset(name)
 
 
+def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    if value == "auto" or (value.isdigit() and int(value) >= 1):
+        return value if value == "auto" else int(value)
+    raise click.BadParameter(f"expected 'auto' or a positive integer, got {value!r}")
+
+
 @main.command("annotate")
 @click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset name.")
 @click.option("--model", required=True, help="Catalog name or .ms/.mindir path (then --labels).")
@@ -389,9 +395,13 @@ def _load_dataset(name: str):
               help="Keep logits (needed for top-k evaluation).")
 @click.option("--resume/--overwrite", default=True, show_default=True,
               help="Skip samples this model already labeled with the same settings, or redo all.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="MindSpore Lite threads.")
+@click.option("--streams", default="auto", show_default=True, callback=_streams,
+              help="Model copies running batches side by side: auto (= threads, one thread each) or a number.")
 @json_option
 def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
-                 batch_size: int, store_logits: bool, resume: bool, as_json: bool) -> None:
+                 batch_size: int, store_logits: bool, resume: bool, threads: int, streams: int | str,
+                 as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
     try:
         with _stdout_for_json(as_json):
@@ -399,7 +409,7 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
             from .model import load_model
             dataset = _load_dataset(dataset_name)
             extra = {"labels": labels} if labels else {}
-            with load_model(model, **extra) as loaded:
+            with load_model(model, threads=threads, streams=streams, **extra) as loaded:
                 summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
                                    store_logits=store_logits, overwrite=not resume, progress=not as_json)
     except (runtime.MSLiteError, ValueError) as exc:

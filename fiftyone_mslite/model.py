@@ -24,7 +24,9 @@ class MSLiteModelConfig(foc.Config):
     """Settings of an `MSLiteModel`.
 
     model: catalog name or path of a .ms/.mindir; labels: label set name or label file (required for a
-    path, overrides the catalog's otherwise); threads/backend: MindSpore Lite runtime; confidence_thresh:
+    path, overrides the catalog's otherwise); threads/backend: MindSpore Lite runtime; streams: "auto" (one
+    session with `threads` threads until the first batch of 2+ images, then `threads` single-threaded
+    sessions, each running whole sub-batches: fastest on few cores) or a number; confidence_thresh:
     below it a single-label prediction is None and multi-label classes are dropped (apply_model hands its
     own `confidence_thresh` to this field); top_k: at most this many classes per multi-label prediction
     and in stored top-k lists; store_top_k: add `top_k_labels`/`top_k_confidences` to single-label
@@ -35,6 +37,9 @@ class MSLiteModelConfig(foc.Config):
         self.model = str(self.parse_raw(d, "model"))
         self.labels = self.parse_string(d, "labels", default=None)
         self.threads = self.parse_int(d, "threads", default=2)
+        self.streams = self.parse_raw(d, "streams", default="auto")
+        if self.streams != "auto" and not (isinstance(self.streams, int) and self.streams >= 1):
+            raise ValueError(f"streams must be 'auto' or a positive integer, got {self.streams!r}")
         self.backend = self.parse_string(d, "backend", default=None)
         self.confidence_thresh = self.parse_number(d, "confidence_thresh", default=None)
         self.top_k = self.parse_int(d, "top_k", default=5)
@@ -62,7 +67,7 @@ class MSLiteModel(fom.LogitsMixin, fom.Model):
         if self._classifier is None:
             c = self.config
             self._classifier = load_classifier(c.model, labels=c.labels, threads=c.threads, backend=c.backend,
-                                               **c.overrides)
+                                               streams=c.streams, **c.overrides)
         return self._classifier
 
     @property
@@ -152,7 +157,7 @@ class MSLiteModel(fom.LogitsMixin, fom.Model):
         self.close()
 
 
-_CONFIG_KEYS = ("labels", "threads", "backend", "confidence_thresh", "top_k", "store_top_k")
+_CONFIG_KEYS = ("labels", "threads", "streams", "backend", "confidence_thresh", "top_k", "store_top_k")
 
 
 def load_model(name_or_path: str | Path, **overrides: Any) -> MSLiteModel:

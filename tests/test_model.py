@@ -123,3 +123,16 @@ def test_loads_through_fiftyones_model_config(tiny_model):
     with model:
         assert isinstance(model, MSLiteModel) and model.config.confidence_thresh == 0.1
         assert model.predict(np.zeros((20, 30, 3), np.uint8)) is not None
+
+
+def test_streams_setting_changes_speed_not_labels(tiny_model, odd_sized):
+    ds = _dataset(odd_sized)
+    for streams in (1, 3, "auto"):
+        with load_model(tiny_model, streams=streams) as model:
+            ds.apply_model(model, f"pred_{streams}", batch_size=4)
+            session = model.classifier.session
+            assert getattr(session, "streams", 1) == (2 if streams == "auto" else streams)
+    assert ds.values("pred_1") == ds.values("pred_3") == ds.values("pred_auto")
+    for bad in (0, "fast", 1.5):
+        with pytest.raises(ValueError, match="streams must be 'auto' or a positive integer"):
+            load_model(tiny_model, streams=bad)

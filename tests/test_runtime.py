@@ -218,6 +218,75 @@ def test_concurrent_sessions_in_threads(tiny):
     assert len({s.pid for s in sessions}) == 1  # all closed → None
 
 
+def test_split_sizes():
+    from fiftyone_mslite.runtime.streams import split_sizes
+
+    assert split_sizes(16, 2) == [8, 8] and split_sizes(5, 2) == [3, 2] and split_sizes(1, 2) == [1]
+    assert split_sizes(7, 3) == [3, 2, 2] and sum(split_sizes(1001, 4)) == 1001
+
+
+@pytest.mark.parametrize("name", ["fixed.ms", "dynamic.mindir"])
+def test_streams_split_batches_across_workers(tiny, name):
+    with runtime.open_model(tiny[name], threads=2, streams=2) as s:
+        assert isinstance(s, runtime.StreamedSession) and s.streams == 2 and s.threads == 2
+        assert all(w.threads == 1 for w in s.sessions) and len({w.pid for w in s.sessions}) == 2
+        for n in (1, 2, 5):
+            x = random_batch(n, seed=n)
+            np.testing.assert_allclose(s.run(feed(s, x))[0], NET.reference(x), atol=1e-4)
+        batches = [random_batch(1 + k % 3, seed=10 + k) for k in range(6)]
+        futures = [s.submit(feed(s, x)) for x in batches]  # queued whole, answered in order
+        for x, fut in zip(batches, futures):
+            np.testing.assert_allclose(fut.result()[0], NET.reference(x), atol=1e-4)
+        with pytest.raises(runtime.InputMismatchError, match="float64"):  # checked before queueing
+            s.submit(feed(s, random_batch(2)).astype(np.float64))
+        pids = [w.pid for w in s.sessions]
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)
+
+
+def test_a_crash_in_one_stream_fails_the_batch_and_restarts_only_that_worker(tiny):
+    x = random_batch(4, seed=3)
+    with runtime.open_model(tiny["fixed.ms"], streams=2) as s:
+        first, second = s.sessions
+        keep = second.pid
+        os.kill(first.pid, signal.SIGKILL)
+        with pytest.raises(runtime.WorkerCrashedError):
+            s.run(nhwc(x))
+        np.testing.assert_allclose(s.run(nhwc(x))[0], NET.reference(x), atol=1e-4)
+        assert first.restarts == 1 and second.pid == keep
+
+
+def test_auto_streams_switch_once_at_the_first_batch(tiny):
+    with runtime.open_model(tiny["fixed.ms"], threads=2, streams="auto") as s:
+        single = s.session
+        first_pid = single.pid
+        assert single.threads == 2 and s.streams == 2
+        x1 = random_batch(1, seed=1)
+        np.testing.assert_allclose(s.run(nhwc(x1))[0], NET.reference(x1), atol=1e-4)
+        assert s.session is single  # single images: one session with every thread
+        x = random_batch(3, seed=2)
+        np.testing.assert_allclose(s.run(nhwc(x))[0], NET.reference(x), atol=1e-4)
+        assert isinstance(s.session, runtime.StreamedSession) and s.session.streams == 2
+        assert single.pid is None and not Path(f"/proc/{first_pid}").exists()  # the first worker is gone
+        streams = s.session
+        np.testing.assert_allclose(s.run(nhwc(x1))[0], NET.reference(x1), atol=1e-4)
+        assert s.session is streams and s.inputs == single.inputs  # switches once; specs unchanged
+    with runtime.open_model(tiny["fixed.ms"], threads=1, streams="auto") as s:
+        s.run(nhwc(random_batch(4)))
+        assert not isinstance(s.session, runtime.StreamedSession)  # one thread: nothing to split
+
+
+def test_session_opened_in_a_thread_that_ended_keeps_working(tiny):
+    box = []
+    opener = threading.Thread(target=lambda: box.append(runtime.open_model(tiny["fixed.ms"])))
+    opener.start()
+    opener.join()
+    time.sleep(1.5)  # the worker must not die with the thread that started it
+    x = random_batch(2, seed=9)
+    with box[0] as s:
+        np.testing.assert_allclose(s.run(nhwc(x))[0], NET.reference(x), atol=1e-4)
+        assert s.restarts == 0
+
+
 def test_missing_mindspore_lite_in_worker_python(tiny, monkeypatch):
     base = subprocess.run(["bash", "-c", "ls -d $(pyenv root)/versions/3.7*/bin/python3.7 | head -1"],
                           capture_output=True, text=True).stdout.strip()
@@ -259,6 +328,10 @@ try:
     runtime.open_model(sys.argv[4])
 except runtime.ModelFileError as exc:
     result["foreign.error"] = np.array(str(exc))
+with runtime.open_model(models["fixed.ms"], backend="inprocess", streams=2) as s:
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    result["streams"] = s.run(xin)[0]
+    result["submitted"] = s.submit(xin).result()[0]
 converted = runtime.convert(sys.argv[5], "onnx", sys.argv[6], backend="inprocess")
 with runtime.open_model(converted) as s:
     result["converted"] = s.run(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))[0]
@@ -282,6 +355,8 @@ def test_inprocess_backend_under_the_runtime_python(tiny, runtime_python, tmp_pa
         assert "looks like" in str(got[name + ".error"])
     assert "not a MindSpore Lite model" in str(got["foreign.error"])
     np.testing.assert_allclose(got["converted"], NET.reference(x), atol=1e-4)
+    for name in ("streams", "submitted"):  # streams.py runs under Python 3.7 too
+        np.testing.assert_allclose(got[name], NET.reference(x), atol=1e-4)
     assert os.access(tmp_path / "again.ms", os.W_OK)  # the converter's read-only output is fixed up
 
 

@@ -16,14 +16,15 @@ from .errors import (
     WorkerCrashedError,
 )
 from .specs import MINDIR, MS, TensorSpec, detect_model_format
+from .streams import AdaptiveSession, StreamedSession
 
 BACKEND_ENV = "FIFTYONE_MSLITE_BACKEND"
 BACKENDS = ("auto", "inprocess", "worker")
 
 __all__ = [
-    "open_model", "convert", "choose_backend", "TensorSpec", "detect_model_format", "cache_home", "info",
-    "install", "runtime_python", "MS", "MINDIR", "MSLiteError", "ModelFileError", "InputMismatchError",
-    "RuntimeUnavailableError", "WorkerCrashedError", "ConversionError",
+    "open_model", "convert", "choose_backend", "StreamedSession", "AdaptiveSession", "TensorSpec",
+    "detect_model_format", "cache_home", "info", "install", "runtime_python", "MS", "MINDIR", "MSLiteError",
+    "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError", "ConversionError",
 ]
 
 
@@ -40,21 +41,38 @@ def choose_backend(backend=None):
     return backend
 
 
-def open_model(path, threads=2, batch_size=None, backend=None, python=None):
+def open_model(path, threads=2, batch_size=None, backend=None, python=None, streams=1):
     """Load a .ms or .mindir file (type sniffed from content) and return a session.
 
     The session has `inputs`/`outputs` (TensorSpec lists), `run(*batches) -> list of arrays`, `close()`
     and is a context manager. `batch_size` caps what one predict call gets (dynamic-batch models are
-    resized to it); fixed-batch graphs are looped over automatically.
+    resized to it); fixed-batch graphs are looped over automatically. `streams` > 1 loads the model that
+    many times, `threads // streams` threads each, splits every batch across them and adds `submit` for
+    pipelined callers; "auto" starts with one session and switches to `threads` streams at the first
+    batch (see `streams.py`).
     """
     from .specs import detect_model_format
 
     detect_model_format(path)  # fail fast, with the clearest message, before starting anything
-    if choose_backend(backend) == "inprocess":
-        from .inprocess import InProcessSession
-        return InProcessSession(path, threads=threads, batch_size=batch_size)
-    from .client import WorkerSession
-    return WorkerSession(path, threads=threads, batch_size=batch_size, python=python)
+    if streams != "auto" and (int(streams) < 1 or int(threads) < 1):
+        raise ValueError("threads and streams must be at least 1, got threads={}, streams={}".format(threads, streams))
+    inprocess = choose_backend(backend) == "inprocess"
+
+    def open_one(threads):
+        if inprocess:
+            from .inprocess import InProcessSession
+            return InProcessSession(path, threads=threads, batch_size=batch_size)
+        from .client import WorkerSession
+        return WorkerSession(path, threads=threads, batch_size=batch_size, python=python)
+
+    def open_streams(per_stream, count):
+        if count == 1:
+            return open_one(per_stream)
+        return StreamedSession.open(lambda: open_one(per_stream), count)
+
+    if streams == "auto":
+        return AdaptiveSession(open_streams, int(threads))
+    return open_streams(max(1, int(threads) // int(streams)), int(streams))
 
 
 def convert(source, fmk, output, save_type=MS, backend=None, python=None, **options):

@@ -2,7 +2,7 @@
 
 Started by `client.WorkerSession` as `python -I worker.py CMD_FD REPLY_FD IN_FD OUT_FD PARENT_PID`.
 It loads this folder as a standalone package so that nothing of the caller's site-packages (built for
-another Python) is imported. It exits when the parent dies (PR_SET_PDEATHSIG, and EOF on its pipe).
+another Python) is imported. It exits when the parent process dies (a watchdog thread, and EOF on its pipe).
 """
 import os
 import sys
@@ -12,15 +12,22 @@ INLINE_LIMIT = 1 << 18  # outputs up to 256 KB come back on the pipe, larger one
 
 
 def _die_with_parent(parent_pid):
-    try:
-        import ctypes
-        import signal
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: EOF on the command pipe still ends the worker
+    """Exit soon after the parent process dies, even in the middle of a long request.
+
+    Not PR_SET_PDEATHSIG: that fires when the parent *thread* that started us exits, and sessions are
+    legitimately opened from short-lived threads (thread pools, the App's operator executors).
+    """
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
     if os.getppid() != parent_pid:
         os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def serve(cmd_fd, reply_fd, in_fd, out_fd):
