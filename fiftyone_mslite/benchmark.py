@@ -690,6 +690,7 @@ def write_docs(results: dict[str, Any], docs_dir: Path = DOCS_DIR) -> list[Path]
     path.write_text(doc, encoding="utf-8")
     # The plot shows every section, so a partial run is merged with the stored results of the others.
     stored = docs_dir / RESULTS
+    stored.parent.mkdir(parents=True, exist_ok=True)
     merged = json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else {}
     merged.update({k: v for k, v in results.items() if k != "meta"})
     merged["meta"] = results["meta"]
