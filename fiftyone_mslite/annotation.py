@@ -246,7 +246,7 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
     so none waits for the main thread), write labels as batches complete, in order."""
     prepare = _preparer(model, draft)
     clf = model.classifier
-    depth = getattr(clf.session, "streams", 1) + 1
+    depth = clf.streams + 1
     starts = iter(range(0, len(todo), batch_size))
     decoding: deque[tuple[list[tuple[str, str]], list[Future]]] = deque()
     inferring: deque[_Batch] = deque()

@@ -377,7 +377,7 @@ def runtime_only_path(clf, batches: Sequence[np.ndarray]) -> Callable[[Any], flo
 
     def run(samples) -> float:
         todo = batches[:math.ceil(len(samples) / BATCH_SIZE)]
-        depth = getattr(clf.session, "streams", 1) + 1
+        depth = clf.streams + 1
         t = time.perf_counter()
         rest = iter(todo)
         queued = deque(clf.submit(b) for b in itertools.islice(rest, depth))
@@ -429,7 +429,8 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
 
     dataset = bench_dataset(images)
     model = load_model(THROUGHPUT_MODEL, threads=THROUGHPUT_THREADS)  # streams="auto", like every default model
-    single = load_model(THROUGHPUT_MODEL, threads=THROUGHPUT_THREADS, streams=1)  # MSLite's own tools' setting
+    single = (load_model(THROUGHPUT_MODEL, threads=THROUGHPUT_THREADS, streams=1)  # MSLite's own tools' setting
+              if "apply_model" in paths else None)
     try:
         clf = model.classifier
         tensors = [clf.preprocess(load_image(f)) for f in images.files[:64]]
@@ -439,7 +440,8 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
             batches = [np.stack([tensors[(i + k) % len(tensors)] for k in range(BATCH_SIZE)])
                        for i in range(0, len(images.files), BATCH_SIZE)]
             contenders["runtime only"] = runtime_only_path(clf, batches)
-            contenders[SINGLE_SESSION_RUNTIME] = runtime_only_path(single.classifier, batches)
+            if single is not None:
+                contenders[SINGLE_SESSION_RUNTIME] = runtime_only_path(single.classifier, batches)
         if "apply_model" in paths:
             contenders["apply_model"] = apply_model_path(model, "apply")
             contenders[SINGLE_SESSION_APPLY] = apply_model_path(single, "apply1")
@@ -469,7 +471,8 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
             agree["ONNX Runtime model vs truth"] = accuracy_vs_truth(dataset, "ort", clf)
     finally:
         model.close()
-        single.close()
+        if single is not None:
+            single.close()
         dataset.delete()
     return {"model": THROUGHPUT_MODEL, "images": len(images.files), "batch_size": BATCH_SIZE,
             "threads": THROUGHPUT_THREADS, "paths": result, "ratios": throughput_ratios(result),

@@ -61,6 +61,11 @@ class Classifier:
         """Pre-processed batch → predictions."""
         return self.adapter.postprocess(self.session.run(batch))
 
+    @property
+    def streams(self) -> int:
+        """Batches the session runs at once (pipelined callers keep one more queued)."""
+        return getattr(self.session, "streams", 1)
+
     def submit(self, batch: np.ndarray) -> Future:
         """Queue a pre-processed batch for the next idle stream; the Future gives raw outputs for
         `adapter.postprocess`. Lets a pipelined caller keep inference busy."""

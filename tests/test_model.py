@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fiftyone_mslite.annotation import annotate
 from fiftyone_mslite.classifier import load_classifier
 from fiftyone_mslite.images import load_image
 from fiftyone_mslite.model import MSLiteModel, load_model
@@ -132,8 +133,10 @@ def test_streams_setting_changes_speed_not_labels(tiny_model, odd_sized):
             ds.apply_model(model, f"pred_{streams}", batch_size=4)
             session = model.classifier.session
             assert getattr(session, "streams", 1) == (2 if streams == "auto" else streams)
-    got = [ds.values(f"pred_{k}.label") + ds.values(f"pred_{k}.confidence") for k in (1, 3, "auto")]
-    assert got[0] == got[1] == got[2] and None not in got[0]
+    with load_model(tiny_model, threads=1) as model:  # "auto" with one thread: a plain session, pipelined too
+        assert annotate(ds, model, "pred_one", batch_size=4, progress=False).processed == len(odd_sized)
+    got = [ds.values(f"pred_{k}.label") + ds.values(f"pred_{k}.confidence") for k in (1, 3, "auto", "one")]
+    assert got[0] == got[1] == got[2] == got[3] and None not in got[0]
     for bad in (0, "fast", 1.5):
         with pytest.raises(ValueError, match="streams must be 'auto' or a positive integer"):
             load_model(tiny_model, streams=bad)

@@ -270,9 +270,11 @@ def test_auto_streams_switch_once_at_the_first_batch(tiny):
         streams = s.session
         np.testing.assert_allclose(s.run(nhwc(x1))[0], NET.reference(x1), atol=1e-4)
         assert s.session is streams and s.inputs == single.inputs  # switches once; specs unchanged
-    with runtime.open_model(tiny["fixed.ms"], threads=1, streams="auto") as s:
-        s.run(nhwc(random_batch(4)))
-        assert not isinstance(s.session, runtime.StreamedSession)  # one thread: nothing to split
+    with runtime.open_model(tiny["fixed.ms"], threads=1, streams="auto") as s:  # one thread: nothing to split
+        assert not isinstance(s, (runtime.AdaptiveSession, runtime.StreamedSession)) and s.threads == 1
+        np.testing.assert_allclose(s.run(nhwc(x))[0], NET.reference(x), atol=1e-4)
+    with pytest.raises(ValueError, match="at least 1"):
+        runtime.open_model(tiny["fixed.ms"], threads=0, streams="auto")
 
 
 def test_session_opened_in_a_thread_that_ended_keeps_working(tiny):

@@ -54,7 +54,8 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
     from .specs import detect_model_format
 
     detect_model_format(path)  # fail fast, with the clearest message, before starting anything
-    if streams != "auto" and (int(streams) < 1 or int(threads) < 1):
+    threads = int(threads)
+    if threads < 1 or (streams != "auto" and int(streams) < 1):
         raise ValueError("threads and streams must be at least 1, got threads={}, streams={}".format(threads, streams))
     inprocess = choose_backend(backend) == "inprocess"
 
@@ -70,9 +71,10 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
             return open_one(per_stream)
         return StreamedSession.open(lambda: open_one(per_stream), count)
 
-    if streams == "auto":
-        return AdaptiveSession(open_streams, int(threads))
-    return open_streams(max(1, int(threads) // int(streams)), int(streams))
+    if streams == "auto" and threads > 1:
+        return AdaptiveSession(open_streams, threads)
+    streams = 1 if streams == "auto" else int(streams)  # one thread: nothing to choose between
+    return open_streams(max(1, threads // streams), streams)
 
 
 def convert(source, fmk, output, save_type=MS, backend=None, python=None, **options):

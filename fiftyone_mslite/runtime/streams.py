@@ -100,25 +100,23 @@ class StreamedSession(object):
 
 
 class AdaptiveSession(object):
-    """`streams="auto"`: one session with every thread, the fastest for single images, until the first
-    batch of two or more (or a pipelined `submit`), which re-opens the model as `threads` single-threaded
-    streams, the fastest for batches. It switches once, so at most `threads` workers stay loaded."""
+    """`streams="auto"` with 2+ threads: one session with every thread, the fastest for single images,
+    until the first batch of two or more (or a pipelined `submit`), which re-opens the model as `threads`
+    single-threaded streams, the fastest for batches. It switches once, so at most `threads` workers stay
+    loaded."""
 
     def __init__(self, open_session, threads):
-        self._open, self._threads = open_session, threads
+        if threads < 2:
+            raise ValueError("an AdaptiveSession chooses between 1 and {} streams: it needs 2+ threads".format(threads))
+        self._open, self.streams = open_session, threads  # streams: batches that run at once, once batched
         self._lock = threading.Lock()
         self.session = open_session(threads, 1)
 
-    @property
-    def streams(self):
-        """How many batches run at once once batched work arrives."""
-        return max(1, self._threads)
-
     def _for_batch(self, n):
-        if n > 1 and self._threads > 1 and not isinstance(self.session, StreamedSession):
+        if n > 1 and not isinstance(self.session, StreamedSession):
             with self._lock:
                 if not isinstance(self.session, StreamedSession):
-                    old, self.session = self.session, self._open(1, self._threads)
+                    old, self.session = self.session, self._open(1, self.streams)
                     old.close()
         return self.session
 
