@@ -121,7 +121,7 @@ def machine() -> dict:
 
 def converted_models(shared: Path, cache_dir: Path) -> dict:
     """{format: path}, converting the ONNX source only when no up-to-date conversion is cached."""
-    from fiftyone_mslite.conversion import convert_model
+    from fiftyone_mslite.modelfiles.convert import convert_model
 
     source = shared / "onnx" / (MODEL + ".onnx")
     if not source.is_file():

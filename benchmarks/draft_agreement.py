@@ -2,7 +2,8 @@
 
 Decodes each ImageNet sample image twice (full, and draft at the reduced size the model's resize needs) and
 compares tv-mobilenet-v2's top-1 class. annotate() decodes in draft mode by default only while agreement stays
->= 99.5 % (docs/annotate.md). Throughput of annotate vs apply_model vs the runtime is `fiftyone-mslite benchmark`.
+>= 99.5 % (docs/annotate.md). Throughput of annotate vs apply_model vs the runtime:
+`benchmarks/peers.py --only annotate`.
 
     .venv/bin/python benchmarks/draft_agreement.py [--limit N]
 """
@@ -12,24 +13,23 @@ import argparse
 import json
 
 import numpy as np
+from suite import ensure_models, imagenet, setup_sources
 
-from fiftyone_mslite.adapters.preprocessing import input_hw
-from fiftyone_mslite.benchmark import ensure_models, imagenet, setup_sources
+from fiftyone_mslite.adapters.images import open_rgb
 from fiftyone_mslite.classifier import load_classifier
-from fiftyone_mslite.images import open_rgb
 
 
 def draft_agreement(clf, files: list) -> dict:
     """Top-1 agreement between draft and full decoding, and how many images draft actually shrinks."""
-    fit = (input_hw(clf.adapter.input), clf.adapter.preprocess_config)
+    fit = (clf.input_hw, clf.preprocess_config)
     same = shrunk = 0
     for lo in range(0, len(files), 16):
         chunk = files[lo:lo + 16]
         full = [open_rgb(f, fit, draft=False) for f in chunk]
         drafted = [open_rgb(f, fit, draft=True) for f in chunk]
         shrunk += sum(a.size != b.size for a, b in zip(full, drafted))
-        top_full = clf.infer(np.stack([clf.preprocess(im) for im in full]))
-        top_draft = clf.infer(np.stack([clf.preprocess(im) for im in drafted]))
+        top_full = clf.infer(np.stack([clf.prepare(im) for im in full]))
+        top_draft = clf.infer(np.stack([clf.prepare(im) for im in drafted]))
         same += sum(a.index == b.index for a, b in zip(top_full, top_draft))
     return {"images": len(files), "agree": same, "agreement_pct": 100.0 * same / len(files), "shrunk": shrunk}
 

@@ -45,12 +45,12 @@ CHUNK = 50  # images pre-processed and run per round trip (bounds memory on 224 
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("FIFTYONE_MSLITE_MIRROR", str(MIRROR))
 
-from fiftyone_mslite import runtime  # noqa: E402
+from fiftyone_mslite import downloads, runtime  # noqa: E402
 from fiftyone_mslite.adapters.preprocessing import PreprocessConfig, resize_and_crop, to_tensor  # noqa: E402
-from fiftyone_mslite.catalog import downloads, store  # noqa: E402
+from fiftyone_mslite.catalog import store  # noqa: E402
 from fiftyone_mslite.catalog.labelsets import LabelSet, normalize  # noqa: E402
 from fiftyone_mslite.catalog.registry import catalog  # noqa: E402
-from fiftyone_mslite.conversion import convert_model  # noqa: E402
+from fiftyone_mslite.modelfiles.convert import convert_model  # noqa: E402
 from fiftyone_mslite.runtime.specs import TensorSpec  # noqa: E402
 
 
@@ -239,7 +239,7 @@ def run_case(case: Case, fmt: str = "ms", limit: int | None = None, threads: int
         model_path = store.model_file(entry).path
         interpreter = litert_interpreter(downloads.fetch(entry.source.url, sha256=entry.source.sha256), threads)
         ref_name, reference = tflite_reference(interpreter)
-        cfg = case.preprocess or entry.preprocess.config()
+        cfg = case.preprocess or entry.preprocess
         detail = interpreter.get_input_details()[0]
         ref_spec = TensorSpec(detail["name"], tuple(detail["shape"]), np.dtype(detail["dtype"]).name, "NHWC")
         in_scale, in_zero = detail["quantization"]
@@ -312,7 +312,7 @@ Does a model converted to MindSpore Lite predict what the original predicts? `be
 both runtimes the *same* pre-processed tensors and compares their outputs, image by image:
 
 - **ONNX exports** (`../shared/onnx`): ONNX Runtime gets the NCHW tensor, MindSpore Lite the same values
-  transposed to NHWC (`.ms`) or as NCHW (`.mindir`). Both converted with `fiftyone_mslite.conversion`.
+  transposed to NHWC (`.ms`) or as NCHW (`.mindir`). Both converted with `fiftyone_mslite.modelfiles.convert`.
 - **TFLite models** (built-in catalog entries): the TFLite interpreter (LiteRT, `ai-edge-litert`) runs the
   original file; MindSpore Lite runs the `.ms` the catalog converts it to. The uint8-quantized Coral model takes
   raw pixels in TFLite; its `.ms` takes float32, and gets exactly the dequantized pixels `(q - 128) / 128`.

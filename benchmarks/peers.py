@@ -1,4 +1,5 @@
-"""Benchmarks against peers, until `fiftyone-mslite benchmark` wraps the same engine (fiftyone_mslite.benchmark).
+"""Benchmarks against peers (the engine is `suite.py`; `fiftyone-mslite benchmark MODEL` is the user-facing
+MindSpore-Lite-style latency tool).
 
     .venv/bin/python benchmarks/peers.py                                  # every section, markdown on stdout
     .venv/bin/python benchmarks/peers.py --only models --limit 200 --json # one section, machine-readable
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fiftyone_mslite.benchmark import SECTIONS, render_markdown, run_benchmarks, write_docs  # noqa: E402
+from suite import SECTIONS, render_markdown, run_benchmarks, write_docs  # noqa: E402
 
 
 def main() -> None:

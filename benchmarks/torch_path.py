@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fiftyone_mslite import benchmark as bm  # noqa: E402
+import suite as bm  # noqa: E402 - benchmarks/suite.py, beside this script
 
 ZOO_MODEL = "mobilenet-v2-imagenet-torch"
 WEIGHTS = "mobilenet_v2-b0353104.pth"  # the zoo manifest's base_filename
@@ -71,7 +71,7 @@ def run(limit: int | None, repeats: int) -> dict:
     bm.isolate_fiftyone()
     import torch
 
-    from fiftyone_mslite.model import load_model
+    from fiftyone_mslite.integration.model import load_model
 
     shared = bm.setup_sources()
     missing = bm.ensure_models([bm.THROUGHPUT_MODEL], shared)

@@ -13,17 +13,17 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "fiftyone_mslite.model",
-    "MSLiteModel": "fiftyone_mslite.model",
-    "MSLiteModelConfig": "fiftyone_mslite.model",
-    "annotate": "fiftyone_mslite.annotation",
-    "evaluate": "fiftyone_mslite.evaluation",
-    "evaluate_multilabel": "fiftyone_mslite.evaluation",
-    "confidence_view": "fiftyone_mslite.views",
-    "save_low_confidence_view": "fiftyone_mslite.views",
-    "import_directory": "fiftyone_mslite.datasets",
+    "load_model": "fiftyone_mslite.integration.model",
+    "MSLiteModel": "fiftyone_mslite.integration.model",
+    "MSLiteModelConfig": "fiftyone_mslite.integration.model",
+    "annotate": "fiftyone_mslite.integration.annotation",
+    "evaluate": "fiftyone_mslite.integration.evaluation",
+    "evaluate_multilabel": "fiftyone_mslite.integration.evaluation",
+    "confidence_view": "fiftyone_mslite.integration.views",
+    "save_low_confidence_view": "fiftyone_mslite.integration.views",
+    "import_directory": "fiftyone_mslite.integration.datasets",
     "load_classifier": "fiftyone_mslite.classifier",
-    "convert_model": "fiftyone_mslite.conversion",
+    "convert_model": "fiftyone_mslite.modelfiles.convert",
     "open_model": "fiftyone_mslite.runtime",
 }
 

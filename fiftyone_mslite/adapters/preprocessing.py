@@ -5,11 +5,14 @@ session expects, reading layout/size/dtype from the session's TensorSpec, not fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, fields
 from functools import lru_cache
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 from PIL import Image
+from pydantic import ConfigDict, Field, PositiveInt
+from pydantic.dataclasses import dataclass
 
 from ..runtime.specs import TensorSpec
 
@@ -19,23 +22,25 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class PreprocessConfig:
-    """How a model family wants its pixels (values on the 0..1 scale, as timm and torchvision state them)."""
+    """How a model wants its pixels: the one pre-processing config, from catalog entry to tensor (values on the
+    0..1 scale, as timm and torchvision state them). It is also the catalog schema's `preprocess` field, so a
+    bad value is refused with the entry and field named."""
 
-    resize: str = "short"  # "short": scale the short side then centre-crop; "squash": ignore aspect
-    crop_fraction: float = 0.875  # crop size / resize size (1.0: no crop)
-    interpolation: str = "bilinear"
+    input_size: Optional[PositiveInt] = None  # None: read from the loaded model
+    resize: Literal["short", "squash"] = "short"  # short: scale the short side, then centre-crop
+    crop_fraction: Annotated[float, Field(gt=0, le=1)] = 0.875  # crop size / resize size (1.0: no crop)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
-    def __post_init__(self) -> None:
-        if self.resize not in ("short", "squash"):
-            raise ValueError(f"resize must be 'short' or 'squash', got {self.resize!r}")
-        if not 0 < self.crop_fraction <= 1:
-            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
-        if self.interpolation not in _FILTERS:
-            raise ValueError(f"interpolation must be one of {sorted(_FILTERS)}, got {self.interpolation!r}")
+    def to_dict(self) -> dict:
+        """JSON-ready (lists, not tuples), so that stored run settings compare equal to fresh ones."""
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+
+PREPROCESS_FIELDS = tuple(f.name for f in fields(PreprocessConfig))
 
 
 def input_hw(spec: TensorSpec) -> tuple[int, int]:

@@ -59,7 +59,7 @@ def _model_inputs(inputs: types.Object, ctx) -> None:
 
 def _load(ctx):
     """The model the form chose; the caller closes it."""
-    from fiftyone_mslite.model import load_model
+    from fiftyone_mslite.integration.model import load_model
 
     if ctx.params.get("source", "CATALOG") == "FILE":
         return load_model(ctx.params["model_path"], labels=ctx.params["labels"])
@@ -116,7 +116,7 @@ class ApplyModel(foo.Operator):
 
     def execute(self, ctx):
         """Runs `annotate` chunk by chunk, so that both execution modes can report progress in between."""
-        from fiftyone_mslite.annotation import annotate
+        from fiftyone_mslite.integration.annotation import annotate
 
         p = ctx.params
         target = ctx.target_view()
@@ -204,7 +204,7 @@ class Evaluate(_Evaluate):
                                    "the classes recorded on the prediction field")
 
     def run(self, ctx) -> tuple[dict, str]:
-        from fiftyone_mslite.evaluation import evaluate
+        from fiftyone_mslite.integration.evaluation import evaluate
 
         p = ctx.params
         summary = evaluate(ctx.target_view(), p["pred_field"], gt_field=p["gt_field"], eval_key=p["eval_key"],
@@ -226,7 +226,7 @@ class EvaluateMultilabel(_Evaluate):
                                   description="Per-class precision/recall/F1; opens the errors view")
 
     def run(self, ctx) -> tuple[dict, str]:
-        from fiftyone_mslite.evaluation import evaluate_multilabel
+        from fiftyone_mslite.integration.evaluation import evaluate_multilabel
 
         p = ctx.params
         summary = evaluate_multilabel(ctx.target_view(), p["pred_field"], p["gt_field"], eval_key=p["eval_key"])

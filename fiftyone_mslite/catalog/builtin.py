@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ..adapters.hookspecs import hookimpl
+from ..plugins import hookimpl
 from .schema import CatalogError, parse_entries
 
 

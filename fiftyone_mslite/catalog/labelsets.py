@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import downloads
+from .. import downloads
 from .schema import CatalogError, LabelSetEntry
 
 BACKGROUND = "background"
@@ -50,7 +50,7 @@ def _read(entry: LabelSetEntry, key: str) -> str:
         raise CatalogError(f"label set '{entry.name}': loader '{entry.loader}' needs urls.{key}")
     if "://" not in url:
         return Path(url).expanduser().read_text(encoding="utf-8")
-    return downloads.fetch(url, sha256=entry.sha256.get(key)).read_text(encoding="utf-8")
+    return downloads.fetch(url, sha256=entry.sha256.get(key), kind="labels").read_text(encoding="utf-8")
 
 
 _GALLERY = re.compile(r"\*\*([^*]+?) \((\d+)\)\*\* <br/> `(n\d{8})`")

@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..adapters import plugins
+from .. import plugins
 from ..adapters.base import Adapter
 from .labelsets import LabelSet, file_label_set, load_label_set
 from .schema import CatalogError, LabelSetEntry, ModelEntry, parse_entries

@@ -6,18 +6,15 @@ seed page that lists MindSpore Lite's models is wrong about several of them.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..adapters.preprocessing import PreprocessConfig
+from ..errors import CatalogError
+from ..modelfiles.formats import from_suffix
 
-SOURCE_FORMATS = ("ms", "mindir", "onnx", "tflite")
-
-
-class CatalogError(ValueError):
-    """A catalog file or entry is invalid, or a name is unknown; the message names file, entry and field."""
+SOURCE_FORMATS = ("ms", "mindir", "onnx", "tflite")  # what a catalog source may be
 
 
 class _Strict(BaseModel):
@@ -53,6 +50,14 @@ class Conversion(_Strict):
     dequantize: bool = Field(False, description="rewrite a quantized TFLite as float32 first (fast fp32 kernels)")
 
 
+class Embedding(_Strict):
+    """The tensor FiftyOne gets as a sample's embedding: the input of the final classifier layer, exposed as an
+    extra output at conversion. `tensor` unset means "find it"; `add_model` records what was found."""
+
+    tensor: str | None = Field(None, description="graph tensor name (ONNX); found automatically when unset")
+    size: int | None = Field(None, gt=0, description="values per sample")
+
+
 class Source(_Strict):
     """Where the model file comes from: a public URL (fetched, mirror-aware) or a local path."""
 
@@ -80,7 +85,7 @@ class Source(_Strict):
     def resolved_format(self) -> str:
         if self.format:
             return self.format
-        suffix = Path(self.location.split("?")[0]).suffix.lstrip(".").lower()
+        suffix = from_suffix(self.location)
         if suffix not in SOURCE_FORMATS:
             raise ValueError(f"cannot tell the format of {self.location}: set 'format' to one of {SOURCE_FORMATS}")
         return suffix
@@ -88,19 +93,6 @@ class Source(_Strict):
     @property
     def needs_conversion(self) -> bool:
         return self.resolved_format in ("onnx", "tflite")
-
-
-class Preprocess(_Strict):
-    input_size: int = Field(gt=0)
-    resize: Literal["short", "squash"] = "short"
-    crop_fraction: float = Field(0.875, gt=0, le=1)
-    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    def config(self) -> PreprocessConfig:
-        return PreprocessConfig(resize=self.resize, crop_fraction=self.crop_fraction,
-                                interpolation=self.interpolation, mean=self.mean, std=self.std)
 
 
 class ModelEntry(_Strict):
@@ -114,7 +106,8 @@ class ModelEntry(_Strict):
     num_classes: int = Field(gt=0, description="label count the outputs must match (background included)")
     source: Source
     alternatives: tuple[Source, ...] = ()
-    preprocess: Preprocess
+    preprocess: PreprocessConfig
+    embedding: Embedding = Embedding()
     reported: Reported | None = None
     facts: tuple[Fact, ...] = ()
     tags: tuple[str, ...] = ()
@@ -158,7 +151,9 @@ def _format_error(exc: ValidationError, where: str) -> str:
     lines = [f"{where}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
-        lines.append(f"  field '{loc}': {err['msg']}")
+        # dataclass fields (preprocess) word an unknown key differently from models: one wording for users
+        msg = "Extra inputs are not permitted" if err["type"] == "unexpected_keyword_argument" else err["msg"]
+        lines.append(f"  field '{loc}': {msg}")
     return "\n".join(lines)
 
 

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import runtime
-from ..conversion import convert_model
-from . import downloads
-from .ms_inspector import MsInspectError, inspect_ms
-from .schema import CatalogError, ModelEntry, Source
+from .. import downloads, runtime
+from ..modelfiles.convert import convert_model
+from ..modelfiles.ms_inspect import MsInspectError, inspect_ms
+from .schema import CatalogError, Conversion, ModelEntry, Source
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +49,45 @@ def _source_file(source: Source, progress: bool | None) -> Path:
     return downloads.fetch(source.url, sha256=source.sha256, progress=progress)
 
 
+def _check_ms(path: Path) -> None:
+    """Refuse a .ms MindSpore Lite 2.x would not load (legacy schema, truncated), with the inspector's hint."""
+    info = inspect_ms(path)
+    if not info.loadable:
+        raise MsInspectError(f"{path}: {info.hint}")
+
+
+def _convert(src: Path, out: Path, fmt: str, conv: Conversion) -> Path:
+    """Convert in a scratch directory beside ``out``, check the result, then rename it into place: a failed or
+    interrupted conversion never leaves a file at ``out``, and never replaces one there."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".converting-") as work:
+        result = convert_model(src, Path(work) / out.name, save_type=conv.save_type, source_format=fmt,
+                               input_data_type=conv.input_data_type, output_data_type=conv.output_data_type,
+                               dequantize=conv.dequantize)
+        if conv.save_type == "ms":
+            _check_ms(result.output)
+        os.replace(result.output, out)
+    log.info("converted %s → %s", src, out)
+    return out
+
+
 def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> ModelFile:
     src = _source_file(source, progress)
     fmt = source.resolved_format
     if not source.needs_conversion:
         if fmt == "ms":
-            info = inspect_ms(src)
-            if not info.loadable:
-                raise MsInspectError(f"{src}: {info.hint}")
+            _check_ms(src)
         return ModelFile(src, source, converted=False)
-    save_type = source.conversion.save_type
-    key = (source.sha256 or sha256_of(src))[:16]
     conv = source.conversion
+    key = (source.sha256 or sha256_of(src))[:16]
     variant = "-float" if conv.dequantize else ""
-    out = converted_dir() / entry.name / f"{src.stem}-{key}{variant}.{save_type}"
+    root = converted_dir()
+    out = root / entry.name / f"{src.stem}-{key}{variant}.{conv.save_type}"
+    if not downloads.is_inside(root, out):
+        raise CatalogError(f"model '{entry.name}': its converted file {out} would be outside {root}; "
+                           "give the model a plain name")
     if not out.is_file():
-        result = convert_model(src, out, save_type=save_type, source_format=fmt,
-                               input_data_type=conv.input_data_type, output_data_type=conv.output_data_type,
-                               dequantize=conv.dequantize)
-        out = result.output
-        log.info("converted %s → %s", src, out)
+        _convert(src, out, fmt, conv)
     return ModelFile(out, source, converted=True)
 
 

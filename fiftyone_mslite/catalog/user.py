@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from ..adapters.hookspecs import hookimpl
+from ..plugins import hookimpl
+from ..runtime import settings
 from .builtin import load_yaml
 from .schema import CatalogError, parse_entries
 
@@ -19,7 +20,7 @@ USER_CATALOG_ENV = "FIFTYONE_MSLITE_USER_CATALOG"
 
 
 def user_catalog_path() -> Path:
-    explicit = os.environ.get(USER_CATALOG_ENV)
+    explicit = settings.get(USER_CATALOG_ENV)
     if explicit:
         return Path(explicit).expanduser()
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
@@ -59,17 +60,6 @@ def register_models(register) -> None:
         register(entry)
 
 
-def complete_entry(entry, session):
-    """Fill what a user may leave out (input size, class count) from the loaded model itself."""
-    from ..adapters.preprocessing import input_hw
-
-    h, _ = input_hw(session.inputs[0])
-    preprocess = entry.preprocess
-    if preprocess.input_size == 1:
-        preprocess = preprocess.model_copy(update={"input_size": h})
-    return entry.model_copy(update={"num_classes": session.outputs[0].shape[-1], "preprocess": preprocess})
-
-
 def add_model(name: str, source: str, labels: str, *, input_size: int | None = None, mean=None, std=None,
               resize: str = "short", crop_fraction: float = 0.875, interpolation: str = "bilinear",
               task: str = "single", sha256: str | None = None, description: str = ""):
@@ -77,9 +67,11 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
 
     Nothing is written unless the model loads and its outputs match the labels.
     """
-    from .. import runtime
-    from . import downloads, registry, store
-    from .schema import ModelEntry, Preprocess, Source
+    from .. import downloads, runtime
+    from ..adapters.preprocessing import PreprocessConfig
+    from . import registry, store
+    from .adhoc import complete_entry
+    from .schema import ModelEntry, Source
 
     if "://" in source:
         local = downloads.fetch(source, sha256=sha256)
@@ -95,16 +87,16 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
     cat = registry.catalog()
     if labels not in cat.label_sets and "://" not in labels:
         labels = str(Path(labels).expanduser().resolve())
-    pre = {"input_size": input_size or 1, "resize": resize, "crop_fraction": crop_fraction,
+    pre = {"input_size": input_size, "resize": resize, "crop_fraction": crop_fraction,
            "interpolation": interpolation}
     pre.update({k: v for k, v in (("mean", mean), ("std", std)) if v is not None})
     entry = ModelEntry(name=name, description=description, task=task,
                        adapter="multilabel" if task == "multi" else "classifier", labels=labels, num_classes=1,
-                       source=Source(**src), preprocess=Preprocess(**pre), origin=str(user_catalog_path()))
+                       source=Source(**src), preprocess=PreprocessConfig(**pre), origin=str(user_catalog_path()))
     found = store.model_file(entry)
     with runtime.open_model(found.path) as session:
         entry = complete_entry(entry, session)
-        cat.adapter_class(entry)(entry, cat.labels(entry.labels), session.inputs, session.outputs)
+        cat.adapter_class(entry)(entry, cat.labels(entry.labels)).bind(session.inputs, session.outputs)
     data = read_user_catalog()
     data["models"][name] = entry.model_dump(mode="json", exclude={"name", "origin"}, exclude_defaults=True)
     write_user_catalog(data)

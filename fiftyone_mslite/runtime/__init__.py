@@ -4,8 +4,9 @@ Two backends share one interface: in-process (mindspore_lite imports here) and a
 Python (the usual case: PyPI's only wheel is for CPython 3.7). This package must stay Python-3.7
 compatible and import only numpy and the standard library (mindspore_lite lazily).
 """
-import os
 
+from . import settings
+from .base import Session
 from .environment import cache_home, info, install, runtime_python
 from .errors import (
     ConversionError,
@@ -22,7 +23,7 @@ BACKEND_ENV = "FIFTYONE_MSLITE_BACKEND"
 BACKENDS = ("auto", "inprocess", "worker")
 
 __all__ = [
-    "open_model", "convert", "choose_backend", "StreamedSession", "AdaptiveSession", "TensorSpec",
+    "open_model", "convert", "choose_backend", "Session", "StreamedSession", "AdaptiveSession", "TensorSpec",
     "detect_model_format", "cache_home", "info", "install", "runtime_python", "MS", "MINDIR", "MSLiteError",
     "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError", "ConversionError",
 ]
@@ -33,7 +34,7 @@ def choose_backend(backend=None):
     """'inprocess' when mindspore_lite imports here, else 'worker'; FIFTYONE_MSLITE_BACKEND overrides."""
     from .inprocess import mslite_available
 
-    backend = backend or os.environ.get(BACKEND_ENV) or "auto"
+    backend = backend or settings.get(BACKEND_ENV) or "auto"
     if backend not in BACKENDS:
         raise ValueError("backend must be one of {}, got {!r}".format(", ".join(BACKENDS), backend))
     if backend == "auto":
@@ -81,7 +82,7 @@ def convert(source, fmk, output, save_type=MS, backend=None, python=None, **opti
     """Convert a source model with MindSpore Lite's converter; returns the path written.
 
     `fmk` is onnx|tflite|tf|caffe|mindir, `save_type` ms|mindir. Options: weight_file, config_file,
-    input_data_type, output_data_type. Use `fiftyone_mslite.conversion` for the checked, user-facing path.
+    input_data_type, output_data_type. Use `fiftyone_mslite.modelfiles.convert` for the checked, user-facing path.
     """
     args = dict(options, source=str(source), fmk=fmk, output=str(output), save_type=save_type)
     if choose_backend(backend) == "inprocess":

@@ -10,7 +10,8 @@ import tempfile
 import threading
 import weakref
 
-from . import errors, protocol
+from . import errors, protocol, settings
+from .base import Session
 from .environment import runtime_python
 from .inprocess import native_errors
 from .specs import TensorSpec, check_inputs
@@ -31,7 +32,7 @@ class _Worker(object):
         rep_r, rep_w = os.pipe()
         env = dict(os.environ)
         env.setdefault("GLOG_v", "3")
-        verbose = os.environ.get("FIFTYONE_MSLITE_VERBOSE", "") not in ("", "0")
+        verbose = settings.flag("FIFTYONE_MSLITE_VERBOSE")
         sink = None if verbose else self.log
         try:
             self.proc = subprocess.Popen(
@@ -120,7 +121,7 @@ def _stop_quietly(box):
         box.pop().stop()
 
 
-class WorkerSession(object):
+class WorkerSession(Session):
     """Same interface as InProcessSession, with MindSpore Lite in a worker on the runtime Python."""
 
     backend = "worker"
@@ -179,15 +180,9 @@ class WorkerSession(object):
             worker.outbuf.remap(reply["out_size"])
             return [worker.outbuf.view(d).copy() for d in reply["outputs"]]
 
-    def close(self):
+    def release(self):
         with self._lock:
             _stop_quietly(self._box)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def convert_in_worker(python=None, **args):

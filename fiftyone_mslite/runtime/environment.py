@@ -6,13 +6,15 @@ usually lives in its own virtualenv under the cache directory. Python 3.7 compat
 import os
 from pathlib import Path
 
+from . import settings
+
 HOME_ENV = "FIFTYONE_MSLITE_HOME"
 
 
 def cache_home():
     # type: () -> Path
     """Root of everything fiftyone-mslite caches (runtime venv, downloads, converted models)."""
-    explicit = os.environ.get(HOME_ENV)
+    explicit = settings.get(HOME_ENV)
     if explicit:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -40,7 +42,7 @@ def runtime_python():
     """The Python the worker runs on: the explicit setting, else the managed venv."""
     from .errors import RuntimeUnavailableError
 
-    explicit = os.environ.get(RUNTIME_PYTHON_ENV)
+    explicit = settings.get(RUNTIME_PYTHON_ENV)
     if explicit:
         if not os.access(explicit, os.X_OK):
             raise RuntimeUnavailableError("{}={} is not an executable Python.".format(RUNTIME_PYTHON_ENV, explicit))
@@ -76,7 +78,7 @@ def find_python37():
     """(path, how it was found) for the Python 3.7 to build the runtime venv from, or (None, why not)."""
     import shutil
 
-    explicit = os.environ.get(PYTHON37_ENV)
+    explicit = settings.get(PYTHON37_ENV)
     if explicit:
         if not os.access(explicit, os.X_OK):
             return None, "{}={} is not an executable Python".format(PYTHON37_ENV, explicit)
@@ -160,7 +162,7 @@ def info():
     try:
         python = runtime_python()
         result["worker_python"] = python
-        result["worker_python_source"] = "setting {}".format(RUNTIME_PYTHON_ENV) if os.environ.get(
+        result["worker_python_source"] = "setting {}".format(RUNTIME_PYTHON_ENV) if settings.get(
             RUNTIME_PYTHON_ENV) else "managed venv"
         found = probe(python)
         result["worker_mindspore_lite"] = found[0] if found else None

@@ -1,8 +1,9 @@
-"""Exceptions of the runtime bridge: each message says what failed, on which file, and what to do."""
+"""The error root and the runtime bridge's own errors (this layer imports nothing of the package, so the root
+lives here; `fiftyone_mslite.errors` lists every public error of every layer)."""
 
 
 class MSLiteError(Exception):
-    """Base class for every error fiftyone-mslite raises about running or converting a model."""
+    """Base class of every error fiftyone-mslite raises: catch this one to handle all of ours."""
 
 
 class ModelFileError(MSLiteError, ValueError):

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from . import settings
+from .base import Session
 from .errors import ConversionError, ModelFileError, MSLiteError, RuntimeUnavailableError
 from .specs import MINDIR, MS, TensorSpec, check_inputs, detect_model_format, guess_layout
 
@@ -36,7 +38,7 @@ def mslite_available():
 @contextlib.contextmanager
 def captured_native_output():
     """Collect what native code prints to fds 1/2 (log spam), handing it back for error messages."""
-    verbose = os.environ.get("FIFTYONE_MSLITE_VERBOSE", "") not in ("", "0")
+    verbose = settings.flag("FIFTYONE_MSLITE_VERBOSE")
     sink = tempfile.TemporaryFile()
     text = []
     if verbose:
@@ -68,7 +70,7 @@ def _dtype_name(tensor):
     return tensor.dtype.name.lower()
 
 
-class InProcessSession(object):
+class InProcessSession(Session):
     """A loaded model. `run` takes whole batches; fixed-batch graphs are looped, dynamic ones resized."""
 
     backend = "inprocess"
@@ -148,15 +150,9 @@ class InProcessSession(object):
             return chunks[0]
         return [np.concatenate(parts) for parts in zip(*chunks)]
 
-    def close(self):
+    def release(self):
         self._model = None
         self._tensors = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 FMK_TYPES = ("onnx", "tflite", "tf", "caffe", "mindir")

@@ -9,9 +9,7 @@ from collections import namedtuple
 import numpy as np
 
 from .errors import InputMismatchError, ModelFileError
-
-MS = "ms"
-MINDIR = "mindir"
+from .formats import DESCRIPTIONS, MINDIR, MS, MS_V0, read_head, sniff
 
 _IMAGE_CHANNELS = (1, 3, 4)
 
@@ -47,12 +45,6 @@ def guess_layout(shape):
     return None
 
 
-_FOREIGN = (
-    (lambda head: head[4:8] == b"TFL3", "a TFLite model"),
-    (lambda head: head[:1] == b"\x08", "an ONNX model"),
-)
-
-
 def detect_model_format(path):
     # type: (str) -> str
     """Tell `.ms` from `.mindir` by content (a renamed file still loads right), refusing anything else."""
@@ -66,26 +58,28 @@ def detect_model_format(path):
     if size == 0:
         raise ModelFileError("model file {} is empty (0 bytes): the download or conversion that made it "
                              "failed. Delete it and fetch or convert it again.".format(path))
-    with open(path, "rb") as f:
-        head = f.read(64)
-    if head[4:7] == b"MSL":
-        if head[4:8] != b"MSL2":
-            raise ModelFileError(
-                "{} is a MindSpore Lite model of an old schema ({!r}) that MindSpore Lite 2.x refuses; "
-                "re-convert the original model with a converter >= 1.1.".format(path, head[4:8]))
+    head = read_head(path)
+    fmt = sniff(head, path)
+    if fmt == MS_V0:
+        raise ModelFileError(
+            "{} is a MindSpore Lite model of an old schema (legacy v0, {!r}) that MindSpore Lite 2.x refuses; "
+            "upgrade it: "
+            "`fiftyone-mslite upgrade {} -o NEW.ms`.".format(path, head[4:8], path))
+    if fmt == MS:
         root = int.from_bytes(head[:4], "little")
         if size < 16 or root >= size:
             raise ModelFileError("{} is truncated ({} bytes): fetch or convert it again.".format(path, size))
         return MS
-    for test, what in _FOREIGN:
-        if test(head):
-            raise ModelFileError(
-                "{} is {}, not a MindSpore Lite model (.ms/.mindir). Convert it first: "
-                "`fiftyone-mslite convert {} --output model.ms`.".format(path, what, path))
-    if head[:1] == b"\x0a" and (b"MindSpore" in head or path.endswith(".mindir")):
+    if fmt == MINDIR:
         return MINDIR
-    raise ModelFileError("{} is not a MindSpore Lite model: expected a .ms (FlatBuffer 'MSL2') or a "
-                         ".mindir (MindIR protobuf) file.".format(path))
+    if fmt in DESCRIPTIONS:
+        raise ModelFileError(
+            "{} is {}, not a MindSpore Lite model (.ms/.mindir). Convert it first: "
+            "`fiftyone-mslite convert {} --output model.ms`.".format(path, DESCRIPTIONS[fmt], path))
+    raise ModelFileError("{} is not a MindSpore Lite model: expected a .ms (FlatBuffer 'MSL2') or a .mindir "
+                         "(MindIR protobuf) file. A .ms from a converter before 1.1.0 has no identifier: "
+                         "`fiftyone-mslite inspect {}` tells, `fiftyone-mslite upgrade` "
+                         "converts it.".format(path, path))
 
 
 def check_inputs(specs, arrays, model_path):

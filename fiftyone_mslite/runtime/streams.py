@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .base import Session
 from .specs import check_inputs
 
 
@@ -23,7 +24,7 @@ def split_sizes(n, parts):
     return [base + (1 if k < extra else 0) for k in range(parts)]
 
 
-class StreamedSession(object):
+class StreamedSession(Session):
     """Sessions of one model behind the session interface, each used by one request at a time.
 
     Threads here only wait (on a worker's pipe, or in native code that releases the GIL). A single
@@ -88,18 +89,13 @@ class StreamedSession(object):
         parts = [f.result() for f in futures]
         return [np.concatenate(chunks) for chunks in zip(*parts)]
 
-    def close(self):
+    def release(self):
+        self._pool.shutdown(wait=True)
         for session in self.sessions:
             session.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class AdaptiveSession(object):
+class AdaptiveSession(Session):
     """`streams="auto"` with 2+ threads: one session with every thread, the fastest for single images,
     until the first batch of two or more (or a pipelined `submit`), which re-opens the model as `threads`
     single-threaded streams, the fastest for batches. It switches once, so at most `threads` workers stay
@@ -129,16 +125,10 @@ class AdaptiveSession(object):
         """Queue one whole batch (see `StreamedSession.submit`); pipelined callers are throughput jobs."""
         return self._for_batch(2).submit(*arrays)
 
-    def close(self):
+    def release(self):
         self.session.close()
 
     def __getattr__(self, name):  # inputs, outputs, path, format, backend, batch_size, last_runtime_s, ...
         if name == "session":
             raise AttributeError(name)
         return getattr(self.session, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -1,0 +1,44 @@
+"""Multi-label heads: per-class sigmoid scores against per-class thresholds."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelMismatchError
+from ..runtime.specs import TensorSpec
+from .base import Adapter, MultiLabelPrediction, scores_to_float
+
+
+class MultiLabelAdapter(Adapter):
+    """Multi-label: sigmoid scores (applied when outputs are not already in 0..1), per-class thresholds
+    from the label set (else 0.5), optionally recalibrated as MindSpore's demo does so that every class's
+    threshold maps to 0.5 and confidences are comparable across classes."""
+
+    task = "multi"
+    recalibrate = True
+
+    def bind(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> MultiLabelAdapter:
+        super().bind(inputs, outputs)
+        n_out = outputs[0].shape[-1]
+        if n_out != len(self.labels):
+            raise ModelMismatchError(f"model '{self.entry.name}' outputs {n_out} scores but its label set "
+                                     f"'{self.labels.name}' has {len(self.labels)} labels.")
+        self.thresholds = np.asarray(self.labels.thresholds or [0.5] * n_out, np.float32)
+        return self
+
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        t = self.thresholds
+        below = scores / t * 0.5
+        above = (scores - t) / np.maximum(1.0 - t, 1e-6) * 0.5 + 0.5
+        return np.where(scores < t, below, above)
+
+    def postprocess(self, outputs: list[np.ndarray]) -> list[MultiLabelPrediction]:
+        scores = scores_to_float(outputs[0].reshape(outputs[0].shape[0], -1))
+        if scores.min() < 0 or scores.max() > 1:
+            scores = 1.0 / (1.0 + np.exp(-scores))
+        results = []
+        for row in scores:
+            conf = self.calibrated(row) if self.recalibrate else row
+            hits = np.flatnonzero(row >= self.thresholds)
+            hits = hits[np.argsort(-conf[hits], kind="stable")]
+            results.append(MultiLabelPrediction(tuple((self.labels.names[i], float(conf[i])) for i in hits), row))
+        return results

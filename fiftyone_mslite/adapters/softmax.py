@@ -1,0 +1,62 @@
+"""Single-label classification heads: softmax scores (or probabilities already), top-1, top-k and logits."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelMismatchError
+from ..runtime.specs import TensorSpec
+from .base import Adapter, ClassPrediction, scores_to_float
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def is_distribution(x: np.ndarray) -> bool:
+    return bool(x.min() >= 0 and np.allclose(x.sum(axis=-1), 1.0, atol=0.06))  # quantized softmax sums drift
+
+
+class SoftmaxAdapter(Adapter):
+    """Single-label classification: softmax (unless the model already outputs probabilities) → top-1 with
+    confidence, top-k and logits. A model with one output more than its labels gets a background class
+    at index 0 (TF-slim's 1001-way ImageNet heads)."""
+
+    task = "single"
+    top_k = 5
+    offset = 0  # outputs before the first label (a background class)
+
+    def bind(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> SoftmaxAdapter:
+        super().bind(inputs, outputs)
+        n_out, n_labels = outputs[0].shape[-1], len(self.labels)
+        if n_out == n_labels + 1 and not self.labels.background:
+            self.offset = 1
+        elif n_out != n_labels:
+            raise ModelMismatchError(f"model '{self.entry.name}' outputs {n_out} scores but its label set "
+                                     f"'{self.labels.name}' has {n_labels} labels. Use a label set with {n_out} "
+                                     f"labels (or {n_out - 1} plus background).")
+        return self
+
+    def names(self, index: int) -> str:
+        return "background" if index < self.offset else self.labels.names[index - self.offset]
+
+    def synset(self, index: int) -> str | None:
+        synsets = self.labels.synsets
+        return synsets[index - self.offset] or None if synsets is not None and index >= self.offset else None
+
+    def postprocess(self, outputs: list[np.ndarray]) -> list[ClassPrediction]:
+        raw = outputs[0].reshape(outputs[0].shape[0], -1)
+        scores = scores_to_float(raw)
+        if is_distribution(scores):
+            probs = scores / scores.sum(axis=-1, keepdims=True)
+            logits = np.log(np.clip(probs, 1e-12, None))
+        else:
+            probs, logits = softmax(scores.astype(np.float64)), scores
+        results = []
+        for row, row_logits in zip(probs, logits):
+            best = np.argsort(-row, kind="stable")[: self.top_k]
+            top = tuple((self.names(int(i)), float(row[i])) for i in best)
+            index = int(best[0])
+            results.append(ClassPrediction(top[0][0], index, top[0][1], self.synset(index), top,
+                                           np.asarray(row_logits, np.float32)))
+        return results

@@ -1,0 +1,35 @@
+"""Catalog entries for a bare model file: what the user said, completed from the loaded model itself."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..adapters.preprocessing import PREPROCESS_FIELDS, PreprocessConfig, input_hw
+from ..runtime import Session
+from .schema import ModelEntry, Source
+from .store import sha256_of
+
+
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pre-processing fields, the rest) of keyword overrides."""
+    pre = {k: v for k, v in overrides.items() if k in PREPROCESS_FIELDS}
+    return pre, {k: v for k, v in overrides.items() if k not in PREPROCESS_FIELDS}
+
+
+def entry_for_file(path: str | Path, labels: str, overrides: dict[str, Any]) -> ModelEntry:
+    """An entry for a local .ms/.mindir; the input size and class count come from the model (`complete_entry`)."""
+    path = Path(path).expanduser().resolve()
+    pre, rest = split_overrides(overrides)
+    return ModelEntry(name=rest.pop("name", path.stem), labels=labels, num_classes=rest.pop("num_classes", 1),
+                      task=rest.pop("task", "single"), adapter=rest.pop("adapter", "classifier"),
+                      source=Source(path=str(path), sha256=sha256_of(path)), preprocess=PreprocessConfig(**pre),
+                      origin="file")
+
+
+def complete_entry(entry: ModelEntry, session: Session) -> ModelEntry:
+    """Fill what a user may leave out (input size, class count) from the loaded model itself."""
+    preprocess = entry.preprocess
+    if preprocess.input_size is None:
+        preprocess = dataclasses.replace(preprocess, input_size=input_hw(session.inputs[0])[0])
+    return entry.model_copy(update={"num_classes": session.outputs[0].shape[-1], "preprocess": preprocess})

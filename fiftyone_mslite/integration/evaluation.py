@@ -1,0 +1,362 @@
+"""Evaluate classifier predictions stored on a FiftyOne dataset.
+
+Single-label evaluation is FiftyOne's own `evaluate_classifications` run (so the App's Model Evaluation
+panel shows it), plus saved views that put the most confident mistakes first. Multi-label evaluation, which
+FiftyOne lacks, writes per-sample TP/FP/FN label fields and counts in bulk and records a custom run holding
+the summary.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import fiftyone as fo
+import numpy as np
+from fiftyone import ViewField as F
+
+from .views import Samples, label_field_type
+
+
+@dataclass
+class Mistake:
+    filepath: str
+    gt: str | None
+    pred: str | None
+    confidence: float | None
+
+
+@dataclass
+class EvaluationSummary:
+    """What `evaluate` found. `report` is sklearn's classification report over the observed classes."""
+
+    eval_key: str
+    pred_field: str
+    gt_field: str
+    num_samples: int
+    accuracy: float
+    num_mistakes: int
+    mistakes_view: str
+    confident_mistakes: list[Mistake]
+    report: dict
+    top_k: int | None = None
+    top_k_accuracy: float | None = None
+    top_k_eval_key: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def mistakes_view_name(eval_key: str) -> str:
+    return f"{eval_key}-mistakes"
+
+
+def _field_type(samples: Samples, label_field: str, role: str) -> type:
+    """`label_field_type`, with the error saying which argument ("prediction", "ground truth") is wrong."""
+    try:
+        return label_field_type(samples, label_field)
+    except ValueError as exc:
+        raise ValueError(f"{role} field: {exc}") from None
+
+
+def _require_single_label(samples: Samples, field: str, role: str) -> None:
+    if _field_type(samples, field, role) is fo.Classifications:
+        raise ValueError(f"{role} field '{field}' holds Classifications (multi-label); evaluate() compares one label "
+                         f"per sample: use evaluate_multilabel(samples, '{field}', ...) instead")
+
+
+def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | str | None = None) -> list[str]:
+    """Class names in logit order: given (a list, or a label-set name/path), else recorded on the dataset.
+
+    Recorded means `dataset.classes[pred_field]`, the field's `info["classes"]` / `info["label_set"]`, or the
+    label set in the settings of the run that `annotate()` registers for the field. Failing those (e.g. after
+    a plain `apply_model`), the one catalog label set that explains the stored predictions is used.
+    """
+    from ..catalog.registry import catalog
+
+    if isinstance(classes, str):
+        return list(catalog().labels(classes).names)
+    if classes is not None:
+        return list(classes)
+    dataset = samples._dataset
+    if dataset.classes.get(pred_field):
+        return list(dataset.classes[pred_field])
+    info = dataset.get_field(pred_field).info or {}
+    if info.get("classes"):
+        return list(info["classes"])
+    label_set = info.get("label_set") or _label_set_of_run(dataset, pred_field)
+    if label_set:
+        return list(catalog().labels(label_set).names)
+    found = _classes_from_catalog(samples, pred_field)
+    if found:
+        return found
+    raise ValueError(f"top-k evaluation needs the classes of '{pred_field}' in logit order: pass classes= (a list or "
+                     f"a label set name such as 'imagenet-1000'), or set dataset.classes['{pred_field}']")
+
+
+def _label_set_of_run(dataset: fo.Dataset, pred_field: str) -> str | None:
+    """The label set a run recorded for `pred_field` (annotate() stores `label_field` and `settings["labels"]`)."""
+    for key in dataset.list_runs():
+        config = dataset.get_run_info(key).config
+        settings = getattr(config, "settings", None)
+        if getattr(config, "label_field", None) == pred_field and isinstance(settings, dict):
+            return settings.get("labels")
+    return None
+
+
+def _classes_from_catalog(samples: Samples, pred_field: str, probe: int = 200) -> list[str] | None:
+    """The class list of the catalog label set (or catalog model's labels) that has one name per logit and
+    names, for every probed sample, its stored label at its argmax logit; None unless exactly one list fits."""
+    from ..catalog.registry import catalog
+    from ..catalog.schema import CatalogError
+    from ..downloads import DownloadError
+
+    labels, logits = samples.exists(f"{pred_field}.logits").limit(probe).values(
+        [f"{pred_field}.label", f"{pred_field}.logits"])
+    if not logits:
+        return None
+    n, cat = len(logits[0]), catalog()
+    refs = {name for name, e in cat.label_sets.items() if e.num_classes in (n, n - 1)}
+    refs |= {m.labels for m in cat.models.values() if m.num_classes == n}
+    fits = set()
+    for ref in sorted(refs):
+        try:
+            names = list(cat.labels(ref).names)
+        except (CatalogError, DownloadError, OSError):
+            continue  # an unreachable label file cannot be checked, so it cannot be chosen
+        names = ["background", *names] if len(names) == n - 1 else names
+        if len(names) == n and all(names[int(np.argmax(lg))] == lab for lab, lg in zip(labels, logits)):
+            fits.add(tuple(names))
+    return list(fits.pop()) if len(fits) == 1 else None
+
+
+def _logit_classes(samples: Samples, pred_field: str, classes: list[str]) -> list[str]:
+    """`classes` checked against the stored logits. FiftyOne silently scores samples without logits as wrong:
+    refuse instead. A model with one output more than its labels has a leading background logit (see the
+    built-in adapter), so 'background' is prepended then."""
+    missing = samples.exists(pred_field).exists(f"{pred_field}.logits", False).count()
+    if missing:
+        raise ValueError(f"{missing} sample(s) have no '{pred_field}.logits'; top-k evaluation needs the model to "
+                         "store logits (apply_model(..., store_logits=True))")
+    first = samples.exists(f"{pred_field}.logits").first()[pred_field].logits
+    if len(first) == len(classes) + 1:
+        return ["background", *classes]
+    if len(first) != len(classes):
+        raise ValueError(f"'{pred_field}.logits' have {len(first)} entries but {len(classes)} classes were given; "
+                         "the classes must be the model's labels in logit order")
+    return classes
+
+
+def _run(samples: Samples, pred_field: str, gt_field: str, eval_key: str, **kwargs):
+    """A fresh FiftyOne evaluation run under `eval_key` (an earlier run under that key is replaced)."""
+    if eval_key in samples._dataset.list_evaluations():
+        samples._dataset.delete_evaluation(eval_key)
+    return samples.evaluate_classifications(pred_field, gt_field=gt_field, eval_key=eval_key, **kwargs)
+
+
+def _plain(report: dict) -> dict:
+    """sklearn's report with numpy scalars made JSON-friendly ('accuracy' is a bare float there)."""
+    return {k: ({m: int(v) if m == "support" else float(v) for m, v in row.items()} if isinstance(row, dict)
+                else float(row)) for k, row in report.items()}
+
+
+def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", eval_key: str = "eval",
+             top_k: int | None = None, classes: Sequence[str] | str | None = None,
+             num_confident_mistakes: int = 10) -> EvaluationSummary:
+    """Evaluate single-label predictions: a FiftyOne evaluation run under `eval_key` (shown in the App's Model
+    Evaluation panel), a `<eval_key>` boolean per sample, and the saved view `<eval_key>-mistakes` (confident
+    mistakes first). With `top_k`, also FiftyOne's top-k run under `<eval_key>_top<k>`, which needs stored
+    logits and `classes` in logit order (see `resolve_classes`)."""
+    _require_single_label(samples, pred_field, "prediction")
+    _require_single_label(samples, gt_field, "ground truth")
+    results = _run(samples, pred_field, gt_field, eval_key, method="simple")
+
+    top_k_key = top_k_accuracy = None
+    if top_k:
+        names = _logit_classes(samples, pred_field, resolve_classes(samples, pred_field, classes))
+        top_k_key = f"{eval_key}_top{top_k}"
+        top = _run(samples, pred_field, gt_field, top_k_key, method="top-k", k=top_k, classes=names)
+        top_k_accuracy = float(top.metrics()["accuracy"])
+
+    dataset = samples._dataset
+    mistakes = samples.match(F(eval_key) == False).sort_by(f"{pred_field}.confidence", reverse=True)  # noqa: E712
+    dataset.save_view(mistakes_view_name(eval_key), mistakes, overwrite=True,
+                      description=f"{pred_field} vs {gt_field}: wrong predictions, most confident first")
+    rows = mistakes.limit(num_confident_mistakes).values(
+        ["filepath", f"{gt_field}.label", f"{pred_field}.label", f"{pred_field}.confidence"])
+    return EvaluationSummary(
+        eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(samples),
+        accuracy=float(results.metrics()["accuracy"]), num_mistakes=len(mistakes),
+        mistakes_view=mistakes_view_name(eval_key), confident_mistakes=[Mistake(*row) for row in zip(*rows)],
+        report=_plain(results.report()), top_k=top_k, top_k_accuracy=top_k_accuracy, top_k_eval_key=top_k_key)
+
+
+def confusion_view(dataset: fo.Dataset, eval_key: str, gt_class: str, pred_class: str,
+                   save: bool = False) -> fo.DatasetView:
+    """Samples of `gt_class` predicted as `pred_class` in evaluation `eval_key`, most confident first.
+
+    With `save`, it is also saved as `<eval_key>-<gt_class>-as-<pred_class>`.
+    """
+    config = dataset.get_evaluation_info(eval_key).config
+    gt, pred = config.gt_field, config.pred_field
+    view = dataset.load_evaluation_view(eval_key).match(
+        (F(f"{gt}.label") == gt_class) & (F(f"{pred}.label") == pred_class)
+    ).sort_by(f"{pred}.confidence", reverse=True)
+    if save:
+        dataset.save_view(f"{eval_key}-{gt_class}-as-{pred_class}", view, overwrite=True)
+    return view
+
+
+# --- multi-label ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassMetrics:
+    precision: float
+    recall: float
+    f1: float
+    support: int  # ground-truth occurrences
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass
+class MultiLabelSummary:
+    """Counts and metrics of `evaluate_multilabel`; micro averages pool all labels, macro averages classes."""
+
+    eval_key: str
+    pred_field: str
+    gt_field: str
+    num_samples: int
+    tp: int
+    fp: int
+    fn: int
+    micro_precision: float
+    micro_recall: float
+    micro_f1: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    samples_with_errors: int
+    errors_view: str
+    per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def errors_view_name(eval_key: str) -> str:
+    return f"{eval_key}-errors"
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall, F1 with sklearn's zero_division=0 convention."""
+    p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return p, r, _ratio(2 * p * r, p + r)
+
+
+def _as_list(label) -> list:
+    """A Classification, Classifications or None as a list of Classification."""
+    if label is None:
+        return []
+    return list(label.classifications) if isinstance(label, fo.Classifications) else [label]
+
+
+def _match(pred_labels: list, gt_labels: list, keep: set[str] | None) -> tuple[dict[str, list], tuple[list, list]]:
+    """One sample: the TP/FP/FN labels (new Classifications, predictions keep their confidence) and the outcome
+    of each predicted and ground-truth label (None: a class outside `keep`, or a repeated prediction)."""
+    def scored(label) -> bool:
+        return keep is None or label.label in keep
+
+    truth = {g.label for g in gt_labels if scored(g)}
+    predicted = {p.label for p in pred_labels if scored(p)}
+    hits: dict[str, list] = {"tp": [], "fp": []}
+    pred_marks, seen = [], set()
+    for p in pred_labels:
+        if not scored(p) or p.label in seen:
+            pred_marks.append(None)
+            continue
+        seen.add(p.label)
+        kind = "tp" if p.label in truth else "fp"
+        pred_marks.append(kind)
+        hits[kind].append(fo.Classification(label=p.label, confidence=p.confidence))
+    hits["fn"] = [fo.Classification(label=label) for label in sorted(truth - predicted)]
+    gt_marks = [("tp" if g.label in predicted else "fn") if scored(g) else None for g in gt_labels]
+    return hits, (pred_marks, gt_marks)
+
+
+def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
+                        eval_key: str = "eval_ml", classes: Sequence[str] | None = None) -> MultiLabelSummary:
+    """Evaluate multi-label predictions (Classifications; Classification fields count as one label) per class.
+
+    Writes, in bulk: `<eval_key>_tp`, `<eval_key>_fp`, `<eval_key>_fn` (Classifications: hits, false positives,
+    misses), `<eval_key>_{tp,fp,fn}_count`, and an `<eval_key>` attribute ("tp"/"fp"/"fn") on every predicted and
+    ground-truth label; saves the view `<eval_key>-errors`; records the summary as a run under `eval_key`.
+    With `classes`, labels of other classes are ignored; the per-class table covers exactly `classes`.
+    """
+    _field_type(samples, pred_field, "prediction")
+    _field_type(samples, gt_field, "ground truth")
+    keep = set(classes) if classes is not None else None
+    preds, gts = samples.values(pred_field), samples.values(gt_field)
+
+    counts: dict[str, Counter] = {"tp": Counter(), "fp": Counter(), "fn": Counter()}
+    per_sample: dict[str, list] = {k: [] for k in ("tp", "fp", "fn")}
+    pred_marks, gt_marks = [], []
+    for pred, gt in zip(preds, gts):
+        hits, marks = _match(_as_list(pred), _as_list(gt), keep)
+        pred_marks.append(marks[0])
+        gt_marks.append(marks[1])
+        for kind, labels in hits.items():
+            counts[kind].update(c.label for c in labels)
+            per_sample[kind].append(labels)
+
+    for kind, labels in per_sample.items():
+        samples.set_values(f"{eval_key}_{kind}", [fo.Classifications(classifications=ls) for ls in labels])
+        samples.set_values(f"{eval_key}_{kind}_count", [len(ls) for ls in labels])
+    _mark_labels(samples, pred_field, preds, pred_marks, eval_key)
+    _mark_labels(samples, gt_field, gts, gt_marks, eval_key)
+
+    names = list(classes) if classes is not None else sorted(set().union(*counts.values()))
+    per_class = {}
+    for name in names:
+        tp, fp, fn = (counts[k][name] for k in ("tp", "fp", "fn"))
+        per_class[name] = ClassMetrics(*_prf(tp, fp, fn), support=tp + fn, tp=tp, fp=fp, fn=fn)
+    total = {k: sum(counts[k][n] for n in names) for k in counts}
+    micro = _prf(total["tp"], total["fp"], total["fn"])
+    macro = [sum(getattr(m, a) for m in per_class.values()) / len(per_class) if per_class else 0.0
+             for a in ("precision", "recall", "f1")]
+
+    errors = samples.match((F(f"{eval_key}_fp_count") > 0) | (F(f"{eval_key}_fn_count") > 0)).sort_by(
+        F(f"{eval_key}_fp_count") + F(f"{eval_key}_fn_count"), reverse=True)
+    samples._dataset.save_view(errors_view_name(eval_key), errors, overwrite=True,
+                               description=f"{pred_field} vs {gt_field}: samples with false positives or misses")
+    summary = MultiLabelSummary(
+        eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(preds), **total,
+        micro_precision=micro[0], micro_recall=micro[1], micro_f1=micro[2],
+        macro_precision=macro[0], macro_recall=macro[1], macro_f1=macro[2],
+        samples_with_errors=len(errors), errors_view=errors_view_name(eval_key), per_class=per_class)
+    _record_run(samples, summary, classes)
+    return summary
+
+
+def _mark_labels(samples: Samples, label_field: str, labels: list, marks: list[list], eval_key: str) -> None:
+    """Set the `<eval_key>` attribute of each label in bulk, so the App can filter labels by tp/fp/fn."""
+    if label_field_type(samples, label_field) is fo.Classifications:
+        samples.set_values(f"{label_field}.classifications.{eval_key}",
+                           [m if label is not None else None for label, m in zip(labels, marks)])
+    else:
+        samples.set_values(f"{label_field}.{eval_key}", [m[0] if m else None for m in marks])
+
+
+def _record_run(samples: Samples, summary: MultiLabelSummary, classes: Sequence[str] | None) -> None:
+    """A custom FiftyOne run under `eval_key`: `dataset.list_runs()` shows it, `load_run_results` returns the
+    summary (`.summary`), and the key cannot be taken by another run."""
+    config = samples.init_run(method="multilabel", pred_field=summary.pred_field, gt_field=summary.gt_field,
+                              classes=list(classes) if classes is not None else None)
+    samples.register_run(summary.eval_key, config, overwrite=True)
+    samples.save_run_results(summary.eval_key, samples.init_run_results(summary.eval_key, summary=summary.to_dict()))

@@ -1,0 +1,170 @@
+"""MindSpore Lite classifiers as FiftyOne models: `dataset.apply_model(load_model("name"), ...)`.
+
+A Config + Model pair in the style of FiftyOne's own integrations (`fiftyone/utils/*.py`), so the model
+also loads through `fiftyone.core.models.load_model({"type": "fiftyone_mslite.integration.model.MSLiteModel",
+"config": {...}})`. Turning predictions into labels lives here (`MSLiteModel.to_labels`) and nowhere
+else, which is what keeps `annotate()` and `apply_model()` label-for-label identical.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import fiftyone.core.config as foc
+import fiftyone.core.labels as fol
+import fiftyone.core.models as fom
+import numpy as np
+
+from ..adapters.base import ClassPrediction, MultiLabelPrediction
+from ..classifier import Classifier, load_classifier
+
+
+class MSLiteModelConfig(foc.Config):
+    """Settings of an `MSLiteModel`.
+
+    model: catalog name or path of a .ms/.mindir; labels: label set name or label file (required for a
+    path, overrides the catalog's otherwise); threads/backend: MindSpore Lite runtime; streams: "auto" (one
+    session with `threads` threads until the first batch of 2+ images, then `threads` single-threaded
+    sessions, each running whole sub-batches: fastest on few cores) or a number; confidence_thresh:
+    below it a single-label prediction is None and multi-label classes are dropped (apply_model hands its
+    own `confidence_thresh` to this field); top_k: at most this many classes per multi-label prediction
+    and in stored top-k lists; store_top_k: add `top_k_labels`/`top_k_confidences` to single-label
+    predictions; overrides: catalog pre-processing overrides (input_size, mean, std, resize, ...).
+    """
+
+    def __init__(self, d: dict[str, Any]):
+        self.model = str(self.parse_raw(d, "model"))
+        self.labels = self.parse_string(d, "labels", default=None)
+        self.threads = self.parse_int(d, "threads", default=2)
+        self.streams = self.parse_raw(d, "streams", default="auto")
+        if self.streams != "auto" and not (isinstance(self.streams, int) and self.streams >= 1):
+            raise ValueError(f"streams must be 'auto' or a positive integer, got {self.streams!r}")
+        self.backend = self.parse_string(d, "backend", default=None)
+        self.confidence_thresh = self.parse_number(d, "confidence_thresh", default=None)
+        self.top_k = self.parse_int(d, "top_k", default=5)
+        self.store_top_k = self.parse_bool(d, "store_top_k", default=False)
+        self.overrides = self.parse_dict(d, "overrides", default={})
+
+
+class MSLiteModel(fom.LogitsMixin, fom.Model):
+    """FiftyOne image model backed by a `Classifier`.
+
+    The runtime session opens at construction (so a bad model fails at load time), closes on `__exit__`
+    (apply_model enters the model as a context) and reopens on the next prediction.
+    """
+
+    def __init__(self, config: MSLiteModelConfig):
+        fom.LogitsMixin.__init__(self)
+        self.config = config
+        self._preprocess = True
+        self._classifier: Classifier | None = None
+        clf = self.classifier
+        self.name, self.task, self.labels = clf.entry.name, clf.task, clf.labels
+
+    @property
+    def classifier(self) -> Classifier:
+        if self._classifier is None:
+            c = self.config
+            self._classifier = load_classifier(c.model, labels=c.labels, threads=c.threads, backend=c.backend,
+                                               streams=c.streams, **c.overrides)
+        return self._classifier
+
+    @property
+    def label_type(self) -> type[fol.Label]:
+        return fol.Classification if self.task == "single" else fol.Classifications
+
+    @property
+    def media_type(self) -> str:
+        return "image"
+
+    @property
+    def has_logits(self) -> bool:
+        return True
+
+    @property
+    def ragged_batches(self) -> bool:
+        return False  # every image is resized to the model input inside `transforms`
+
+    @property
+    def transforms(self):
+        """RGB uint8 HWC (any size) → one model input tensor."""
+        return self.classifier.prepare
+
+    @property
+    def preprocess(self) -> bool:
+        return self._preprocess
+
+    @preprocess.setter
+    def preprocess(self, value: bool) -> None:
+        self._preprocess = value
+
+    def predict(self, arg: np.ndarray) -> fol.Label | None:
+        return self.predict_all([arg])[0]
+
+    def predict_all(self, args: Sequence[np.ndarray]) -> list[fol.Label | None]:
+        clf = self.classifier
+        batch = np.stack([clf.prepare(a) for a in args] if self._preprocess else list(args))
+        return self.to_labels(clf.infer(batch))
+
+    def to_labels(self, predictions: Sequence[ClassPrediction | MultiLabelPrediction]) -> list[fol.Label | None]:
+        """Adapter predictions → FiftyOne labels, honouring threshold, logits and top-k settings."""
+        return [self._single(p) if isinstance(p, ClassPrediction) else self._multi(p) for p in predictions]
+
+    def _single(self, p: ClassPrediction) -> fol.Classification | None:
+        thresh = self.config.confidence_thresh
+        if thresh is not None and p.confidence < thresh:
+            return None
+        attrs: dict[str, Any] = {}
+        if p.synset:
+            attrs["synset"] = p.synset
+        if self.config.store_top_k:
+            top = p.top_k[: self.config.top_k]
+            attrs["top_k_labels"] = [lbl for lbl, _ in top]
+            attrs["top_k_confidences"] = [c for _, c in top]
+        if self.store_logits and p.logits is not None:
+            attrs["logits"] = p.logits.astype(np.float64)  # FiftyOne's top-k eval saves confs derived from these
+        return fol.Classification(label=p.label, confidence=p.confidence, **attrs)
+
+    def _multi(self, p: MultiLabelPrediction) -> fol.Classifications:
+        thresh = self.config.confidence_thresh
+        kept = [(lbl, c) for lbl, c in p.labels if thresh is None or c >= thresh][: self.config.top_k]
+        attrs: dict[str, Any] = {}
+        if self.store_logits and p.scores is not None:
+            s = np.clip(p.scores.astype(np.float64), 1e-7, 1 - 1e-7)
+            attrs["logits"] = np.log(s / (1 - s)).astype(np.float64)  # the scores are sigmoid outputs
+        return fol.Classifications(classifications=[fol.Classification(label=lbl, confidence=c) for lbl, c in kept],
+                                   **attrs)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that decides this model's labels (identifies a run of it for resuming)."""
+        clf, c = self.classifier, self.config
+        return {"model": self.name, "sha256": clf.entry.source.sha256, "labels": clf.entry.labels,
+                "preprocess": clf.entry.preprocess.to_dict(), "confidence_thresh": c.confidence_thresh,
+                "top_k": c.top_k, "store_top_k": c.store_top_k, "store_logits": self.store_logits}
+
+    def close(self) -> None:
+        if self._classifier is not None:
+            self._classifier.close()
+            self._classifier = None
+
+    def __enter__(self) -> MSLiteModel:
+        self.classifier  # noqa: B018 - reopen after a previous __exit__
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+
+_CONFIG_KEYS = ("labels", "threads", "streams", "backend", "confidence_thresh", "top_k", "store_top_k")
+
+
+def load_model(name_or_path: str | Path, **overrides: Any) -> MSLiteModel:
+    """A catalog model name or a local .ms/.mindir (then pass `labels`) as a FiftyOne model.
+
+    Keyword arguments are `MSLiteModelConfig` fields; any others are pre-processing overrides.
+    """
+    d: dict[str, Any] = {"model": str(name_or_path), "overrides": {}}
+    for key, value in overrides.items():
+        (d if key in _CONFIG_KEYS else d["overrides"])[key] = value
+    return MSLiteModel(MSLiteModelConfig(d))

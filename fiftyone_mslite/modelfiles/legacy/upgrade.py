@@ -1,0 +1,132 @@
+"""Public API: upgrade a legacy-schema (v0) ``.ms`` to the current schema; add graph outputs to any ``.ms``."""
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import LegacyUpgradeError, MsInspectError
+from ..ms_inspect import inspect_ms
+from . import ops
+from .graph import Graph
+from .reader import CorruptModel, read_v0, tensor_names
+from .writer import append_outputs, write_current
+
+__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary"]
+
+
+@dataclass(frozen=True)
+class UpgradeReport:
+    """What ``upgrade_ms`` did: ops by type (source names), tensor counts, outputs added, time taken."""
+
+    source: Path
+    output: Path
+    source_schema: str
+    op_counts: dict[str, int]
+    tensors_in: int
+    tensors_out: int
+    added_outputs: tuple[str, ...] = ()
+    unsupported: tuple[str, ...] = field(default_factory=tuple)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"source": str(self.source), "output": str(self.output), "source_schema": self.source_schema,
+                "op_counts": dict(self.op_counts), "tensors_in": self.tensors_in, "tensors_out": self.tensors_out,
+                "added_outputs": list(self.added_outputs), "unsupported": list(self.unsupported),
+                "seconds": round(self.seconds, 3)}
+
+
+def _load(path: Path) -> tuple[str, bytes]:
+    """(schema, bytes) of a readable ``.ms``; every failure is a LegacyUpgradeError naming the file."""
+    try:
+        info = inspect_ms(path)
+    except MsInspectError as exc:
+        raise LegacyUpgradeError(f"cannot upgrade {path}: {exc}") from None
+    return info.schema, path.read_bytes()
+
+
+def _read_legacy(path: Path, buf: bytes) -> Graph:
+    try:
+        return read_v0(buf)
+    except CorruptModel as exc:
+        raise LegacyUpgradeError(f"cannot upgrade {path}: the legacy-schema file is corrupt: {exc}") from None
+
+
+def _output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> list[int]:
+    index = {}
+    for i, name in enumerate(names):
+        index.setdefault(name, i)
+    missing = [w for w in wanted if w not in index]
+    if missing:
+        shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+        raise LegacyUpgradeError(f"{path.name} has no tensor named {', '.join(map(repr, missing))} "
+                                 f"(its tensors: {shown}); `fiftyone-mslite inspect` lists the names")
+    return [index[w] for w in wanted]
+
+
+def _write_atomic(data: bytes, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tuple[str, ...] = ()) -> UpgradeReport:
+    """Write ``dst``: the current-schema equivalent of the legacy ``src``, with ``add_outputs`` (tensor names)
+    appended to the graph outputs. For a current-schema ``src`` only the outputs are added (graph surgery).
+
+    Nothing is written when anything fails: the file appears at ``dst`` complete (temp file + ``os.replace``).
+    """
+    start = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    add_outputs = tuple(add_outputs)
+    schema, buf = _load(src)
+    if schema != "v0":
+        if not add_outputs:
+            raise LegacyUpgradeError(f"{src.name} already uses the current schema (MSL2), nothing to do; "
+                                     "pass --add-output NAME to expose an internal tensor as an output")
+        names = tensor_names(buf)
+        data = append_outputs(buf, _output_indices(src, names, add_outputs))
+        _write_atomic(data, dst)
+        return UpgradeReport(src, dst, schema, {}, len(names), len(names), add_outputs,
+                             seconds=time.perf_counter() - start)
+    graph = _read_legacy(src, buf)
+    counts = dict(collections.Counter(n.op for n in graph.nodes))
+    try:
+        upgraded = ops.translate(graph)
+    except ops.UnsupportedGraph as exc:
+        raise LegacyUpgradeError(
+            f"cannot upgrade {src.name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
+            f"current-schema equivalent: {exc}") from None
+    extra = _output_indices(src, [t.name for t in upgraded.tensors], add_outputs)
+    for index in extra:
+        if index not in upgraded.outputs:
+            upgraded.outputs.append(index)
+            upgraded.subgraphs[0].outputs.append(index)
+    _write_atomic(write_current(upgraded), dst)
+    return UpgradeReport(src, dst, "v0", counts, len(graph.tensors), len(upgraded.tensors), add_outputs,
+                         seconds=time.perf_counter() - start)
+
+
+def legacy_summary(path: str | os.PathLike) -> str:
+    """One line for ``inspect``: whether a legacy file can be upgraded, or which ops stand in the way."""
+    path = Path(path)
+    schema, buf = _load(path)
+    if schema != "v0":
+        return "current schema (MSL2), no upgrade needed"
+    graph = _read_legacy(path, buf)
+    problems = ops.problems_of(graph)
+    if not problems:
+        return f"legacy schema v0, upgradable ({len(graph.nodes)} ops, all supported)"
+    listed = "; ".join(map(str, problems[:10])) + (f"; ... ({len(problems) - 10} more)" if len(problems) > 10 else "")
+    return (f"legacy schema v0, not upgradable: {len(problems)} of {len(graph.nodes)} ops unsupported: {listed}")

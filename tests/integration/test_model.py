@@ -1,0 +1,142 @@
+"""MSLiteModel through FiftyOne's real apply_model (real MongoDB, real MindSpore Lite worker)."""
+from pathlib import Path
+
+import fiftyone as fo
+import fiftyone.core.models as fom
+import numpy as np
+import pytest
+from PIL import Image
+
+from fiftyone_mslite.adapters.images import load_image
+from fiftyone_mslite.classifier import load_classifier
+from fiftyone_mslite.integration.annotation import annotate
+from fiftyone_mslite.integration.model import MSLiteModel, load_model
+
+
+@pytest.fixture(scope="module")
+def odd_sized(tmp_path_factory) -> list[str]:
+    """Differently sized RGB images (one batch must hold them all)."""
+    folder = tmp_path_factory.mktemp("odd")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (w, h) in enumerate([(31, 17), (64, 64), (120, 45), (9, 200), (50, 51), (300, 200)]):
+        path = folder / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny_multi(tiny_model) -> str:
+    from fiftyone_mslite.catalog.registry import catalog
+    from fiftyone_mslite.catalog.user import add_model
+
+    entry = catalog().model(tiny_model)
+    add_model("tiny-multi", entry.source.path, entry.labels, resize="squash", crop_fraction=1.0, task="multi")
+    return "tiny-multi"
+
+
+def _dataset(paths) -> fo.Dataset:
+    ds = fo.Dataset()
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in paths])
+    return ds
+
+
+def _direct(name: str, paths, **kw) -> list:
+    with load_classifier(name, **kw) as clf:
+        return clf.predict([load_image(p) for p in paths])
+
+
+def test_apply_model_matches_classifier_on_imagenet(tv_mobilenet, imagenet_dir):
+    files = sorted(imagenet_dir.glob("*.JPEG"))[::50][:20]
+    ds = _dataset(files)
+    model = load_model(tv_mobilenet)
+    assert isinstance(model, MSLiteModel) and model.has_logits and not model.ragged_batches
+    ds.apply_model(model, "pred", batch_size=8, store_logits=True)
+    expected = _direct(tv_mobilenet, files)
+    got = ds.values("pred")
+    for want, label in zip(expected, got):
+        assert isinstance(label, fo.Classification)
+        assert (label.label, label.confidence) == (want.label, want.confidence)
+        np.testing.assert_array_equal(label.logits, want.logits)
+        assert label.synset == model.labels.synsets[want.index]
+    hits = sum(label.synset == Path(p).name.split("_")[0] for p, label in zip(files, got))
+    assert hits >= 14  # MobileNetV2 is ~72 % top-1; the sample images are easy
+    # apply_model closed the session on exit; the model reopens it on its own
+    again = model.predict(load_image(files[0]))
+    assert again.label == got[0].label and again.logits is None  # store_logits was only for that call
+    model.close()
+
+
+def test_batches_of_differently_sized_images(tiny_model, odd_sized):
+    ds = _dataset(odd_sized)
+    with load_model(tiny_model) as model:
+        ds.apply_model(model, "pred", batch_size=len(odd_sized))
+    want = _direct(tiny_model, odd_sized)
+    assert [(p.label, p.confidence) for p in ds.values("pred")] == [(w.label, w.confidence) for w in want]
+
+
+def test_confidence_thresh_is_handled_by_the_model(tiny_model, odd_sized):
+    ds = _dataset(odd_sized)
+    want = _direct(tiny_model, odd_sized)
+    cut = float(np.median([w.confidence for w in want]))
+    model = load_model(tiny_model)
+    ds.apply_model(model, "pred", batch_size=4, confidence_thresh=cut)
+    assert model.config.confidence_thresh is None  # apply_model's setting was restored
+    for w, label in zip(want, ds.values("pred")):
+        assert (label is None) == (w.confidence < cut)
+        assert label is None or label.label == w.label
+
+
+def test_multilabel_model_gives_classifications(tiny_multi, odd_sized):
+    ds = _dataset(odd_sized)
+    want = _direct(tiny_multi, odd_sized)
+    model = load_model(tiny_multi)
+    assert model.label_type is fo.Classifications
+    ds.apply_model(model, "all", batch_size=3, store_logits=True)
+    ds.apply_model(model, "sure", batch_size=3, confidence_thresh=0.75)
+    for w, every, sure in zip(want, ds.values("all"), ds.values("sure")):
+        assert [(c.label, c.confidence) for c in every.classifications] == list(w.labels)
+        assert len(every.logits) == 5
+        assert [c.label for c in sure.classifications] == [lbl for lbl, c in w.labels if c >= 0.75]
+    model.close()
+
+
+def test_local_model_file_with_label_file(tiny_model, odd_sized, tmp_path):
+    from fiftyone_mslite.catalog.registry import catalog
+
+    with load_classifier(tiny_model) as clf:
+        path = clf.path
+    labels = tmp_path / "labels.txt"
+    labels.write_text("one\ntwo\nthree\nfour\nfive\n")
+    ds = _dataset(odd_sized)
+    with load_model(path, labels=str(labels), resize="squash", crop_fraction=1.0, store_top_k=True, top_k=3) as m:
+        ds.apply_model(m, "pred", batch_size=4)
+    names = dict(zip(catalog().labels(catalog().model(tiny_model).labels).names, labels.read_text().split()))
+    for w, label in zip(_direct(tiny_model, odd_sized), ds.values("pred")):
+        assert label.label == names[w.label] and label.confidence == w.confidence
+        assert label.top_k_labels == [names[lbl] for lbl, _ in w.top_k[:3]]
+
+
+def test_loads_through_fiftyones_model_config(tiny_model):
+    model = fom.load_model({"type": "fiftyone_mslite.integration.model.MSLiteModel", "config": {"model": tiny_model}},
+                           confidence_thresh=0.1)
+    with model:
+        assert isinstance(model, MSLiteModel) and model.config.confidence_thresh == 0.1
+        assert model.predict(np.zeros((20, 30, 3), np.uint8)) is not None
+
+
+def test_streams_setting_changes_speed_not_labels(tiny_model, odd_sized):
+    ds = _dataset(odd_sized)
+    for streams in (1, 3, "auto"):
+        with load_model(tiny_model, streams=streams) as model:
+            ds.apply_model(model, f"pred_{streams}", batch_size=4)
+            session = model.classifier.session
+            assert getattr(session, "streams", 1) == (2 if streams == "auto" else streams)
+    with load_model(tiny_model, threads=1) as model:  # "auto" with one thread: a plain session, pipelined too
+        assert annotate(ds, model, "pred_one", batch_size=4, progress=False).processed == len(odd_sized)
+    got = [ds.values(f"pred_{k}.label") + ds.values(f"pred_{k}.confidence") for k in (1, 3, "auto", "one")]
+    assert got[0] == got[1] == got[2] == got[3] and None not in got[0]
+    for bad in (0, "fast", 1.5):
+        with pytest.raises(ValueError, match="streams must be 'auto' or a positive integer"):
+            load_model(tiny_model, streams=bad)

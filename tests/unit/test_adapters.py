@@ -1,0 +1,94 @@
+"""Adapters and pre-processing in isolation: the math between pixels, scores and labels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fiftyone_mslite.adapters import MultiLabelAdapter, SoftmaxAdapter
+from fiftyone_mslite.adapters.preprocessing import PreprocessConfig, preprocess, resize_and_crop
+from fiftyone_mslite.catalog.labelsets import LabelSet
+from fiftyone_mslite.catalog.schema import ModelEntry, Source
+from fiftyone_mslite.errors import ModelMismatchError
+from fiftyone_mslite.runtime import TensorSpec
+
+NHWC = TensorSpec("x", (1, 4, 4, 3), "float32", "NHWC")
+
+
+def entry(n: int, task: str = "single") -> ModelEntry:
+    return ModelEntry(name="m", labels="l", num_classes=n, task=task, adapter="multilabel" if task == "multi" else
+                      "classifier", source=Source(path="/m.ms"), preprocess=PreprocessConfig(input_size=4))
+
+
+def labels(n: int, **kw) -> LabelSet:
+    return LabelSet("l", tuple(f"c{i}" for i in range(n)), **kw)
+
+
+def out(n: int) -> list[TensorSpec]:
+    return [TensorSpec("y", (1, n), "float32", None)]
+
+
+def test_classifier_softmax_top_k_and_logits():
+    clf = SoftmaxAdapter(entry(3), labels(3)).bind([NHWC], out(3))
+    (pred,) = clf.postprocess([np.array([[1.0, 3.0, 2.0]], np.float32)])
+    e = np.exp([1.0, 3.0, 2.0])
+    assert pred.label == "c1" and pred.index == 1 and pred.confidence == pytest.approx(e[1] / e.sum())
+    assert [name for name, _ in pred.top_k] == ["c1", "c2", "c0"]
+    np.testing.assert_allclose(pred.logits, [1.0, 3.0, 2.0])
+
+
+def test_classifier_keeps_probabilities_and_reads_quantized_scores():
+    clf = SoftmaxAdapter(entry(3), labels(3)).bind([NHWC], out(3))
+    (p,) = clf.postprocess([np.array([[0.2, 0.5, 0.3]], np.float32)])
+    assert p.confidence == pytest.approx(0.5)
+    (q,) = clf.postprocess([np.array([[51, 153, 51]], np.uint8)])  # uint8 softmax: 0.2, 0.6, 0.2
+    assert q.label == "c1" and q.confidence == pytest.approx(0.6, abs=1e-3)
+
+
+def test_classifier_background_offset_for_one_extra_output():
+    clf = SoftmaxAdapter(entry(4), labels(3)).bind([NHWC], out(4))
+    (pred,) = clf.postprocess([np.array([[0.0, 0.0, 5.0, 0.0]], np.float32)])
+    assert pred.label == "c1"  # index 2 = label 1 once background (index 0) is accounted for
+    (bg,) = clf.postprocess([np.array([[9.0, 0.0, 0.0, 0.0]], np.float32)])
+    assert bg.label == "background"
+
+
+def test_mismatches_are_refused_with_both_values():
+    with pytest.raises(ModelMismatchError, match="outputs 5 scores.*has 3 labels"):
+        SoftmaxAdapter(entry(5), labels(3)).bind([NHWC], out(5))
+    bigger = TensorSpec("x", (1, 8, 8, 3), "float32", "NHWC")
+    with pytest.raises(ModelMismatchError, match="input_size 4.*8x8"):
+        SoftmaxAdapter(entry(3), labels(3)).bind([bigger], out(3))
+
+
+def test_multilabel_thresholds_and_recalibration():
+    thresholds = (0.2, 0.5, 0.9)
+    ml = MultiLabelAdapter(entry(3, "multi"), labels(3, thresholds=thresholds)).bind([NHWC], out(3))
+    (pred,) = ml.postprocess([np.array([[0.3, 0.4, 0.95]], np.float32)])
+    assert [name for name, _ in pred.labels] == ["c2", "c0"]  # c1 is under its 0.5 threshold
+    conf = dict(pred.labels)
+    assert conf["c0"] == pytest.approx((0.3 - 0.2) / 0.8 * 0.5 + 0.5)  # MindSpore demo's recalibration
+    assert conf["c2"] == pytest.approx((0.95 - 0.9) / 0.1 * 0.5 + 0.5)
+    (logit_pred,) = ml.postprocess([np.array([[-5.0, 5.0, 0.0]], np.float32)])  # not in 0..1: sigmoid first
+    assert [name for name, _ in logit_pred.labels] == ["c1"]
+
+
+def test_preprocess_layout_dtype_and_normalisation():
+    img = np.full((10, 20, 3), 255, np.uint8)
+    cfg = PreprocessConfig(crop_fraction=1.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    nhwc = preprocess(img, NHWC, cfg)
+    assert nhwc.shape == (4, 4, 3) and nhwc.dtype == np.float32 and np.allclose(nhwc, 1.0)
+    nchw = preprocess(img, TensorSpec("x", (1, 3, 4, 4), "float32", "NCHW"), cfg)
+    assert nchw.shape == (3, 4, 4) and nchw.flags["C_CONTIGUOUS"]
+    assert preprocess(img, TensorSpec("x", (1, 4, 4, 3), "uint8", "NHWC"), cfg).dtype == np.uint8
+    int8 = preprocess(img, TensorSpec("x", (1, 4, 4, 3), "int8", "NHWC"), cfg)
+    assert int8.dtype == np.int8 and int8.max() == 127
+
+
+def test_short_side_resize_centre_crops_and_squash_ignores_aspect():
+    # left half black, right half white: a centre crop keeps both, squash keeps both too but scaled
+    img = Image.fromarray(np.concatenate([np.zeros((100, 100, 3), np.uint8), np.full((100, 100, 3), 255, np.uint8)], 1))
+    short = np.asarray(resize_and_crop(img, (50, 50), PreprocessConfig(resize="short", crop_fraction=1.0)))
+    assert short.shape == (50, 50, 3) and short[:, 0].max() == 0 and short[:, -1].min() == 255
+    squash = np.asarray(resize_and_crop(img, (50, 50), PreprocessConfig(resize="squash", crop_fraction=1.0)))
+    assert squash.shape == (50, 50, 3) and squash[:, :20].max() == 0 and squash[:, 30:].min() == 255
