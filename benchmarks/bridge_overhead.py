@@ -24,14 +24,13 @@ import argparse
 import datetime
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from measure import machine_info, shared_path  # benchmarks/measure.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -79,14 +78,12 @@ The section between the markers below is rewritten by that command.
 """
 
 
-def _default_shared() -> Path:
-    return Path(os.environ.get("FIFTYONE_MSLITE_SHARED", REPO.parent / "shared"))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shared", type=Path, default=_default_shared(),
+    p.add_argument("--shared", type=Path, default=shared_path(),
                    help="the shared data folder holding onnx/mobilenet_v2_tv.onnx (default: %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where converted models are kept and reused (default: <runtime cache>/bench)")
@@ -102,21 +99,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if min(args.rounds, args.calls_b1, args.calls_b8) < 1 or args.warmup < 0:
         p.error("--rounds and --calls-* must be >= 1, --warmup >= 0")
     return args
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "nproc": os.cpu_count() if not hasattr(os, "sched_getaffinity")
-            else len(os.sched_getaffinity(0)), "platform": platform.platform(),
-            "python": platform.python_version()}
 
 
 def converted_models(shared: Path, cache_dir: Path) -> dict:
@@ -217,7 +199,8 @@ def report(result: dict) -> str:
     m, s, w = result["machine"], result["settings"], result["worker"]
     return "\n".join([
         f"`{MODEL}` (torchvision MobileNetV2, fixed batch-1 graph), measured {result['date']} on {m['cpu']} "
-        f"({m['nproc']} cores as seen by `nproc`), {m['platform']}; caller Python {m['python']}, worker Python "
+        f"({m['cores']} cores as seen by sched_getaffinity), {m['platform']}; caller Python {m['python']}, "
+        f"worker Python "
         f"{w.get('worker_python_version', '?')} with MindSpore Lite {w.get('worker_mindspore_lite', '?')}.",
         f"{s['rounds']} rounds; per round and configuration {s['warmup']} warm-up calls, then {s['calls_b1']} "
         f"timed calls at batch 1 and {s['calls_b8']} at batch 8 (benchmark took {result['elapsed_s']:.0f} s).",
@@ -258,7 +241,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = measure(models, args)
     result = {
-        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "date": datetime.date.today().isoformat(), "machine": machine_info(),
         "worker": {k: v for k, v in worker.items() if k.startswith("worker_")},
         "settings": {"rounds": args.rounds, "warmup": args.warmup, "calls_b1": args.calls_b1,
                      "calls_b8": args.calls_b8},

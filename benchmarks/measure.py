@@ -25,8 +25,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Union
 
+from fiftyone_mslite.demo import find_shared, shared_path  # noqa: F401 - the one locator, re-exported for scripts
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_ENV = "FIFTYONE_MSLITE_SHARED"
 REST = "rest"  # the caller's CPU not claimed by a component
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
@@ -37,19 +38,6 @@ _Key = tuple[int, int]  # (pid or TID, start time in ticks): survives pid reuse 
 
 
 # ------------------------------------------------------------------------------------------ shared folder, machine
-
-
-def shared_path() -> Path:
-    """Where the project's shared folder (real models and data) is expected: $FIFTYONE_MSLITE_SHARED, else
-    <repo>/../shared. Also for error messages when it is absent."""
-    explicit = os.environ.get(SHARED_ENV)
-    return Path(explicit) if explicit else REPO.parent / "shared"
-
-
-def find_shared() -> Path | None:
-    """`shared_path()` if it holds the shared folder (its README.md), else None: a fresh clone has none."""
-    path = shared_path()
-    return path if (path / "README.md").is_file() else None
 
 
 def cores() -> int:

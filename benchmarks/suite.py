@@ -17,12 +17,10 @@ median of the rounds is reported. Nothing here imports FiftyOne unless a through
 """
 from __future__ import annotations
 
-import datetime
 import itertools
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import sys
@@ -37,6 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from measure import (  # benchmarks/measure.py, beside this module
+    Component,
+    CpuMeter,
+    cmdline_contains,
+    find_shared,
+    machine_info,
+    pair_ratios,
+    run_paired,
+)
 
 SECTIONS = ("models", "annotate", "peers")
 THROUGHPUT_MODEL = "tv-mobilenet-v2"
@@ -129,7 +136,7 @@ class LabeledImages:
 
 def setup_sources() -> Path | None:
     """Serve public URLs from ../shared/mirror when present (as the demo does); returns ../shared."""
-    from fiftyone_mslite.demo import find_shared, use_mirror
+    from fiftyone_mslite.demo import use_mirror
 
     shared = find_shared()
     use_mirror(shared)
@@ -398,16 +405,34 @@ def apply_model_path(model, field: str) -> Callable[[Any], float]:
     return run
 
 
-def throughput_rounds(samples, contenders: dict[str, Callable[[Any], float]], repeats: int,
+SEGMENT = 128  # images per timed segment of a path (8 batches)
+PAIRS = 20  # interleaved pairs of segments per throughput run
+
+
+def cpu_meter() -> CpuMeter:
+    """Where the CPU goes during a throughput path: MindSpore Lite workers, annotate's decode threads, the rest of
+    this process tree; mongod on its own (it is the database, not our work)."""
+    return CpuMeter(components=[Component("inference", processes=cmdline_contains("runtime/worker.py")),
+                                Component("decode", threads="mslite-decode")],
+                    separate=[Component("mongod", processes="mongod")])
+
+
+def throughput_rounds(samples, contenders: dict[str, Callable[[Any], float]], pairs: int,
                       log: Log | None) -> dict[str, Any]:
-    """Warm up every contender on a few batches, then time `repeats` rotating rounds on all samples."""
-    warm = samples.limit(4 * BATCH_SIZE)
-    for name, fn in contenders.items():
-        fn(warm)
-        if log:
-            log(f"  warm-up: {name}")
-    timed = rounds({k: (lambda fn=fn: fn(samples)) for k, fn in contenders.items()}, repeats, warmup=0, log=log)
-    return {k: {"images_per_s": statistics.median(v), "rounds": v} for k, v in timed.items()}
+    """Every contender on the same segments of `samples`, in paired, interleaved order (measure.run_paired):
+    throughput per segment (median and IQR), CPU per image by component, and how close to the physical limit
+    (cores / essential core-ms per image: inference + decode) each path runs."""
+    segment = min(SEGMENT, len(samples))
+    result = run_paired(contenders, samples, segment, pairs=pairs, baseline="annotate" if "annotate" in contenders
+                        else None, meter=cpu_meter(), essential=("inference", "decode"), log=log)
+    paths = {k: {"images_per_s": v.throughput.median, "iqr": [v.throughput.q1, v.throughput.q3],
+                 "rounds": v.segments, "core_ms_per_image": v.cpu_ms_per_item,
+                 "components_ms": v.components_ms_per_item, "mongod_ms": v.separate_ms_per_item.get("mongod"),
+                 "physical_limit": v.physical_limit, "limit_ratio": v.limit_ratio}
+             for k, v in result.paths.items()}
+    ratios = {k: {"median": r.median, "q1": r.q1, "q3": r.q3} for k, r in result.ratios.items()}
+    return {"paths": paths, "pair_ratios": ratios, "baseline": result.baseline, "pairs": result.pairs,
+            "segment": result.segment, "steal_pct": result.steal_pct, "idle_pct": result.idle_pct}
 
 
 def agreement(samples, field_a: str, field_b: str) -> dict[str, float]:
@@ -417,7 +442,7 @@ def agreement(samples, field_a: str, field_b: str) -> dict[str, float]:
     return {"agree": same, "images": len(a), "pct": 100 * same / len(a)}
 
 
-def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None, repeats: int,
+def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None, pairs: int,
                log: Log | None) -> dict[str, Any]:
     """images/s of the requested PATHS on one dataset, tv-mobilenet-v2, batch 16, 2 threads."""
     from fiftyone_mslite.adapters.images import load_image
@@ -458,7 +483,8 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
         if "apply_model (ONNX Runtime model)" in paths:
             ort_model = ort_fiftyone_model(onnx, clf.labels.names, clf.entry.preprocess, THROUGHPUT_THREADS)
             contenders["apply_model (ONNX Runtime model)"] = apply_model_path(ort_model, "ort")
-        result = throughput_rounds(dataset, contenders, repeats, log)
+        measured = throughput_rounds(dataset, contenders, pairs, log)
+        result = measured["paths"]
         agree = {"annotate vs truth": accuracy_vs_truth(dataset, "annotate", clf)}
         if "apply_model" in contenders:
             agree["annotate vs apply_model"] = agreement(dataset, "annotate", "apply")
@@ -471,7 +497,8 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
             single.close()
         dataset.delete()
     return {"model": THROUGHPUT_MODEL, "images": len(images.files), "batch_size": BATCH_SIZE,
-            "threads": THROUGHPUT_THREADS, "paths": result, "ratios": throughput_ratios(result),
+            "threads": THROUGHPUT_THREADS, "paths": result, "ratios": throughput_ratios(measured),
+            "noise": {k: measured[k] for k in ("pairs", "segment", "steal_pct", "idle_pct")},
             "agreement": agree}
 
 
@@ -483,12 +510,16 @@ def accuracy_vs_truth(samples, field: str, clf) -> dict[str, float]:
     return {"agree": hits, "images": len(truth), "pct": 100 * hits / len(truth)}
 
 
-def throughput_ratios(paths: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """annotate over every other contender (and runtime over ONNX Runtime), from one run's medians."""
-    ips = {k: v["images_per_s"] for k, v in paths.items()}
-    out = {f"annotate / {k}": ips["annotate"] / v for k, v in ips.items() if k != "annotate"}
-    if "runtime only" in ips and "onnxruntime only" in ips:
-        out["runtime only / onnxruntime only"] = ips["runtime only"] / ips["onnxruntime only"]
+def throughput_ratios(measured: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """annotate over every other contender: the median (and quartiles) of the per-pair ratios, each pair run on
+    the same images back to back, so a neighbour's burst hits both sides of a ratio."""
+    out = {}
+    for k, r in measured["pair_ratios"].items():  # k / annotate, per pair
+        out[f"annotate / {k}"] = {"median": 1 / r["median"], "q1": 1 / r["q3"], "q3": 1 / r["q1"]}
+    paths = measured["paths"]
+    if "runtime only" in paths and "onnxruntime only" in paths:
+        r = pair_ratios(paths["runtime only"]["rounds"], paths["onnxruntime only"]["rounds"])
+        out["runtime only / onnxruntime only"] = {"median": r.median, "q1": r.q1, "q3": r.q3}
     return out
 
 
@@ -496,12 +527,13 @@ def throughput_ratios(paths: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def run_benchmarks(which: Sequence[str] = SECTIONS, limit: int | None = None, repeats: int = 3, *,
-                   models: Sequence[str] | None = None, threads: Sequence[int] = (1, 2),
+                   models: Sequence[str] | None = None, threads: Sequence[int] = (1, 2), pairs: int = PAIRS,
                    log: Log | None = _stderr) -> dict[str, Any]:
     """Run the chosen sections; returns JSON-serialisable results for `render_markdown`/`write_docs`.
 
     limit: at most this many images per image set (ImageNet sample: 1000, CIFAR-10 test: 5000), spread
-    evenly over the classes; repeats: timed rounds (after warm-up) whose median is reported; models: the
+    evenly over the classes; repeats: timed rounds (after warm-up) whose median is reported in the latency
+    tables; pairs: interleaved segment pairs of the throughput section (measure.run_paired); models: the
     models of the ``models`` section (default: every model available offline); threads: MindSpore Lite /
     ONNX Runtime thread counts for the latency tables.
     """
@@ -540,23 +572,14 @@ def run_benchmarks(which: Sequence[str] = SECTIONS, limit: int | None = None, re
             isolate_fiftyone()
             if log:
                 log(f"throughput: {', '.join(wanted)}")
-            results["throughput"] = throughput(wanted, image_set("imagenet", limit), shared, repeats, log)
+            results["throughput"] = throughput(wanted, image_set("imagenet", limit), shared, pairs, log)
     results["meta"]["elapsed_s"] = time.time() - began
     return results
 
 
 def _meta(limit: int | None, repeats: int, threads: Sequence[int]) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for pkg in ("fiftyone", "onnxruntime", "numpy"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
-    return {"date": datetime.date.today().isoformat(), "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "versions": versions, "limit": limit, "repeats": repeats, "threads": list(threads)}
+    return {**machine_info(("fiftyone", "onnxruntime", "numpy")), "limit": limit, "repeats": repeats,
+            "threads": list(threads)}
 
 
 # ----------------------------------------------------------------------------------------------- rendering
@@ -621,8 +644,7 @@ def render_throughput(res: dict[str, Any], meta: dict[str, Any]) -> str:
         return f"Throughput not measured: {res['error']}."
     lines = [f"`{res['model']}`, {res['images']} ImageNet sample images (mostly ~500x375 JPEG) in a FiftyOne "
              f"dataset, batch {res['batch_size']}, {res['threads']} inference threads (MindSpore Lite / ONNX "
-             f"Runtime), annotate's default decode threads and draft decoding. Median images/s of "
-             f"{meta['repeats']} rotating rounds after a warm-up on {4 * BATCH_SIZE} images. \"only\" rows run "
+             f"Runtime), annotate's default decode threads and draft decoding. \"only\" rows run "
              "pre-made tensors (no decoding, no FiftyOne); the ONNX Runtime model is a hand-written "
              "`fiftyone.core.models.Model` (PIL resize + crop, numpy normalisation, ORT at batch 1, "
              "`fo.Classification`) run by `apply_model`, i.e. what a user writes without this package. "
@@ -630,14 +652,25 @@ def render_throughput(res: dict[str, Any], meta: dict[str, Any]) -> str:
              "(batches run on 2 single-threaded MindSpore Lite streams); the `1 session x 2 threads` and "
              "`streams=1` rows load the same file as one session with both threads, the setting of MindSpore "
              "Lite's own benchmark tool. Goals are checked against the same-setting rows.", "",
-             "| path | images/s (median) | rounds |", "|---|---:|---|"]
+             "| path | images/s: median (IQR) | core-ms/image: all (inference + decode + rest) | mongod core-ms "
+             "| physical limit | of the limit |", "|---|---:|---|---:|---:|---:|"]
     for k, v in res["paths"].items():
-        lines.append(f"| {k} | **{v['images_per_s']:.1f}** | {', '.join(f'{x:.1f}' for x in v['rounds'])} |")
-    lines += ["", "| ratio | value | goal |", "|---|---:|---|"]
+        c = v["components_ms"]
+        split = " + ".join(f"{c.get(n, 0):.2f}" for n in ("inference", "decode", "rest"))
+        limit = "—" if v["physical_limit"] is None else f"{v['physical_limit']:.0f}/s"
+        share = "—" if v["limit_ratio"] is None else f"{v['limit_ratio']:.2f}"
+        lines.append(f"| {k} | **{v['images_per_s']:.1f}** ({v['iqr'][0]:.1f}–{v['iqr'][1]:.1f}) | "
+                     f"{v['core_ms_per_image']:.2f} ({split}) | {_f(v['mongod_ms'], '.2f')} | {limit} | {share} |")
+    noise = res["noise"]
+    lines += ["", f"{noise['pairs']} interleaved pairs of {noise['segment']}-image segments (each pair runs every "
+                  f"path on the same images, in alternating order); the machine's steal {_f(noise['steal_pct'])} %, "
+                  f"idle {_f(noise['idle_pct'])} % during the run. Physical limit = cores / (inference + decode "
+                  "core-ms per image) of that path.", "", "| ratio | per-pair median (IQR) | goal |",
+              "|---|---:|---|"]
     for k, v in res["ratios"].items():
         goal = GOALS.get(k)
-        verdict = "" if goal is None else f">= {goal}x: {'met' if v >= goal else '**not met**'}"
-        lines.append(f"| {k} | **{v:.2f}x** | {verdict} |")
+        verdict = "" if goal is None else f">= {goal}x: {'met' if v['median'] >= goal else '**not met**'}"
+        lines.append(f"| {k} | **{v['median']:.2f}x** ({v['q1']:.2f}–{v['q3']:.2f}) | {verdict} |")
     lines += ["", "Top-1 agreement: " + "; ".join(
         f"{k} **{v['pct']:.1f} %** ({v['agree']}/{v['images']})" for k, v in res["agreement"].items()) + "."]
     return "\n".join(lines)

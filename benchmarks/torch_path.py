@@ -46,7 +46,7 @@ python3.11 -m venv ~/.cache/fiftyone-mslite/bench-torch-venv
 ```
 
 Our side runs through the MindSpore Lite runtime venv that `scripts/test.sh` / `fiftyone-mslite runtime
-install` built (found from any venv where `fiftyone_mslite` is installed); `--limit N` and `--repeats R`
+install` built (found from any venv where `fiftyone_mslite` is installed); `--limit N` and `--pairs P`
 shorten a run, `--json` prints machine-readable results."""
 
 
@@ -67,7 +67,7 @@ def load_torch_model():
     return fout.TorchImageModel(fout.TorchImageModelConfig({**config, "model": net}))
 
 
-def run(limit: int | None, repeats: int) -> dict:
+def run(limit: int | None, pairs: int) -> dict:
     bm.isolate_fiftyone()
     import torch
 
@@ -84,7 +84,8 @@ def run(limit: int | None, repeats: int) -> dict:
     ours = load_model(bm.THROUGHPUT_MODEL, threads=bm.THROUGHPUT_THREADS)
     try:
         contenders = {"annotate": bm.annotate_path(ours), TORCH_PATH: bm.apply_model_path(torch_model, "torch")}
-        paths = bm.throughput_rounds(dataset, contenders, repeats, bm._stderr)
+        measured = bm.throughput_rounds(dataset, contenders, pairs, bm._stderr)
+        paths = measured["paths"]
         clf = ours.classifier
         agree = {"annotate vs TorchImageModel": bm.agreement(dataset, "annotate", "torch"),
                  "annotate vs truth": bm.accuracy_vs_truth(dataset, "annotate", clf),
@@ -92,9 +93,9 @@ def run(limit: int | None, repeats: int) -> dict:
     finally:
         ours.close()
         dataset.delete()
-    meta = bm._meta(limit, repeats, [bm.THROUGHPUT_THREADS])
+    meta = bm._meta(limit, pairs, [bm.THROUGHPUT_THREADS])
     meta.update(elapsed_s=time.time() - began, torch=torch.__version__, torch_threads=torch.get_num_threads())
-    ratio = paths["annotate"]["images_per_s"] / paths[TORCH_PATH]["images_per_s"]
+    ratio = 1 / measured["pair_ratios"][TORCH_PATH]["median"]  # per-pair TorchImageModel / annotate, inverted
     return {"meta": meta, "model": bm.THROUGHPUT_MODEL, "images": len(images.files), "paths": paths,
             "ratio": ratio, "agreement": agree}
 
@@ -107,11 +108,12 @@ def render(res: dict) -> str:
              f"224, no crop) vs `annotate` with `{res['model']}` (same weights via ONNX → .ms; resize 256, crop "
              f"224; MindSpore Lite {bm.THROUGHPUT_THREADS} threads). {res['images']} ImageNet sample images, "
              f"`batch_size={bm.BATCH_SIZE}` (FiftyOne ignores it for this TorchImageModel: its transforms give ragged "
-             f"batches), both run on one FiftyOne dataset in {meta['repeats']} rotating rounds after "
+             f"batches), both run on one FiftyOne dataset in {meta['repeats']} interleaved pairs of segments after "
              f"a warm-up; medians. Measured {meta['date']} ({meta['cores']} cores).", "",
-             "| path | images/s (median) | rounds |", "|---|---:|---|"]
+             "| path | images/s: median (IQR) | core-ms/image (this process tree) |", "|---|---:|---:|"]
     for k, v in res["paths"].items():
-        lines.append(f"| {k} | **{v['images_per_s']:.1f}** | {', '.join(f'{x:.1f}' for x in v['rounds'])} |")
+        lines.append(f"| {k} | **{v['images_per_s']:.1f}** ({v['iqr'][0]:.1f}–{v['iqr'][1]:.1f}) | "
+                     f"{v['core_ms_per_image']:.2f} |")
     lines += ["", f"annotate / TorchImageModel = **{res['ratio']:.2f}x** (goal >= {GOAL}x: "
                   f"{'met' if res['ratio'] >= GOAL else '**not met**'}).", "",
               "Top-1: " + "; ".join(f"{k} **{v['pct']:.1f} %** ({v['agree']}/{v['images']})"
@@ -122,11 +124,11 @@ def render(res: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="at most N ImageNet sample images (default: all 1000)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (median reported)")
+    ap.add_argument("--pairs", type=int, default=bm.PAIRS, help="interleaved segment pairs (default 20)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of markdown")
     ap.add_argument("--write-docs", action="store_true", help="rewrite the torch section of docs/benchmarks.md")
     args = ap.parse_args()
-    res = run(args.limit, args.repeats)
+    res = run(args.limit, args.pairs)
     text = render(res)
     print(json.dumps(res, indent=1) if args.json else text)
     if args.write_docs:

@@ -19,6 +19,7 @@ _EXPORTS = {
     "annotate": "fiftyone_mslite.integration.annotation",
     "evaluate": "fiftyone_mslite.integration.evaluation",
     "evaluate_multilabel": "fiftyone_mslite.integration.evaluation",
+    "run_brain": "fiftyone_mslite.integration.brain",
     "confidence_view": "fiftyone_mslite.integration.views",
     "save_low_confidence_view": "fiftyone_mslite.integration.views",
     "import_directory": "fiftyone_mslite.integration.datasets",

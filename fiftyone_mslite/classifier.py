@@ -6,9 +6,9 @@ into the session or the adapter.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import Future
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,21 @@ from .adapters.preprocessing import PreprocessConfig
 from .catalog.adhoc import complete_entry, entry_for_file, split_overrides
 from .catalog.labelsets import LabelSet
 from .catalog.registry import catalog
-from .catalog.schema import ModelEntry
-from .catalog.store import model_file
+from .catalog.schema import Embedding, ModelEntry
+from .catalog.store import model_file, sha256_of
+from .errors import EmbeddingNotFoundError
+from .modelfiles.embedding import split_outputs
 from .modelfiles.formats import detect_format
+from .modelfiles.legacy import is_legacy, upgraded_copy
 
 
 class Classifier:
     """Images in, predictions out. Owns its runtime session (close it, or use `with`)."""
 
     def __init__(self, entry: ModelEntry, path: Path, threads: int = 2, backend: str | None = None,
-                 streams: int | str = 1):
+                 streams: int | str = 1, embedding_problem: str | None = None):
+        """`entry.embedding.tensor` names the output holding embeddings (the adapter never sees it);
+        `embedding_problem` says why a model has none, for the error `embeddings()` raises."""
         self.path = path
         cat = catalog()
         self.labels: LabelSet = cat.labels(entry.labels)
@@ -38,9 +43,18 @@ class Classifier:
         try:
             if entry.origin == "file":  # nothing to trust but the file itself
                 entry = complete_entry(entry, self.session)
+            outputs = self.session.outputs
+            self._head, self._embedding = split_outputs([o.name for o in outputs], entry.embedding.tensor)
+            if self._embedding is not None:
+                entry = entry.model_copy(update={"embedding": Embedding(
+                    tensor=entry.embedding.tensor, size=prod(outputs[self._embedding].shape[1:]))})
+            elif entry.embedding.tensor:
+                embedding_problem = (f"model '{entry.name}': its file {path} has no output named "
+                                     f"{entry.embedding.tensor!r} (outputs: {[o.name for o in outputs]})")
             self.entry = entry
-            self._adapter: Adapter = cat.adapter_class(entry)(entry, self.labels).bind(self.session.inputs,
-                                                                                         self.session.outputs)
+            self.embedding_problem = embedding_problem or f"model '{entry.name}' has no embedding output"
+            self._adapter: Adapter = cat.adapter_class(entry)(entry, self.labels).bind(
+                self.session.inputs, [outputs[i] for i in self._head])
         except Exception:
             self.session.close()
             raise
@@ -68,13 +82,38 @@ class Classifier:
         """Batches the session runs at once (pipelined callers keep one more queued)."""
         return self.session.streams
 
-    def prepare(self, image: np.ndarray | Image.Image) -> np.ndarray:
-        """RGB image (HWC uint8 array or PIL) → one model input sample."""
-        return self._adapter.preprocess(image)
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class of each output index (a background output included)."""
+        return self._adapter.class_names
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self._embedding is not None
+
+    @property
+    def embedding_size(self) -> int | None:
+        return self.entry.embedding.size if self.has_embeddings else None
+
+    def prepare(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None) -> np.ndarray:
+        """RGB image (HWC uint8 array or PIL) → one model input sample; `config` tries another recipe
+        (calibration) on this loaded model."""
+        return self._adapter.preprocess(image, config)
 
     def postprocess(self, outputs: list[np.ndarray]) -> list:
         """Raw outputs of a batch → one prediction per sample."""
-        return self._adapter.postprocess(outputs)
+        return self._adapter.postprocess([outputs[i] for i in self._head])
+
+    def require_embeddings(self) -> None:
+        """Raise, before any work, why this model has no embeddings (and how to give it some)."""
+        if self._embedding is None:
+            raise EmbeddingNotFoundError(self.embedding_problem)
+
+    def embeddings(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """Raw outputs of a batch → float32 (batch, embedding_size): the same run that gave the predictions."""
+        self.require_embeddings()
+        emb = outputs[self._embedding]
+        return emb.reshape(emb.shape[0], -1).astype(np.float32, copy=False)
 
     def infer(self, batch: np.ndarray) -> list:
         """Prepared batch → predictions."""
@@ -99,6 +138,15 @@ class Classifier:
         self.close()
 
 
+def runnable_file(path: Path) -> Path:
+    """A local model file MindSpore Lite 2.x loads: the file itself, or the upgrade of a legacy-schema (v0) .ms,
+    made once and cached by content; anything else is refused with what to do."""
+    if is_legacy(path):
+        path, _ = upgraded_copy(path, runtime.cache_home() / "upgraded", sha256_of(path))
+    detect_format(path, runnable=True)
+    return path
+
+
 def load_classifier(name_or_path: str | Path, labels: str | None = None, threads: int = 2,
                     backend: str | None = None, progress: bool | None = None, streams: int | str = 1,
                     **overrides: Any) -> Classifier:
@@ -111,18 +159,20 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
         if labels:
             update["labels"] = labels
         if pre:
-            update["preprocess"] = dataclasses.replace(entry.preprocess, **pre)
+            update["preprocess"] = entry.preprocess.with_changes(**pre)
         if update:
             entry = ModelEntry.model_validate({**entry.model_dump(), **update})
         found = model_file(entry, progress=progress)
-        return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams)
+        if found.embedding is not None:
+            entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})
+        return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams,
+                          embedding_problem=found.embedding_problem)
     if Path(ref).expanduser().exists() or ref.endswith((".ms", ".mindir")):
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")
-        detect_format(ref, runnable=True)  # a clear error for missing/foreign files, before anything else
-        entry = entry_for_file(ref, labels, dict(overrides))
-        return Classifier(entry, Path(ref).expanduser().resolve(), threads=threads, backend=backend,
+        path = runnable_file(Path(ref).expanduser().resolve())  # missing/foreign files: a clear error first
+        return Classifier(entry_for_file(ref, labels, dict(overrides)), path, threads=threads, backend=backend,
                           streams=streams)
     cat.model(ref)  # raises with suggestions
     raise AssertionError("unreachable")

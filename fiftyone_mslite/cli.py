@@ -4,13 +4,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
 from . import runtime
-from .errors import DatasetError, MSLiteError
+from .errors import DatasetError, Interrupted, MSLiteError
 
 
 def _plain(value):
@@ -96,7 +97,8 @@ def runtime_install(python: str | None, force: bool, verbose: bool, as_json: boo
                            f"{record['python_version']} ({record['python']}, base found by {record['found_by']})")
 
 
-@runtime_group.command("info")
+@runtime_group.command("info", epilog="\b\nSettings (environment variables; docs/configuration.md):\n"
+                                              + runtime.settings.table())
 @json_option
 def runtime_info(as_json: bool) -> None:
     """Which MindSpore Lite runs models here, and why."""
@@ -259,31 +261,66 @@ def models_verify(name: str, as_json: bool) -> None:
 @click.option("--source", required=True, help="Model file path or URL (.ms, .mindir, .onnx, .tflite).")
 @click.option("--labels", required=True, help="Label set name or label file path/URL.")
 @click.option("--input-size", type=click.IntRange(1), help="Input side in pixels (default: read from the model).")
+@click.option("--like", help="Copy the pre-processing recipe of this catalog model (options below override it).")
 @click.option("--mean", help="Per-channel mean, 0..1 scale (default ImageNet).")
 @click.option("--std", help="Per-channel std, 0..1 scale (default ImageNet).")
-@click.option("--resize", type=click.Choice(["short", "squash"]), default="short", show_default=True)
-@click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.875, show_default=True)
-@click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]), default="bilinear",
-              show_default=True)
+@click.option("--resize", type=click.Choice(["short", "squash"]), help="Resize policy (default: short).")
+@click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True),
+              help="Crop / resize size (default: 0.875 after short, 1.0 = no crop after squash).")
+@click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]),
+              help="Resampling filter (default: bilinear).")
+@click.option("--channel-order", type=click.Choice(["RGB", "BGR"]), help="Channel order (default: RGB).")
+@click.option("--background", is_flag=True, help="Output 0 is a background class the labels do not list.")
 @click.option("--task", type=click.Choice(["single", "multi"]), default="single", show_default=True)
 @click.option("--sha256", help="Expected sha256 of the source (checked).")
 @click.option("--description", default="")
 @json_option
-def models_add(name: str, source: str, labels: str, input_size: int | None, mean: str | None, std: str | None,
-               resize: str, crop_fraction: float, interpolation: str, task: str, sha256: str | None,
-               description: str, as_json: bool) -> None:
-    """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified)."""
+def models_add(name: str, source: str, labels: str, input_size: int | None, like: str | None, mean: str | None,
+               std: str | None, resize: str | None, crop_fraction: float | None, interpolation: str | None,
+               channel_order: str | None, background: bool, task: str, sha256: str | None, description: str,
+               as_json: bool) -> None:
+    """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified); prints the
+    pre-processing it resolved."""
     from .catalog.user import add_model
 
-    entry, path = add_model(name, source, labels, input_size=input_size,
+    entry, path = add_model(name, source, labels, input_size=input_size, like=like,
                             mean=_triple(mean, "--mean") if mean else None,
                             std=_triple(std, "--std") if std else None, resize=resize,
-                            crop_fraction=crop_fraction, interpolation=interpolation, task=task,
-                            sha256=sha256, description=description)
+                            crop_fraction=crop_fraction, interpolation=interpolation, channel_order=channel_order,
+                            background=background, task=task, sha256=sha256, description=description)
     _refresh_zoo()
+    layout = next((f.value["layout"] for f in entry.facts if f.field == "input"), None)
     data = {"name": entry.name, "model_file": str(path), "catalog": entry.origin,
-            "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes}
-    _emit(as_json, data, f"added {entry.name} to {entry.origin} (model file {path})")
+            "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes,
+            "preprocess": entry.model_dump(mode="json")["preprocess"], "layout": layout}
+    _emit(as_json, data, f"added {entry.name} to {entry.origin} (model file {path})\n"
+                         f"  pre-processing: {entry.preprocess.describe()}, {layout} input")
+
+
+@models_group.command("calibrate")
+@click.argument("name")
+@click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset with ground-truth labels.")
+@click.option("--gt", "gt_field", default="ground_truth", show_default=True, help="Ground-truth Classification field.")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1),
+              help="Score a seeded random subset of this many labeled samples.")
+@click.option("--write", is_flag=True, help="Store the best recipe in the user catalog, with the measured top-1 as a "
+                                            "'calibrated' fact (`models remove` undoes it for a built-in model).")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="MindSpore Lite threads.")
+@json_option
+def models_calibrate(name: str, dataset_name: str, gt_field: str, limit: int, write: bool, threads: int,
+                     as_json: bool) -> None:
+    """Measure which pre-processing recipe makes a catalog model right most often on labeled samples: resize
+    short/squash, crop 0.875/1.0, bilinear/bicubic, ImageNet/-1..1/0..1/raw 0..255 normalisation and RGB/BGR,
+    one axis at a time from the catalog's recipe; prints top-1 per recipe tried."""
+    with _stdout_for_json(as_json):
+        from .integration.calibration import calibrate, write_calibration
+
+        result = calibrate(_load_dataset(dataset_name), name, gt_field, limit=limit, threads=threads)
+        written = write_calibration(result) if write else None
+    if written:
+        _refresh_zoo()
+    note = f"\nwrote the best recipe for {name} to {written}" if written else "\n(--write stores the best recipe)"
+    _emit(as_json, {**result.to_dict(), "written": str(written) if written else None}, result.report() + note)
 
 
 @models_group.command("remove")
@@ -307,6 +344,10 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 
     info = inspect_ms(file)
     data = info.to_dict()
+    if info.schema == "v0":
+        from .modelfiles.legacy import legacy_summary
+
+        data["upgrade"] = legacy_summary(file)
     if as_json:
         click.echo(json.dumps(data, indent=1))
         return
@@ -316,6 +357,27 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
         for t in tensors:
             click.echo(f"  {kind:6} {t.name}: {list(t.dims)} {t.dtype} {t.format}")
     click.echo("  loadable by MindSpore Lite 2.x" if info.loadable else f"  NOT loadable: {info.hint}")
+    if "upgrade" in data:
+        click.echo(f"  {data['upgrade']}")
+
+
+@main.command("upgrade")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the current-schema .ms.")
+@click.option("--add-output", "add_outputs", multiple=True, metavar="TENSOR",
+              help="Also expose this internal tensor as a graph output (repeatable; works on current files too).")
+@json_option
+def upgrade_cmd(source: Path, output: Path, add_outputs: tuple[str, ...], as_json: bool) -> None:
+    """Rewrite a legacy-schema (pre-1.1) .ms in the current schema, which MindSpore Lite 2.x loads; with
+    --add-output, add graph outputs (e.g. the embedding tensor). Nothing is written when anything fails."""
+    from .modelfiles.legacy import upgrade_ms
+
+    report = upgrade_ms(source, output, add_outputs=add_outputs)
+    ops = sum(report.op_counts.values())
+    extra = f", outputs added: {', '.join(report.added_outputs)}" if report.added_outputs else ""
+    _emit(as_json, report.to_dict(), f"{report.source} (schema {report.source_schema}) → {report.output}: "
+                                     f"{ops} ops, {report.tensors_out} tensors{extra} ({report.seconds:.2f} s)")
 
 
 @main.command("demo")
@@ -335,13 +397,15 @@ def demo_cmd(variant: str, limit: int | None, model: str | None, launch: bool, a
         _launch_app(summary.dataset, view=None)
 
 
-def _launch_app(dataset_name: str, view: str | None, port: int = 5151) -> None:
-    """Serve the App until Ctrl-C (remote mode: works over SSH and in containers, prints the URL)."""
+def _launch_app(dataset_name: str, view: str | None, port: int = 5151, address: str = "127.0.0.1") -> None:
+    """Serve the App until Ctrl-C (remote mode: prints the URL). Only this machine can reach it by default: the
+    App has no login and its operators run on this server, so reaching it over SSH means a tunnel
+    (`ssh -L 5151:127.0.0.1:5151`), and `--address 0.0.0.0` exposes it to the network on purpose."""
     import fiftyone as fo
 
     dataset = fo.load_dataset(dataset_name)
     session = fo.launch_app(dataset, view=dataset.load_saved_view(view) if view else None, port=port,
-                            address="0.0.0.0", remote=True)
+                            address=address, remote=True)
     click.echo(f"FiftyOne App: {session.url}  (Ctrl-C to stop)")
     session.wait(-1)
 
@@ -352,6 +416,21 @@ def _load_dataset(name: str):
     if not fo.dataset_exists(name):
         raise DatasetError(f"no FiftyOne dataset named '{name}' (`fiftyone datasets list` shows them)")
     return fo.load_dataset(name)
+
+
+def _command_line(ctx: click.Context, drop: tuple[str, ...] = ()) -> str:
+    """The running command as one shell line, options as parsed and defaults left out (minus `drop`)."""
+    words = ["fiftyone-mslite", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if (not isinstance(param, click.Option) or param.name in drop or value is None
+                or value == param.get_default(ctx)):
+            continue
+        if param.is_flag:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
 
 
 def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -374,19 +453,37 @@ def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | st
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="MindSpore Lite threads.")
 @click.option("--streams", default="auto", show_default=True, callback=_streams,
               help="Model copies running batches side by side: auto (= threads, one thread each) or a number.")
+@click.option("--embeddings", "embeddings_field", metavar="FIELD",
+              help="Also store each sample's embedding in FIELD, from the same inference.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: decode and infer in Ray actors across a cluster (pip install 'fiftyone-mslite[ray]').")
+@click.option("--address", help="With --engine ray: the cluster, 'auto' or HOST:PORT (default: a local Ray).")
+@click.option("--actors", type=click.IntRange(1), help="With --engine ray: actors, each with --threads CPUs "
+                                                         "(default: the cluster's CPUs / --threads).")
 @json_option
 def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
                  batch_size: int, store_logits: bool, resume: bool, threads: int, streams: int | str,
+                 embeddings_field: str | None, engine: str, address: str | None, actors: int | None,
                  as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
-    with _stdout_for_json(as_json):
-        from .integration.annotation import annotate
-        from .integration.model import load_model
-        dataset = _load_dataset(dataset_name)
-        extra = {"labels": labels} if labels else {}
-        with load_model(model, threads=threads, streams=streams, **extra) as loaded:
-            summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
-                               store_logits=store_logits, overwrite=not resume, progress=not as_json)
+    try:
+        with _stdout_for_json(as_json):
+            from .integration.annotation import annotate
+            from .integration.model import load_model
+            dataset = _load_dataset(dataset_name)
+            extra = {"labels": labels} if labels else {}
+            with load_model(model, threads=threads, streams=streams, **extra) as loaded:
+                summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
+                                   store_logits=store_logits, overwrite=not resume, progress=not as_json,
+                                   embeddings_field=embeddings_field, engine=engine, address=address,
+                                   actors=actors)
+    except Interrupted as stop:
+        # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
+        message = (f"interrupted: {stop.saved} predictions saved to {dataset_name}.{label_field} "
+                   f"({stop.summary.skipped} were already there); resume with: "
+                   f"{_command_line(click.get_current_context(), drop=('resume',))}")
+        _emit(as_json, {"error": "Interrupted", "message": message, "saved": stop.saved}, message)
+        sys.exit(130)
     data = summary.to_dict()
     failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
     _emit(as_json, data, f"{dataset_name}.{label_field}: {summary.processed} labeled, {summary.skipped} already "
@@ -403,9 +500,14 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
 @click.option("--classes", help="Label set (e.g. imagenet-1000) giving the logits' class order, for --top-k "
                                 "when it cannot be found automatically.")
 @click.option("--multilabel", is_flag=True, help="Multi-label evaluation (per-class P/R/F1, TP/FP/FN fields).")
+@click.option("--brain", "with_brain", is_flag=True,
+              help="Also run FiftyOne Brain: likely label mistakes, hardest, unique samples, 2-D map, similarity.")
+@click.option("--embeddings", "embeddings_field", metavar="FIELD",
+              help="Embeddings for --brain (default: the field the annotate run of --pred wrote).")
 @json_option
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
-                 classes: str | None, multilabel: bool, as_json: bool) -> None:
+                 classes: str | None, multilabel: bool, with_brain: bool, embeddings_field: str | None,
+                 as_json: bool) -> None:
     """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
     with _stdout_for_json(as_json):
         from .integration.evaluation import evaluate, evaluate_multilabel
@@ -414,15 +516,28 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
             ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
         else:
             result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k, classes=classes)
+        brain = None
+        if with_brain:
+            from .integration.brain import run_brain
+            brain = run_brain(dataset, pred_field, gt_field, embeddings_field=embeddings_field,
+                              progress=not as_json)
+    extra = {"brain": brain.to_dict()} if brain else {}
+    brain_text = "" if brain is None else (
+        f"\nbrain: {brain.likely_label_mistakes} likely label mistakes; views "
+        + ", ".join(f"'{v}'" for v in brain.views.values())
+        + (f"; 2-D map by {brain.visualization_method}" if brain.visualization_method else "")
+        + "".join(f"\n  {m['mistakenness']:.3f}  truth {m['gt']!r}, predicted {m['pred']!r}  {m['filepath']}"
+                  for m in brain.top_likely_mistakes)
+        + "".join(f"\n  note: {n}" for n in brain.notes))
     if multilabel:
-        _emit(as_json, ml.to_dict(), f"{eval_key}: micro F1 {ml.micro_f1:.1%}, macro F1 {ml.macro_f1:.1%} "
-                                     f"(TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'")
+        _emit(as_json, {**ml.to_dict(), **extra}, f"{eval_key}: micro F1 {ml.micro_f1:.1%}, macro F1 "
+              f"{ml.macro_f1:.1%} (TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'{brain_text}")
         return
     top = f", top-{top_k} {result.top_k_accuracy:.1%}" if top_k else ""
     worst = "".join(f"\n  {m.confidence:6.1%}  {m.pred!r} (truth {m.gt!r})  {m.filepath}"
                     for m in result.confident_mistakes[:5])
-    _emit(as_json, result.to_dict(), f"{eval_key}: accuracy {result.accuracy:.1%}{top}, {result.num_mistakes} "
-                                     f"mistakes (view '{result.mistakes_view}'); most confident:{worst}")
+    _emit(as_json, {**result.to_dict(), **extra}, f"{eval_key}: accuracy {result.accuracy:.1%}{top}, "
+          f"{result.num_mistakes} mistakes (view '{result.mistakes_view}'); most confident:{worst}{brain_text}")
 
 
 @main.group("dataset")
@@ -454,10 +569,12 @@ def dataset_import(name: str, directory: Path, labels_from: str, label_set: str 
 @click.option("--dataset", "dataset_name", required=True)
 @click.option("--view", help="Saved view to open, e.g. eval-mistakes.")
 @click.option("--port", default=5151, show_default=True)
-def app_cmd(dataset_name: str, view: str | None, port: int) -> None:
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; 0.0.0.0 serves every network (the App has no login).")
+def app_cmd(dataset_name: str, view: str | None, port: int, address: str) -> None:
     """Open the FiftyOne App on a dataset (and optionally a saved view)."""
     _load_dataset(dataset_name)
-    _launch_app(dataset_name, view, port)
+    _launch_app(dataset_name, view, port, address)
 
 
 @main.command("benchmark")

@@ -43,13 +43,21 @@ class DemoSummary:
         return asdict(self)
 
 
-def find_shared() -> Path | None:
-    """../shared (real models and data): the setting if given (even when absent there), else beside the
-    working directory or the checkout."""
+def shared_path() -> Path:
+    """Where the project's shared folder (real models and data) is expected: the setting if given, else
+    ../shared beside the working directory or beside the checkout (the checkout's when neither exists, for
+    messages). The one locator: benchmarks and tests use it too."""
     explicit = settings.get(SHARED_ENV)
-    checkout = Path(__file__).resolve().parents[2]
-    candidates = [Path(explicit)] if explicit else [Path.cwd().parent / "shared", checkout / "shared"]
-    return next((c for c in candidates if (c / "README.md").is_file()), None)
+    if explicit:
+        return Path(explicit)
+    checkout = Path(__file__).resolve().parents[2] / "shared"
+    return next((c for c in (Path.cwd().parent / "shared", checkout) if (c / "README.md").is_file()), checkout)
+
+
+def find_shared() -> Path | None:
+    """`shared_path()` if it holds the shared folder (its README.md), else None: a fresh clone has none."""
+    path = shared_path()
+    return path if (path / "README.md").is_file() else None
 
 
 def use_mirror(shared: Path | None) -> None:

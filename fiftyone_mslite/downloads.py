@@ -174,9 +174,8 @@ def mirror_location(url: str, mirror: str) -> str:
 
 def _cache_path(url: str, cache_dir: Path, filename: str | None) -> Path:
     """Where ``url`` is cached: ``<cache>/<host>/<path>`` or ``<cache>/<filename>``, checked to stay inside."""
-    _url_parts(url)  # even a named download must be a URL we would fetch
+    host, segments = _url_parts(url)  # checked even for a named download: it is still fetched
     if filename is None:
-        host, segments = _url_parts(url)
         if not segments:
             raise DownloadError(f"Cannot cache {url!r}: the URL has no path; pass filename=... to name it.")
         dest = cache_dir.joinpath(host, *segments)

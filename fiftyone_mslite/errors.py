@@ -23,7 +23,7 @@ __all__ = [
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
-    "DemoError", "Failed",
+    "DemoError", "EngineUnavailableError", "Failed", "Interrupted",
 ]
 
 
@@ -99,8 +99,22 @@ class AppAccessError(MSLiteError, ValueError):
     """The App asked for a model, label file or URL the server operator has not allowed (docs/security.md)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a job after `saved` results were written; `summary` says what else it did, so the caller
+    can report what was kept and how to resume. A KeyboardInterrupt, not an MSLiteError: `except Exception`
+    must never swallow Ctrl-C."""
+
+    def __init__(self, saved: int, summary: object):
+        super().__init__(f"interrupted after {saved} saved")
+        self.saved, self.summary = saved, summary
+
+
 class DemoError(MSLiteError, RuntimeError):
     """Something the demo needs is missing; the message says what and how to provide it."""
+
+
+class EngineUnavailableError(MSLiteError, RuntimeError):
+    """An optional annotate engine (Ray) is not installed; the message says what to install."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's chromium, for the headless App test (tests/test_app_browser.py). Idempotent: a no-op when
+# Debian's chromium, for the headless App test (tests/browser/test_app_browser.py). Idempotent: a no-op when
 # chromium is already installed. Needs root (or sudo) on Debian 12; downloads nothing but Debian packages.
 set -euo pipefail
 

@@ -12,7 +12,10 @@ HEADER = """# Model catalog
 Generated from `models.yaml` by `python -m render_catalog_docs > docs/catalog.md` (a test checks it is
 current). *Reported* columns are MindSpore Lite's "Image Classification Model" page verbatim (Mate30, 4 threads);
 *facts* are what we established, each marked **verified** (read from the file, the upstream code or hub page),
-**corrected** (the seed page is wrong) or *inferred*, with its source.
+**corrected** (the seed page is wrong) or *inferred*, with its source. Format "ms (v0 → upgraded)": a seed file
+known to use the legacy schema, which MindSpore Lite 2.x refuses; `models fetch` (and `load_model`, `predict`)
+upgrade it once to the current schema ([legacy-ms.md](legacy-ms.md)); any other pre-1.1 seed file is upgraded the
+same way when its download turns out to be legacy.
 Field reference: [catalog-format.md](catalog-format.md).
 """
 
@@ -24,6 +27,8 @@ def _pct(v: float | None) -> str:
 def _row(e: ModelEntry) -> str:
     r = e.reported
     fmt = e.source.resolved_format + (" → ms" if e.source.needs_conversion else "")
+    if e.source.file_schema == "v0":
+        fmt += " (v0 → upgraded)"
     return (f"| `{e.name}` | {e.task} | {e.labels} ({e.num_classes}) | {e.preprocess.input_size} | {fmt} | "
             f"{r.size_mb if r and r.size_mb else '-'} | {_pct(r.top1 if r else None)} | "
             f"{_pct(r.top5 if r else None)} | {_pct(r.f1 if r else None)} | "

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..errors import ModelMismatchError
 from ..runtime.specs import TensorSpec
-from .preprocessing import input_hw, preprocess
+from .preprocessing import PreprocessConfig, input_hw, preprocess
 
 if TYPE_CHECKING:
     from ..catalog.labelsets import LabelSet
@@ -77,11 +77,17 @@ class Adapter(ABC):
             raise RuntimeError(f"adapter of '{self.entry.name}' used before bind()")
         return input_hw(self.input)
 
-    def preprocess(self, image: np.ndarray | Image.Image) -> np.ndarray:
-        """One image → one sample of the model input (no batch dim)."""
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class of each output index."""
+        return self.labels.names
+
+    def preprocess(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None) -> np.ndarray:
+        """One image → one sample of the model input (no batch dim); `config` tries another recipe on the same
+        loaded model (calibration) instead of the entry's."""
         if self.input is None:
             raise RuntimeError(f"adapter of '{self.entry.name}' used before bind()")
-        return preprocess(image, self.input, self.config)
+        return preprocess(image, self.input, config or self.config)
 
     @abstractmethod
     def postprocess(self, outputs: list[np.ndarray]) -> list:

@@ -9,7 +9,10 @@ decodes JPEGs too large to hold in memory at full size.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -33,16 +36,43 @@ def needed_size(size: tuple[int, int], input_hw: tuple[int, int], cfg: Preproces
     return min(w, rw), min(h, rh)
 
 
-def _open(path: str | Path) -> Image.Image:
+MAX_FILE_BYTES = 1 << 30  # what reading one image may cost; above Pillow's pixel limit even for 16-bit RGBA TIFF
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+def _open_file(path: str | Path) -> BinaryIO:
+    """Open `path` for reading only if it is a regular file of at most MAX_FILE_BYTES: a FIFO would block
+    the reading thread forever (and with it Ctrl-C), a device would never end. The open itself does not
+    block (O_NONBLOCK), and the check is made on the opened file, so nothing can swap it in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
+            raise ImageDecodeError(f"cannot decode image {path}: {kind}, not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageDecodeError(f"cannot decode image {path}: the file is {st.st_size / 2**30:.1f} GiB, above "
+                                   f"the {MAX_FILE_BYTES >> 30} GiB read limit for one image")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open(f: BinaryIO) -> Image.Image:
     """Image.open, except that a JPEG above Pillow's decompression-bomb limit still opens (lazily: nothing
     is decoded yet) so that draft mode can decode it at a fraction of its size."""
     try:
-        return Image.open(path)
+        return Image.open(f)
     except Image.DecompressionBombError:
-        with open(path, "rb") as f:
-            if f.read(3) != b"\xff\xd8\xff":
-                raise
-        return JpegImagePlugin.JpegImageFile(path)
+        f.seek(0)
+        if f.read(3) != b"\xff\xd8\xff":
+            raise
+        f.seek(0)
+        return JpegImagePlugin.JpegImageFile(f)
 
 
 _LARGE_HINT = "only JPEGs that large are decoded (at reduced size); downscale the image"
@@ -76,8 +106,7 @@ def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | N
     """
     max_pixels = max_pixels or Image.MAX_IMAGE_PIXELS or 1 << 62
     try:
-        img = _open(path)
-        with img:
+        with _open_file(path) as f, _open(f) as img:
             oversized = img.width * img.height > max_pixels
             if img.format == "JPEG" and ((fit and draft) or oversized):
                 rotated = img.getexif().get(ORIENTATION, 1) in _SWAPS_AXES

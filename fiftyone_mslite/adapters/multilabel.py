@@ -18,7 +18,7 @@ class MultiLabelAdapter(Adapter):
 
     def bind(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> MultiLabelAdapter:
         super().bind(inputs, outputs)
-        n_out = outputs[0].shape[-1]
+        n_out = outputs[0].per_sample
         if n_out != len(self.labels):
             raise ModelMismatchError(f"model '{self.entry.name}' outputs {n_out} scores but its label set "
                                      f"'{self.labels.name}' has {len(self.labels)} labels.")

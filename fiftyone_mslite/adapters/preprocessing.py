@@ -5,6 +5,7 @@ session expects, reading layout/size/dtype from the session's TensorSpec, not fr
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, fields
 from functools import lru_cache
 from typing import Annotated, Literal, Optional
@@ -20,6 +21,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+DEFAULT_CROP = {"short": 0.875, "squash": 1.0}  # timm's/torchvision's crop after a short-side resize; none after squash
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -30,14 +32,41 @@ class PreprocessConfig:
 
     input_size: Optional[PositiveInt] = None  # None: read from the loaded model
     resize: Literal["short", "squash"] = "short"  # short: scale the short side, then centre-crop
-    crop_fraction: Annotated[float, Field(gt=0, le=1)] = 0.875  # crop size / resize size (1.0: no crop)
+    # crop size / resize size (1.0: no crop); None: DEFAULT_CROP of `resize`, so that a squash (whose users
+    # state the exact input size, e.g. 32x32 CIFAR) is not silently cropped
+    crop_fraction: Optional[Annotated[float, Field(gt=0, le=1)]] = None
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # in the model's channel order
     std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: Literal["RGB", "BGR"] = "RGB"  # BGR: Caffe/OpenCV-trained models
+
+    def __post_init__(self) -> None:
+        if self.crop_fraction is None:
+            object.__setattr__(self, "crop_fraction", DEFAULT_CROP[self.resize])
 
     def to_dict(self) -> dict:
-        """JSON-ready (lists, not tuples), so that stored run settings compare equal to fresh ones."""
-        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+        """JSON-ready (lists, not tuples), so that stored run settings compare equal to fresh ones. The channel
+        order appears only when it is not RGB, so settings recorded before it existed still compare equal."""
+        d = {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+        if self.channel_order == "RGB":
+            del d["channel_order"]
+        return d
+
+    def with_changes(self, **changes: object) -> PreprocessConfig:
+        """This recipe with `changes` (None values: not given). A new resize policy without a crop gets that
+        policy's default crop: a crop chosen for one policy is wrong for the other."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if changes.get("resize", self.resize) != self.resize and "crop_fraction" not in changes:
+            changes["crop_fraction"] = None
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """One line for people: what `models add` resolved and `models calibrate` tried."""
+        crop = "no crop" if self.crop_fraction == 1.0 else f"crop {self.crop_fraction:g}"
+        size = f"{self.input_size}x{self.input_size}" if self.input_size else "size from the model"
+        mean, std = (", ".join(f"{v:.4g}" for v in t) for t in (self.mean, self.std))
+        return (f"{size}, resize {self.resize}, {crop}, {self.interpolation}, mean ({mean}), std ({std}), "
+                f"{self.channel_order}")
 
 
 PREPROCESS_FIELDS = tuple(f.name for f in fields(PreprocessConfig))
@@ -78,6 +107,8 @@ def _affine_rows(cfg: PreprocessConfig, width: int) -> tuple[np.ndarray, np.ndar
 
 def to_tensor(pixels: np.ndarray, spec: TensorSpec, cfg: PreprocessConfig) -> np.ndarray:
     """HWC uint8 (already at the input size) → one sample of `spec` (no batch dim)."""
+    if cfg.channel_order == "BGR":
+        pixels = pixels[..., ::-1]
     if spec.dtype in ("uint8", "int8"):
         # Quantized graphs take raw pixels; int8 ones centred on zero.
         out = pixels if spec.dtype == "uint8" else (pixels.astype(np.int16) - 128).astype(np.int8)

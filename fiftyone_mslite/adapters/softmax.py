@@ -20,22 +20,32 @@ def is_distribution(x: np.ndarray) -> bool:
 class SoftmaxAdapter(Adapter):
     """Single-label classification: softmax (unless the model already outputs probabilities) → top-1 with
     confidence, top-k and logits. A model with one output more than its labels gets a background class
-    at index 0 (TF-slim's 1001-way ImageNet heads)."""
+    at index 0 (TF-slim's 1001-way ImageNet heads) when its entry (`background`) or its label set
+    (`background_head`, e.g. ImageNet-1000) says so; any other count mismatch is refused."""
 
     task = "single"
     top_k = 5
     offset = 0  # outputs before the first label (a background class)
 
     def bind(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> SoftmaxAdapter:
+        """A leading background output is assumed only where the entry or label set says so: a label file one
+        line short would otherwise shift every label by one, silently."""
         super().bind(inputs, outputs)
-        n_out, n_labels = outputs[0].shape[-1], len(self.labels)
-        if n_out == n_labels + 1 and not self.labels.background:
+        n_out, n_labels = outputs[0].per_sample, len(self.labels)
+        own = self.entry.background and not self.labels.background  # the entry insists on a background output
+        if (own or self.labels.background_head) and not self.labels.background and n_out == n_labels + 1:
             self.offset = 1
-        elif n_out != n_labels:
+        elif n_out != n_labels or own:
+            hint = (", or set `background: true` on the model entry if its output 0 is a background class "
+                    "(models add --background)" if n_out == n_labels + 1 and not own else "")
             raise ModelMismatchError(f"model '{self.entry.name}' outputs {n_out} scores but its label set "
-                                     f"'{self.labels.name}' has {n_labels} labels. Use a label set with {n_out} "
-                                     f"labels (or {n_out - 1} plus background).")
+                                     f"'{self.labels.name}' has {n_labels} labels{' plus background' * own}. "
+                                     f"Use a label set with {n_out - own} labels{hint}.")
         return self
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.names(i) for i in range(self.offset + len(self.labels)))
 
     def names(self, index: int) -> str:
         return "background" if index < self.offset else self.labels.names[index - self.offset]

@@ -3,17 +3,71 @@
 FiftyOne loads this file as a plugin (see fiftyone.yml); `fiftyone-mslite plugin install` links this
 directory into `fo.config.plugins_dir`. The heavy lifting is the package's own `annotate` and `evaluate`,
 so the App, the CLI and Python give the same results.
+
+Operators run on the server with parameters from the browser, so whoever can open the App must not read the
+server's files nor make it fetch URLs (docs/security.md): models and label sets come from the catalog by
+name; a file path only under a directory the operator lists in FIFTYONE_MSLITE_APP_ALLOWED_DIRS (none by
+default); a label-file URL only with FIFTYONE_MSLITE_APP_ALLOW_URLS=1. A refusal reads the same whether or
+not the path exists.
 """
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_mslite.errors import AppAccessError
+from fiftyone_mslite.runtime import settings
+
 SINGLE, MULTI = (fo.Classification,), (fo.Classifications,)
 PROGRESS_STEPS = 20  # progress updates per run: enough to look alive, few enough to keep batches large
+ALLOWED_DIRS_ENV = "FIFTYONE_MSLITE_APP_ALLOWED_DIRS"
+ALLOW_URLS_ENV = "FIFTYONE_MSLITE_APP_ALLOW_URLS"
+
+
+def _allowed_dirs() -> list[Path]:
+    """The operator's allow-list, read at each call so a delegated executor applies its own setting."""
+    return [Path(d).expanduser().resolve() for d in (settings.get(ALLOWED_DIRS_ENV) or "").split(os.pathsep)
+            if d.strip()]
+
+
+def _server_path(value: str, what: str) -> str:
+    """A browser-supplied path, resolved (symlinks and '..' included) and accepted only inside an allowed
+    directory; the refusal does not depend on whether the path exists, so it cannot be used as a probe."""
+    path = Path(os.path.realpath(value))
+    if not any(path.is_relative_to(d) for d in _allowed_dirs()):
+        raise AppAccessError(f"{what} {value!r}: this App server reads files only from the directories its "
+                             f"operator allows ({ALLOWED_DIRS_ENV}; none by default). Use a catalog name instead.")
+    return str(path)
+
+
+def _catalog_model(name: str) -> str:
+    from fiftyone_mslite.catalog.registry import catalog
+
+    if name not in catalog().models:
+        raise AppAccessError(f"model {name!r} is not in the catalog (`fiftyone-mslite models list`)")
+    return name
+
+
+def _label_ref(value: str, what: str) -> str:
+    """A label set of the catalog, or the labels a catalog model names (the operator's own choices); else a
+    label-file URL if the operator enabled them, else a path in an allowed directory."""
+    from fiftyone_mslite.catalog.registry import catalog
+
+    cat = catalog()
+    if value in cat.label_sets or value in {m.labels for m in cat.models.values()}:
+        return value
+    if "://" in value:
+        if not settings.flag(ALLOW_URLS_ENV):
+            raise AppAccessError(f"{what} {value!r}: this App server does not fetch URLs given in the browser "
+                                 f"(its operator can enable them with {ALLOW_URLS_ENV}=1). Use a catalog label "
+                                 "set name instead.")
+        return value
+    return _server_path(value, f"{what} (not a catalog label set)")
 
 
 def _label_fields(samples, label_types: tuple) -> list[str]:
@@ -52,18 +106,21 @@ def _model_inputs(inputs: types.Object, ctx) -> None:
                                 "it is downloaded and converted on first use")
     else:
         inputs.str("model_path", required=True, label="Model file",
-                   description="Path of a .ms or .mindir file on the server")
+                   description=f"Path of a .ms or .mindir file on the server, in a directory its operator lists in "
+                               f"{ALLOWED_DIRS_ENV} (none by default)")
         inputs.str("labels", required=True, label="Labels",
-                   description="A label set name (e.g. imagenet-1000) or the path/URL of a label file")
+                   description="A catalog label set name (e.g. imagenet-1000), or a label file in an allowed "
+                               "directory")
 
 
 def _load(ctx):
-    """The model the form chose; the caller closes it."""
+    """The model the form chose, checked against the operator's allow-lists; the caller closes it."""
     from fiftyone_mslite.integration.model import load_model
 
-    if ctx.params.get("source", "CATALOG") == "FILE":
-        return load_model(ctx.params["model_path"], labels=ctx.params["labels"])
-    return load_model(ctx.params["model"])
+    p = ctx.params
+    if p.get("source", "CATALOG") == "FILE":
+        return load_model(_server_path(p["model_path"], "model file"), labels=_label_ref(p["labels"], "labels"))
+    return load_model(_catalog_model(p["model"]))
 
 
 def _chunks(ids: list[str], batch_size: int) -> list[list[str]]:
@@ -200,15 +257,16 @@ class Evaluate(_Evaluate):
                    description="Also count a hit when the truth is among the k best (needs stored logits)")
         if ctx.params.get("top_k"):
             inputs.str("classes", label="Classes",
-                       description="Label set (e.g. imagenet-1000) or label file in logit order; by default "
-                                   "the classes recorded on the prediction field")
+                       description="Catalog label set (e.g. imagenet-1000) in logit order; by default the "
+                                   "classes recorded on the prediction field")
 
     def run(self, ctx) -> tuple[dict, str]:
         from fiftyone_mslite.integration.evaluation import evaluate
 
         p = ctx.params
+        classes = _label_ref(p["classes"], "classes") if p.get("classes") else None
         summary = evaluate(ctx.target_view(), p["pred_field"], gt_field=p["gt_field"], eval_key=p["eval_key"],
-                           top_k=p.get("top_k"), classes=p.get("classes") or None)
+                           top_k=p.get("top_k"), classes=classes)
         return summary.to_dict(), summary.mistakes_view
 
 

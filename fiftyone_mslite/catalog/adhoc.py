@@ -21,10 +21,9 @@ def entry_for_file(path: str | Path, labels: str, overrides: dict[str, Any]) -> 
     """An entry for a local .ms/.mindir; the input size and class count come from the model (`complete_entry`)."""
     path = Path(path).expanduser().resolve()
     pre, rest = split_overrides(overrides)
-    return ModelEntry(name=rest.pop("name", path.stem), labels=labels, num_classes=rest.pop("num_classes", 1),
-                      task=rest.pop("task", "single"), adapter=rest.pop("adapter", "classifier"),
-                      source=Source(path=str(path), sha256=sha256_of(path)), preprocess=PreprocessConfig(**pre),
-                      origin="file")
+    rest = {"name": path.stem, "num_classes": 1, **rest}  # other fields (task, background, ...) as the user said
+    return ModelEntry(labels=labels, source=Source(path=str(path), sha256=sha256_of(path)),
+                      preprocess=PreprocessConfig(**pre), origin="file", **rest)
 
 
 def complete_entry(entry: ModelEntry, session: Session) -> ModelEntry:
@@ -32,4 +31,4 @@ def complete_entry(entry: ModelEntry, session: Session) -> ModelEntry:
     preprocess = entry.preprocess
     if preprocess.input_size is None:
         preprocess = dataclasses.replace(preprocess, input_size=input_hw(session.inputs[0])[0])
-    return entry.model_copy(update={"num_classes": session.outputs[0].shape[-1], "preprocess": preprocess})
+    return entry.model_copy(update={"num_classes": session.outputs[0].per_sample, "preprocess": preprocess})

@@ -6,6 +6,7 @@ committed. ImageNet sets carry synsets so that a 1001-output model (index 0 = ba
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -26,7 +27,8 @@ class LabelSet:
     names: tuple[str, ...]
     synsets: tuple[str | None, ...] | None = None
     thresholds: tuple[float, ...] | None = None
-    background: bool = False
+    background: bool = False  # names[0] is a background class
+    background_head: bool = False  # a model may put one background output before these labels (TF-slim)
     raw_names: tuple[str, ...] | None = None  # the label file's own spelling, where `names` canonicalised it
 
     def __len__(self) -> int:
@@ -139,7 +141,7 @@ def load_label_set(entry: LabelSetEntry) -> LabelSet:
     loader = LOADERS.get(entry.loader)
     if loader is None:
         raise CatalogError(f"label set '{entry.name}': unknown loader '{entry.loader}' (known: {sorted(LOADERS)})")
-    labels = loader(entry)
+    labels = dataclasses.replace(loader(entry), background_head=entry.background_head)
     if len(labels) != entry.num_classes:
         raise CatalogError(f"label set '{entry.name}' has {len(labels)} labels, its entry says {entry.num_classes}")
     return labels

@@ -26,7 +26,7 @@ class Fact(_Strict):
 
     field: str
     value: Any = None
-    status: Literal["verified", "inferred", "corrected"]
+    status: Literal["verified", "inferred", "corrected", "calibrated"]  # calibrated: measured on labeled data
     source: str
 
 
@@ -61,11 +61,16 @@ class Embedding(_Strict):
 class Source(_Strict):
     """Where the model file comes from: a public URL (fetched, mirror-aware) or a local path."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     url: str | None = None
     path: str | None = None
     sha256: str | None = None
     format: Literal["ms", "mindir", "onnx", "tflite"] | None = None
     conversion: Conversion = Conversion()
+    file_schema: Literal["v0", "v2"] | None = Field(
+        None, alias="schema", description="for .ms sources: v0 = legacy schema (pre-1.1 converter), upgraded on "
+                                          "fetch; v2 = current ('MSL2'). Written `schema:` in catalog files")
     note: str | None = None
 
     @model_validator(mode="after")
@@ -104,6 +109,7 @@ class ModelEntry(_Strict):
     adapter: str = "classifier"
     labels: str = Field(description="a label set name, or the path/URL of a label file")
     num_classes: int = Field(gt=0, description="label count the outputs must match (background included)")
+    background: bool = Field(False, description="output 0 is a background class that the label set does not list")
     source: Source
     alternatives: tuple[Source, ...] = ()
     preprocess: PreprocessConfig
@@ -137,7 +143,9 @@ class LabelSetEntry(_Strict):
     names: tuple[str, ...] = ()
     urls: dict[str, str] = {}
     sha256: dict[str, str] = {}
-    background: bool = False
+    background: bool = Field(False, description="names[0] is a background class")
+    background_head: bool = Field(False, description="a model may output one background class before these "
+                                                     "labels (TF-slim's 1001-way ImageNet heads)")
     facts: tuple[Fact, ...] = ()
 
 

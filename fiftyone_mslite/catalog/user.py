@@ -5,16 +5,19 @@ FIFTYONE_MSLITE_USER_CATALOG overrides), and is registered through the plugin ho
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+from math import prod
 from pathlib import Path
 
 import yaml
 
+from ..adapters.preprocessing import PreprocessConfig
 from ..plugins import hookimpl
 from ..runtime import settings
 from .builtin import load_yaml
-from .schema import CatalogError, parse_entries
+from .schema import CatalogError, Fact, ModelEntry, parse_entries
 
 USER_CATALOG_ENV = "FIFTYONE_MSLITE_USER_CATALOG"
 
@@ -61,17 +64,20 @@ def register_models(register) -> None:
 
 
 def add_model(name: str, source: str, labels: str, *, input_size: int | None = None, mean=None, std=None,
-              resize: str = "short", crop_fraction: float = 0.875, interpolation: str = "bilinear",
+              resize: str | None = None, crop_fraction: float | None = None, interpolation: str | None = None,
+              channel_order: str | None = None, like: str | None = None, background: bool = False,
               task: str = "single", sha256: str | None = None, description: str = ""):
     """Register a user model: fetch/convert it now, load it, check it against its labels, then save.
 
-    Nothing is written unless the model loads and its outputs match the labels.
+    Pre-processing not given comes from the catalog model `like` (its recipe, not its input size), else the
+    defaults, with the crop defaulting by resize policy (none for squash). Nothing is written unless the model
+    loads and its outputs match the labels.
     """
     from .. import downloads, runtime
-    from ..adapters.preprocessing import PreprocessConfig
+    from ..modelfiles.embedding import split_outputs
     from . import registry, store
     from .adhoc import complete_entry
-    from .schema import ModelEntry, Source
+    from .schema import Embedding, Source
 
     if "://" in source:
         local = downloads.fetch(source, sha256=sha256)
@@ -87,21 +93,50 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
     cat = registry.catalog()
     if labels not in cat.label_sets and "://" not in labels:
         labels = str(Path(labels).expanduser().resolve())
-    pre = {"input_size": input_size, "resize": resize, "crop_fraction": crop_fraction,
-           "interpolation": interpolation}
-    pre.update({k: v for k, v in (("mean", mean), ("std", std)) if v is not None})
+    base = dataclasses.replace(cat.model(like).preprocess, input_size=None) if like else PreprocessConfig()
+    preprocess = base.with_changes(input_size=input_size, resize=resize, crop_fraction=crop_fraction,
+                                   interpolation=interpolation, mean=mean, std=std, channel_order=channel_order)
     entry = ModelEntry(name=name, description=description, task=task,
                        adapter="multilabel" if task == "multi" else "classifier", labels=labels, num_classes=1,
-                       source=Source(**src), preprocess=PreprocessConfig(**pre), origin=str(user_catalog_path()))
+                       background=background, source=Source(**src), preprocess=preprocess,
+                       origin=str(user_catalog_path()))
     found = store.model_file(entry)
     with runtime.open_model(found.path) as session:
+        head, emb = split_outputs([o.name for o in session.outputs], getattr(found.embedding, "tensor", None))
+        outputs = [session.outputs[i] for i in head]
         entry = complete_entry(entry, session)
-        cat.adapter_class(entry)(entry, cat.labels(entry.labels)).bind(session.inputs, session.outputs)
-    data = read_user_catalog()
-    data["models"][name] = entry.model_dump(mode="json", exclude={"name", "origin"}, exclude_defaults=True)
-    write_user_catalog(data)
-    registry.reset()
+        inp = session.inputs[0]  # recorded so that people see the layout the recipe feeds
+        entry = entry.model_copy(update={"facts": (*entry.facts, Fact(
+            field="input", value={"layout": inp.layout, "shape": list(inp.shape), "dtype": inp.dtype},
+            status="verified", source="read from the loaded model file by models add"))})
+        cat.adapter_class(entry)(entry, cat.labels(entry.labels)).bind(session.inputs, outputs)
+        if emb is not None:  # recorded, so that `models info` shows it and later loads need not search
+            spec = session.outputs[emb]
+            entry = entry.model_copy(update={"embedding": Embedding(tensor=spec.name, size=prod(spec.shape[1:]))})
+    _save_entry(entry)
     return entry, found.path
+
+
+def _save_entry(entry: ModelEntry) -> Path:
+    """Write one model into the user catalog (replacing any of that name) and re-read the catalog."""
+    from . import registry
+
+    data = read_user_catalog()
+    data["models"][entry.name] = entry.model_dump(mode="json", exclude={"name", "origin"}, exclude_defaults=True)
+    path = write_user_catalog(data)
+    registry.reset()
+    return path
+
+
+def save_calibrated(name: str, preprocess: PreprocessConfig, fact: Fact) -> Path:
+    """Store a measured recipe for catalog model `name` in the user catalog, with the measurement as a fact
+    (replacing earlier calibrated facts). A built-in model is copied there, overriding it by name, so that
+    `models remove` returns to the built-in recipe."""
+    from . import registry
+
+    entry = registry.catalog().model(name)
+    facts = (*(f for f in entry.facts if f.status != "calibrated"), fact)
+    return _save_entry(entry.model_copy(update={"preprocess": preprocess, "facts": facts}))
 
 
 def remove_model(name: str) -> Path:

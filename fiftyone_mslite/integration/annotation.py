@@ -14,19 +14,26 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fiftyone.core.expressions as foe
 import fiftyone.core.fields as fof
 import fiftyone.core.utils as fou
 import fiftyone.core.view as fov
 import numpy as np
+import pymongo
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from ..adapters.images import open_rgb
+from ..classifier import Classifier
+from ..errors import DatabaseError, DatasetError, Failed, Interrupted
 from ..runtime import MSLiteError, WorkerCrashedError
+from . import compat
+from .locks import FieldLock
 from .model import MSLiteModel, load_model
 
 # Measured on the 1000 ImageNet sample images (benchmarks/draft_agreement.py):
@@ -35,6 +42,7 @@ DEFAULT_DRAFT = True
 PREFETCH_BATCHES = 2
 FLUSH_EVERY = 256  # samples per bulk write; also flushed on completion, Ctrl-C and errors
 RUN_METHOD = "fiftyone_mslite.integration.annotation"
+DB_TIMEOUT_S = 10  # per bulk write, server selection included: a lost database is reported, not waited for
 
 
 @dataclass(frozen=True)
@@ -82,25 +90,47 @@ def check_target(samples, label_field: str, label_type: type, model_name: str) -
     """Refuse, before any work, collections whose labels could not be written or would be lost."""
     if samples.media_type != "image":
         raise ValueError(f"annotate() labels images; this collection's media type is '{samples.media_type}'")
-    if samples._is_generated:
+    if compat.is_generated(samples):
         raise ValueError(f"annotate() cannot write to a {type(samples).__name__}: its sample fields live in a "
                          "temporary generated dataset, so labels written there never reach the source dataset "
                          "(and each patch/frame would be classified as its whole image). Annotate the source "
                          "dataset, or a view of it.")
     if isinstance(samples, fov.DatasetView):  # select_fields/exclude_fields make a field unwritable
-        view = samples._base_view
-        for stage in samples._stages:
+        for view, stage in compat.stages_with_input(samples):
             selected, excluded = stage.get_selected_fields(view), stage.get_excluded_fields(view)
             if (selected is not None and label_field not in selected) or label_field in (excluded or ()):
                 raise ValueError(f"the view excludes field '{label_field}' (stage {stage!r}), so labels cannot be "
                                  "written through it; include the field or annotate the dataset")
-            view = view._add_view_stage(stage, validate=False)
-    expected = {label_field: label_type.__name__, label_field + "_error": "StringField"}
+    expected = {label_field: label_type.__name__, label_field + "_error": "StringField",
+                label_field + "_run": "StringField"}
     for name, want in expected.items():
-        existing = samples._dataset.get_field(name)
+        existing = compat.root_dataset(samples).get_field(name)
         if existing is not None and _type_name(existing) != want:
             raise ValueError(f"field '{name}' already holds {_type_name(existing)}, but {model_name} writes "
                              f"{want} there; choose another label_field (or delete the field)")
+
+
+def ensure_embeddings_field(samples, embeddings_field: str, model: MSLiteModel, label_field: str) -> None:
+    """Refuse, before any work, a model without embeddings and a field holding something else: another
+    type, or vectors of another size (a different model's, which similarity and visualization would mix).
+    Then declare the field, so that the bulk writes store vectors."""
+    model.classifier.require_embeddings()
+    if embeddings_field in (label_field, label_field + "_error", label_field + "_run"):
+        raise DatasetError(f"embeddings_field '{embeddings_field}' is one of the label field's own fields")
+    dataset = compat.root_dataset(samples)
+    existing = dataset.get_field(embeddings_field)
+    if existing is None:
+        dataset.add_sample_field(embeddings_field, fof.VectorField)
+        return
+    if not isinstance(existing, (fof.VectorField, fof.ArrayField)):
+        raise DatasetError(f"field '{embeddings_field}' already holds {_type_name(existing)}, not embedding "
+                           "vectors; choose another embeddings_field (or delete the field)")
+    stored = dataset.exists(embeddings_field).limit(1).values(embeddings_field)
+    size = model.embedding_size
+    if stored and np.asarray(stored[0]).size != size:
+        raise DatasetError(f"field '{embeddings_field}' holds embeddings of size {np.asarray(stored[0]).size}, but "
+                           f"{model.name}'s have size {size}; choose another embeddings_field (or delete the "
+                           "field)")
 
 
 def _settings_hash(settings: dict[str, Any]) -> str:
@@ -108,124 +138,216 @@ def _settings_hash(settings: dict[str, Any]) -> str:
 
 
 def _ids_with(samples, name: str) -> set[str]:
-    return set(samples.exists(name).values("id")) if samples._dataset.has_sample_field(name) else set()
+    return set(samples.exists(name).values("id")) if compat.root_dataset(samples).has_sample_field(name) else set()
 
 
-def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any], overwrite: bool) -> set[str]:
-    """Ids to skip (already labeled by this very run), after checking that nothing else gets overwritten.
-    Registers the run before any labels are written so that an interrupted job can resume."""
-    dataset, key, digest = samples._dataset, run_key(label_field), _settings_hash(settings)
-    labeled = _ids_with(samples, label_field)
+def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any],
+          overwrite: bool) -> tuple[str, set[str]]:
+    """The run's digest and the ids to skip: those whose label this very run (same settings) wrote, as
+    recorded per sample in `<field>_run`. Checks first that nothing else gets overwritten, over the whole
+    field rather than only `samples` (a view must not start a second run with other settings beside the
+    first). Registers the run before any labels are written, so an interrupted job resumes; a resumed
+    overwrite redoes every label still left from the earlier settings."""
+    dataset, key, digest = compat.root_dataset(samples), run_key(label_field), _settings_hash(settings)
     prev = dataset.get_run_info(key).config if dataset.has_run(key) else None
     same = prev is not None and getattr(prev, "settings_hash", None) == digest
+    labeled = dataset.count(label_field) if dataset.has_sample_field(label_field) else 0
     if labeled and not same and not overwrite:
         origin = (f"by {getattr(prev, 'model', '?')} with other settings" if prev is not None
                   else "by something other than annotate()")
-        raise ValueError(f"field '{label_field}' already holds labels on {len(labeled)} samples, made {origin}. "
-                         f"Pass overwrite=True to replace them with {model.name}'s, or use another label_field.")
+        raise DatasetError(f"field '{label_field}' already holds labels on {labeled} samples of dataset "
+                           f"'{dataset.name}' (counting the whole dataset, not only this view), made {origin}. "
+                           f"Pass overwrite=True to replace them with {model.name}'s, or use another label_field.")
     if not same:
         config = dataset.init_run(method=RUN_METHOD, label_field=label_field, model=model.name, settings=settings,
                                   settings_hash=digest)
         dataset.register_run(key, config, overwrite=True)
-    for name, kind in ((label_field, model.label_type), (label_field + "_error", None)):
+    for name, kind in ((label_field, model.label_type), (label_field + "_error", None), (label_field + "_run", None)):
         if not dataset.has_sample_field(name):
             if kind is None:
                 dataset.add_sample_field(name, fof.StringField)
             else:
                 dataset.add_sample_field(name, fof.EmbeddedDocumentField, embedded_doc_type=kind)
-    return labeled if same and not overwrite else set()
+    if overwrite or not same:
+        return digest, set()
+    done = samples.match(foe.ViewField(label_field + "_run") == digest).exists(label_field)
+    return digest, set(done.values("id"))
 
 
 class _Writer:
-    """Buffers labels and error messages and writes them in bulk (one update per field and flush)."""
+    """Buffers labels, run digests and error messages and writes them in bulk (one update per field and
+    flush). A label is written before its digest, so a write cut short leaves a sample to redo, never one
+    marked done with another run's label. Each write has a deadline: a lost database ends the run with one
+    `DatabaseError` saying how much was saved, not a minute of retries and a chain of pymongo tracebacks."""
 
-    def __init__(self, samples, label_field: str, stale_errors: set[str], summary: AnnotateSummary):
-        self.samples, self.field, self.stale, self.summary = samples, label_field, stale_errors, summary
+    def __init__(self, samples, label_field: str, digest: str, stale_errors: set[str], summary: AnnotateSummary,
+                 lock: FieldLock, embeddings_field: str | None = None):
+        self.samples, self.field, self.digest, self.stale = samples, label_field, digest, stale_errors
+        self.summary, self.lock, self.embeddings_field = summary, lock, embeddings_field
         self.labels: dict[str, Any] = {}
+        self.embeddings: dict[str, np.ndarray | None] = {}
+        self.runs: dict[str, str | None] = {}
         self.errors: dict[str, str | None] = {}
+        self.saved = 0  # labels in the database
+        self.db_lost = False
 
-    def ok(self, sample_id: str, label: Any) -> None:
+    def ok(self, sample_id: str, label: Any, embedding: np.ndarray | None = None) -> None:
         if sample_id not in self.labels:  # a batch interrupted while being written is written again
             self.summary.processed += 1
         self.labels[sample_id] = label
+        if self.embeddings_field:
+            self.embeddings[sample_id] = embedding
+        self.runs[sample_id] = self.digest
         if sample_id in self.stale:
             self.errors[sample_id] = None
 
     def fail(self, sample_id: str, filepath: str, error: str) -> None:
         self.labels[sample_id] = None  # no stale label from an overwritten run survives a failure
+        self.runs[sample_id] = None
+        if self.embeddings_field:
+            self.embeddings[sample_id] = None
         self.errors[sample_id] = error
         self.summary.failures.append(Failure(sample_id, filepath, error))
 
     def flush(self, force: bool = True) -> None:
-        if not force and len(self.labels) < FLUSH_EVERY:
+        if self.db_lost or (not force and len(self.labels) < FLUSH_EVERY):
             return
-        for name, values in ((self.field, self.labels), (self.field + "_error", self.errors)):
+        self.lock.check()
+        done = sum(digest is not None for digest in self.runs.values())
+        for name, values in ((self.field, self.labels), (self.embeddings_field, self.embeddings),
+                             (self.field + "_run", self.runs), (self.field + "_error", self.errors)):
             if values:
-                self.samples.set_values(name, values, key_field="id")
+                self._write(name, values)
                 values.clear()
+        self.saved += done
+
+    def _write(self, name: str, values: dict[str, Any]) -> None:
+        try:
+            with pymongo.timeout(DB_TIMEOUT_S):
+                self.samples.set_values(name, values, key_field="id")
+        except PyMongoError as exc:
+            if not (isinstance(exc, ConnectionFailure) or exc.timeout):
+                raise
+            self.db_lost = True
+            raise DatabaseError(f"lost the database connection after {self.saved} saved; rerun to resume "
+                                f"({type(exc).__name__})") from None
 
 
-def _preparer(model: MSLiteModel, draft: bool) -> Callable[[str], np.ndarray | str]:
-    """Thread-pool task: file → model input tensor, or the error message."""
+def _preparer(model: MSLiteModel, draft: bool) -> Callable[[str], np.ndarray | Failed]:
+    """Thread-pool task: file → model input tensor, or why not."""
     clf = model.classifier
     fit = (clf.input_hw, clf.preprocess_config)
 
-    def prepare(path: str) -> np.ndarray | str:
+    def prepare(path: str) -> np.ndarray | Failed:
         try:
             return clf.prepare(open_rgb(path, fit, draft=draft))
         except ValueError as exc:  # ImageDecodeError and pre-processing refusals name the file
-            return str(exc) if path in str(exc) else f"{path}: {exc}"
+            return Failed(str(exc) if path in str(exc) else f"{path}: {exc}")
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop the job
-            return f"{path}: {type(exc).__name__}: {exc}"
+            return Failed(f"{path}: {type(exc).__name__}: {exc}")
 
     return prepare
 
 
-def _labels(model: MSLiteModel, batch: np.ndarray, submitted: Future, summary: AnnotateSummary) -> list | str:
-    """Labels of a submitted batch, or the error message. A crashed worker restarts on the next call, so a
-    crash is retried once; a second crash on the same batch fails its samples (a resumed run retries them)."""
-    clf = model.classifier
+Inferred = tuple[list, np.ndarray | None]  # a batch's adapter predictions and (if asked) embeddings
+
+
+def _predictions(clf: Classifier, batch: np.ndarray, submitted: Future, embed: bool) -> tuple[Inferred | Failed, int]:
+    """Predictions (and, with `embed`, embeddings: the same outputs) of a submitted batch, or why not, and the
+    worker crashes it took. Shared by both engines: the Ray actors run it too. A crashed worker restarts on
+    the next call, so a crash is retried once; a second crash on the same batch fails its samples (a resumed
+    run retries them)."""
     for attempt in (1, 2):
         try:
             outputs = (submitted if attempt == 1 else clf.submit(batch)).result()
-            return model.to_labels(clf.postprocess(outputs))
+            return (clf.postprocess(outputs), clf.embeddings(outputs) if embed else None), attempt - 1
         except WorkerCrashedError as exc:
-            summary.crashed_batches += 1
             if attempt == 2:
-                return f"the MindSpore Lite worker crashed twice on this sample's batch: {exc}"
+                return Failed(f"the MindSpore Lite worker crashed twice on this sample's batch: {exc}"), 2
         except MSLiteError as exc:
-            return f"inference failed: {exc}"
+            return Failed(f"inference failed: {exc}"), attempt - 1
     raise AssertionError("unreachable")
+
+
+def _record(model: MSLiteModel, writer: _Writer, samples: Sequence[tuple[str, str]],
+            result: Inferred | Failed) -> None:
+    """One inferred batch's (id, filepath)s and result into the writer, labels made by `model.to_labels`: the
+    one path from predictions to stored labels, for the local and the Ray engine."""
+    if isinstance(result, Failed):
+        for sid, path in samples:
+            writer.fail(sid, path, result.reason)
+        return
+    predictions, embeddings = result
+    for k, ((sid, _), label) in enumerate(zip(samples, model.to_labels(predictions))):
+        writer.ok(sid, label, None if embeddings is None else embeddings[k])
 
 
 def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predictions", *, batch_size: int = 16,
              num_workers: int | None = None, confidence_thresh: float | None = None, store_logits: bool = False,
-             overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True) -> AnnotateSummary:
+             overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True,
+             embeddings_field: str | None = None, engine: str = "local", address: str | None = None,
+             actors: int | None = None) -> AnnotateSummary:
     """Classify every image of `samples` into `label_field`; see the module docstring and docs/annotate.md.
+
+    `embeddings_field` also stores each sample's embedding there, from the same inference as its label.
 
     `model` is an `MSLiteModel` or a catalog name/model path (loaded and closed here). `confidence_thresh`
     and `store_logits` apply to this call only. `draft` decodes JPEGs at reduced size where the model's
     resize allows it (faster; pixels differ slightly from full decoding). Ctrl-C keeps every finished label.
+
+    `engine="ray"` decodes and infers in a pool of Ray actors (`actors` of them, default: the cluster's CPUs
+    / the model's threads) on the Ray at `address` ("auto", "HOST:PORT"; default: the one this process is
+    connected to, else a new local one); see docs/scale-out.md. Plan, labels and writes are the same.
     """
+    run = _engine(engine, address, actors, num_workers)  # before any work: a missing Ray changes nothing
     if isinstance(model, (str, Path)):
         with load_model(model) as loaded:
             return annotate(samples, loaded, label_field, batch_size=batch_size, num_workers=num_workers,
                             confidence_thresh=confidence_thresh, store_logits=store_logits, overwrite=overwrite,
-                            draft=draft, progress=progress)
+                            draft=draft, progress=progress, embeddings_field=embeddings_field, engine=engine,
+                            address=address, actors=actors)
     start = time.perf_counter()
     check_target(samples, label_field, model.label_type, model.name)
+    if embeddings_field:
+        ensure_embeddings_field(samples, embeddings_field, model, label_field)
     overrides = {"store_logits": store_logits}
     config = {} if confidence_thresh is None else {"confidence_thresh": confidence_thresh}
     with fou.SetAttributes(model, **overrides), fou.SetAttributes(model.config, **config):
         settings = {**model.settings(), "draft": draft}
-        skip = _plan(samples, model, label_field, settings, overwrite)
-        ids, paths = samples.values(["id", "filepath"])
-        todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
-        summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
-        writer = _Writer(samples, label_field, _ids_with(samples, label_field + "_error"), summary)
-        _run(model, todo, writer, batch_size, num_workers or os.cpu_count() or 2, draft, progress)
+        if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
+            settings["embeddings_field"] = embeddings_field
+        with FieldLock(compat.root_dataset(samples).name, label_field) as lock:
+            digest, skip = _plan(samples, model, label_field, settings, overwrite)
+            ids, paths = samples.values(["id", "filepath"])
+            todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
+            summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
+            writer = _Writer(samples, label_field, digest, _ids_with(samples, label_field + "_error"), summary,
+                             lock, embeddings_field)
+            try:
+                run(model, todo, writer, batch_size, draft, progress)
+            except KeyboardInterrupt as exc:
+                summary.elapsed_s = time.perf_counter() - start
+                raise Interrupted(writer.saved, summary) from exc
     summary.elapsed_s = time.perf_counter() - start
     return summary
+
+
+Engine = Callable[[MSLiteModel, list[tuple[str, str]], _Writer, int, bool, bool], None]
+
+
+def _engine(engine: str, address: str | None, actors: int | None, num_workers: int | None) -> Engine:
+    """The loop that labels `(id, filepath)`s into a writer: `model, todo, writer, batch_size, draft, progress`."""
+    if engine == "ray":
+        from .ray_engine import ray_engine
+
+        return ray_engine(address, actors)
+    if engine != "local":
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if address is not None or actors is not None:
+        raise ValueError("address and actors are options of engine='ray'")
+    workers = num_workers or os.cpu_count() or 2
+    return lambda model, todo, writer, batch_size, draft, progress: _run(model, todo, writer, batch_size, workers,
+                                                                         draft, progress)
 
 
 @dataclass
@@ -263,8 +385,8 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
         item = _Batch(chunk, [])
         for (sid, path), fut in zip(chunk, futures):
             result = fut.result()
-            if isinstance(result, str):
-                writer.fail(sid, path, result)
+            if isinstance(result, Failed):
+                writer.fail(sid, path, result.reason)
             else:
                 item.ready.append((sid, path, result))
         if item.ready:
@@ -274,12 +396,9 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
 
     def finish(item: _Batch) -> None:
         if item.ready and not item.written:
-            labels = _labels(model, item.tensors, item.inference, writer.summary)
-            for k, (sid, path, _) in enumerate(item.ready):
-                if isinstance(labels, str):
-                    writer.fail(sid, path, labels)
-                else:
-                    writer.ok(sid, labels[k])
+            result, crashes = _predictions(clf, item.tensors, item.inference, bool(writer.embeddings_field))
+            writer.summary.crashed_batches += crashes
+            _record(model, writer, [(sid, path) for sid, path, _ in item.ready], result)
         item.written = True
 
     try:

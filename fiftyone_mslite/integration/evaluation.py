@@ -15,6 +15,7 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
+from . import compat
 from .views import Samples, label_field_type
 
 
@@ -78,7 +79,7 @@ def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | 
         return list(catalog().labels(classes).names)
     if classes is not None:
         return list(classes)
-    dataset = samples._dataset
+    dataset = compat.root_dataset(samples)
     if dataset.classes.get(pred_field):
         return list(dataset.classes[pred_field])
     info = dataset.get_field(pred_field).info or {}
@@ -149,8 +150,8 @@ def _logit_classes(samples: Samples, pred_field: str, classes: list[str]) -> lis
 
 def _run(samples: Samples, pred_field: str, gt_field: str, eval_key: str, **kwargs):
     """A fresh FiftyOne evaluation run under `eval_key` (an earlier run under that key is replaced)."""
-    if eval_key in samples._dataset.list_evaluations():
-        samples._dataset.delete_evaluation(eval_key)
+    if eval_key in compat.root_dataset(samples).list_evaluations():
+        compat.root_dataset(samples).delete_evaluation(eval_key)
     return samples.evaluate_classifications(pred_field, gt_field=gt_field, eval_key=eval_key, **kwargs)
 
 
@@ -178,7 +179,7 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
         top = _run(samples, pred_field, gt_field, top_k_key, method="top-k", k=top_k, classes=names)
         top_k_accuracy = float(top.metrics()["accuracy"])
 
-    dataset = samples._dataset
+    dataset = compat.root_dataset(samples)
     mistakes = samples.match(F(eval_key) == False).sort_by(f"{pred_field}.confidence", reverse=True)  # noqa: E712
     dataset.save_view(mistakes_view_name(eval_key), mistakes, overwrite=True,
                       description=f"{pred_field} vs {gt_field}: wrong predictions, most confident first")
@@ -333,7 +334,7 @@ def evaluate_multilabel(samples: Samples, pred_field: str, gt_field: str = "grou
 
     errors = samples.match((F(f"{eval_key}_fp_count") > 0) | (F(f"{eval_key}_fn_count") > 0)).sort_by(
         F(f"{eval_key}_fp_count") + F(f"{eval_key}_fn_count"), reverse=True)
-    samples._dataset.save_view(errors_view_name(eval_key), errors, overwrite=True,
+    compat.root_dataset(samples).save_view(errors_view_name(eval_key), errors, overwrite=True,
                                description=f"{pred_field} vs {gt_field}: samples with false positives or misses")
     summary = MultiLabelSummary(
         eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(preds), **total,

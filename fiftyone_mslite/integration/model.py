@@ -17,6 +17,7 @@ import fiftyone.core.models as fom
 import numpy as np
 
 from ..adapters.base import ClassPrediction, MultiLabelPrediction
+from ..adapters.images import open_rgb
 from ..classifier import Classifier, load_classifier
 
 
@@ -47,18 +48,27 @@ class MSLiteModelConfig(foc.Config):
         self.overrides = self.parse_dict(d, "overrides", default={})
 
 
-class MSLiteModel(fom.LogitsMixin, fom.Model):
-    """FiftyOne image model backed by a `Classifier`.
+class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Model):
+    """FiftyOne image model backed by a `Classifier`; its embeddings are the penultimate tensor, an extra output
+    of the same inference as the logits (`get_embeddings` after `predict` costs nothing).
 
     The runtime session opens at construction (so a bad model fails at load time), closes on `__exit__`
     (apply_model enters the model as a context) and reopens on the next prediction.
+
+    Images come from the samples' files, read by annotate's decoder: FiftyOne's apply_model reads each image
+    itself with OpenCV (at full size, truncated files accepted) before a non-torch model sees it, and only
+    torch DataLoader models load their own inputs. As a `SamplesMixin` model this one is also handed the
+    samples, so it decodes their files the way `annotate` does (same failures, bounded memory, FIFOs
+    refused) and drops the pixels FiftyOne read. Called without samples, it takes the images it is given.
     """
 
     def __init__(self, config: MSLiteModelConfig):
         fom.LogitsMixin.__init__(self)
+        fom.SamplesMixin.__init__(self)
         self.config = config
         self._preprocess = True
         self._classifier: Classifier | None = None
+        self._last_embeddings: np.ndarray | None = None
         clf = self.classifier
         self.name, self.task, self.labels = clf.entry.name, clf.task, clf.labels
 
@@ -99,13 +109,45 @@ class MSLiteModel(fom.LogitsMixin, fom.Model):
     def preprocess(self, value: bool) -> None:
         self._preprocess = value
 
-    def predict(self, arg: np.ndarray) -> fol.Label | None:
-        return self.predict_all([arg])[0]
+    def predict(self, arg: np.ndarray, sample: Any = None) -> fol.Label | None:
+        return self.predict_all([arg], samples=None if sample is None else [sample])[0]
 
-    def predict_all(self, args: Sequence[np.ndarray]) -> list[fol.Label | None]:
+    def predict_all(self, args: Sequence[np.ndarray], samples: Sequence[Any] | None = None) -> list[fol.Label | None]:
+        if samples is not None and self._preprocess:
+            fit = (self.classifier.input_hw, self.classifier.preprocess_config)
+            args = [open_rgb(sample.filepath, fit, draft=False) for sample in samples]
+        outputs = self._run(args)
         clf = self.classifier
-        batch = np.stack([clf.prepare(a) for a in args] if self._preprocess else list(args))
-        return self.to_labels(clf.infer(batch))
+        self._last_embeddings = clf.embeddings(outputs) if clf.has_embeddings else None
+        return self.to_labels(clf.postprocess(outputs))
+
+    def _run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        clf = self.classifier
+        return clf.session.run(np.stack([clf.prepare(a) for a in args] if self._preprocess else list(args)))
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self.classifier.has_embeddings
+
+    @property
+    def embedding_size(self) -> int | None:
+        return self.classifier.embedding_size
+
+    def get_embeddings(self) -> np.ndarray:
+        """Embeddings of the last `predict`/`predict_all` batch, (batch, embedding_size)."""
+        if self._last_embeddings is None:
+            self.classifier.require_embeddings()
+            raise ValueError("get_embeddings() is available after predict() or predict_all()")
+        return self._last_embeddings
+
+    def embed(self, arg: np.ndarray) -> np.ndarray:
+        return self.embed_all([arg])[0]
+
+    def embed_all(self, args: Sequence[np.ndarray]) -> np.ndarray:
+        """Embeddings only: the same inference, without turning logits into labels."""
+        clf = self.classifier
+        clf.require_embeddings()
+        return clf.embeddings(self._run(args))
 
     def to_labels(self, predictions: Sequence[ClassPrediction | MultiLabelPrediction]) -> list[fol.Label | None]:
         """Adapter predictions → FiftyOne labels, honouring threshold, logits and top-k settings."""

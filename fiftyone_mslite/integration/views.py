@@ -11,6 +11,9 @@ from typing import Union
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from ..errors import DatasetError
+from . import compat
+
 LabelType = Union[type[fo.Classification], type[fo.Classifications]]
 Samples = Union[fo.Dataset, fo.DatasetView]
 
@@ -20,7 +23,8 @@ def label_field_type(samples: Samples, field: str) -> LabelType:
     schema = samples.get_field_schema(embedded_doc_type=fo.Label)
     if field not in schema:
         known = ", ".join(sorted(schema)) or "none"
-        raise ValueError(f"dataset '{samples._dataset.name}' has no label field '{field}' (label fields: {known})")
+        name = compat.root_dataset(samples).name
+        raise DatasetError(f"dataset '{name}' has no label field '{field}' (label fields: {known})")
     doc_type = schema[field].document_type
     if doc_type not in (fo.Classification, fo.Classifications):
         raise ValueError(f"field '{field}' holds {doc_type.__name__} labels; only Classification and "

@@ -104,3 +104,10 @@ def add_output(model: onnx.ModelProto, tensor: str) -> None:
     """Append `tensor` to the graph outputs (type and shape left to the converter's inference)."""
     if tensor not in {o.name for o in model.graph.output}:
         model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+
+
+def split_outputs(names: list[str], tensor: str | None) -> tuple[list[int], int | None]:
+    """(indices of the classifier head's outputs, index of the embedding output) among a loaded model's
+    output names: the head never sees the embedding, whatever order the converter wrote them in."""
+    emb = names.index(tensor) if tensor in names else None
+    return [i for i in range(len(names)) if i != emb], emb

@@ -93,9 +93,8 @@ _MAX_DIMS = 64
 
 _LEGACY_HINT = (
     "it uses the legacy MindSpore Lite schema (model_v0.fbs: identifier 'MSL1' or none, written by "
-    "MindSpore Lite 1.0/1.1-era converters), which MindSpore Lite 2.x runtimes refuse to load; re-convert "
-    "the original ONNX/TFLite/MindIR model with a current converter (`fiftyone-mslite convert`) "
-    "or use a URL of a re-converted .ms"
+    "MindSpore Lite 1.0/1.1-era converters), which MindSpore Lite 2.x runtimes refuse to load; upgrade it "
+    "(`fiftyone-mslite upgrade FILE -o NEW.ms`; load_model, predict and models fetch do this by themselves)"
 )
 
 

@@ -5,6 +5,9 @@ Python (the usual case: PyPI's only wheel is for CPython 3.7). This package must
 compatible and import only numpy and the standard library (mindspore_lite lazily).
 """
 
+import os
+import warnings
+
 from . import settings
 from .base import Session
 from .environment import cache_home, info, install, runtime_python
@@ -23,9 +26,10 @@ BACKEND_ENV = "FIFTYONE_MSLITE_BACKEND"
 BACKENDS = ("auto", "inprocess", "worker")
 
 __all__ = [
-    "open_model", "convert", "choose_backend", "Session", "StreamedSession", "AdaptiveSession", "TensorSpec",
-    "detect_model_format", "cache_home", "info", "install", "runtime_python", "MS", "MINDIR", "MSLiteError",
-    "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError", "ConversionError",
+    "open_model", "convert", "choose_backend", "usable_cores", "Session", "StreamedSession", "AdaptiveSession",
+    "TensorSpec", "detect_model_format", "cache_home", "info", "install", "runtime_python", "MS", "MINDIR",
+    "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
+    "ConversionError",
 ]
 
 
@@ -42,6 +46,15 @@ def choose_backend(backend=None):
     return backend
 
 
+def usable_cores():
+    # type: () -> int
+    """CPU cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def open_model(path, threads=2, batch_size=None, backend=None, python=None, streams=1):
     """Load a .ms or .mindir file (type sniffed from content) and return a session.
 
@@ -50,7 +63,8 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
     resized to it); fixed-batch graphs are looped over automatically. `streams` > 1 loads the model that
     many times, `threads // streams` threads each, splits every batch across them and adds `submit` for
     pipelined callers; "auto" starts with one session and switches to `threads` streams at the first
-    batch (see `streams.py`).
+    batch (see `streams.py`). Streams are capped at the usable cores: each is a loaded model (a worker
+    process), and more than the cores only contend. Asking for more threads than cores warns.
     """
     from .specs import detect_model_format
 
@@ -59,6 +73,11 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
     if threads < 1 or (streams != "auto" and int(streams) < 1):
         raise ValueError("threads and streams must be at least 1, got threads={}, streams={}".format(threads, streams))
     inprocess = choose_backend(backend) == "inprocess"
+    cores = usable_cores()
+    if threads > cores or (streams != "auto" and int(streams) > cores):
+        warnings.warn("threads={}, streams={} asks for more than the {} CPU cores this process may use: extra "
+                      "threads only contend; starting at most {} streams".format(threads, streams, cores, cores),
+                      RuntimeWarning, stacklevel=2)
 
     def open_one(threads):
         if inprocess:
@@ -72,9 +91,9 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
             return open_one(per_stream)
         return StreamedSession.open(lambda: open_one(per_stream), count)
 
-    if streams == "auto" and threads > 1:
-        return AdaptiveSession(open_streams, threads)
-    streams = 1 if streams == "auto" else int(streams)  # one thread: nothing to choose between
+    if streams == "auto" and min(threads, cores) > 1:
+        return AdaptiveSession(open_streams, threads, streams=min(threads, cores))
+    streams = 1 if streams == "auto" else min(int(streams), cores)  # "auto" here: one thread or one core
     return open_streams(max(1, threads // streams), streams)
 
 

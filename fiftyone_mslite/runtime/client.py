@@ -1,9 +1,12 @@
 """The worker backend, parent side: one worker process per session, restarted after a crash.
 
 A native fault in MindSpore Lite kills only the worker; the caller gets a WorkerCrashedError for the
-batch in flight and the next call transparently loads the model again in a fresh worker.
+batch in flight and the next call transparently loads the model again in a fresh worker. Worker logs live
+in `cache_home()/logs`, named after the owning process: a clean stop deletes its log, and the logs of owners
+that are gone (SIGKILL leaves no chance to clean up) are swept when the next worker of any process starts.
 """
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -12,12 +15,39 @@ import weakref
 
 from . import errors, protocol, settings
 from .base import Session
-from .environment import runtime_python
+from .environment import cache_home, runtime_python
 from .inprocess import native_errors
 from .specs import TensorSpec, check_inputs
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 _INITIAL_SHM = 1 << 20
+_LOG_NAME = re.compile(r"worker-(\d+)-.*\.log$")
+
+
+def _alive(pid):
+    # type: (int) -> bool
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _log_file():
+    """A new log file in cache_home()/logs, after deleting the logs whose owning process is gone."""
+    folder = os.path.join(str(cache_home()), "logs")
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        match = _LOG_NAME.match(name)
+        if match and not _alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass  # another process swept it first
+    return tempfile.NamedTemporaryFile(prefix="worker-{}-".format(os.getpid()), suffix=".log", dir=folder,
+                                       delete=False)
 
 
 class _Worker(object):
@@ -26,7 +56,7 @@ class _Worker(object):
     def __init__(self, python):
         from .shm import SharedBuffer, create_fd
 
-        self.log = tempfile.NamedTemporaryFile(prefix="fiftyone-mslite-worker-", suffix=".log", delete=False)
+        self.log = _log_file()
         in_fd, out_fd = create_fd(_INITIAL_SHM), create_fd(_INITIAL_SHM)
         cmd_r, cmd_w = os.pipe()
         rep_r, rep_w = os.pipe()

@@ -24,6 +24,15 @@ class TensorSpec(namedtuple("TensorSpec", "name shape dtype layout")):
         # type: () -> bool
         return any(d < 0 for d in self.shape)
 
+    @property
+    def per_sample(self):
+        # type: () -> int
+        """Values per sample (the product of the non-batch dims): a [N, 128, 1, 1] head has 128 scores."""
+        n = 1
+        for d in self.shape[1:]:
+            n *= max(d, 1)
+        return n
+
     def to_dict(self):
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
 

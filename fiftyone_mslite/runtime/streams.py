@@ -98,13 +98,14 @@ class StreamedSession(Session):
 class AdaptiveSession(Session):
     """`streams="auto"` with 2+ threads: one session with every thread, the fastest for single images,
     until the first batch of two or more (or a pipelined `submit`), which re-opens the model as `threads`
-    single-threaded streams, the fastest for batches. It switches once, so at most `threads` workers stay
-    loaded."""
+    single-threaded streams (or `streams`, if fewer), the fastest for batches. It switches once, so at most
+    that many workers stay loaded."""
 
-    def __init__(self, open_session, threads):
-        if threads < 2:
-            raise ValueError("an AdaptiveSession chooses between 1 and {} streams: it needs 2+ threads".format(threads))
-        self._open, self.streams = open_session, threads  # streams: batches that run at once, once batched
+    def __init__(self, open_session, threads, streams=None):
+        streams = streams or threads
+        if streams < 2:
+            raise ValueError("an AdaptiveSession chooses between 1 and {} streams: it needs 2+".format(streams))
+        self._open, self.streams = open_session, streams  # streams: batches that run at once, once batched
         self._lock = threading.Lock()
         self.session = open_session(threads, 1)
 

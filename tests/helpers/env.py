@@ -3,8 +3,10 @@ import os
 import sys
 from pathlib import Path
 
+from fiftyone_mslite.demo import shared_path
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("FIFTYONE_MSLITE_SHARED", REPO.parent / "shared"))
+SHARED = shared_path()
 PYTHON = sys.executable
 
 

@@ -1,20 +1,31 @@
-"""annotate(): equality with apply_model, bad input, resume, worker crash and Ctrl-C (real FiftyOne + MongoDB +
-MindSpore Lite worker)."""
+"""annotate(): equality with apply_model, bad input, resume, worker crash, Ctrl-C and one writer per field (real
+FiftyOne + MongoDB + MindSpore Lite worker)."""
 import io
 import os
+import shlex
 import signal
+import socket
 import struct
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import cv2
 import fiftyone as fo
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from fiftyone_mslite.adapters.images import ImageDecodeError, load_image, open_rgb
+from fiftyone_mslite.cli import main
+from fiftyone_mslite.errors import DatasetError, FieldLockedError, Interrupted
 from fiftyone_mslite.integration.annotation import annotate, run_key
-from fiftyone_mslite.integration.model import load_model
+from fiftyone_mslite.integration.locks import LOCKS
+from fiftyone_mslite.integration.model import MSLiteModel, load_model
 
 
 def huge_jpeg(path: Path, size: int = 20000) -> Path:
@@ -223,21 +234,34 @@ def test_worker_crash_is_retried_once_then_fails_the_batch(tiny_model, bad_dir, 
     assert ds.values("pred2.label") == ds.values("pred.label")
 
 
+def _interrupt_at_batch(owner, batch_no: int, monkeypatch) -> None:
+    """Ctrl-C reaches the main thread while it turns batch `batch_no` into labels. `owner` is a model, or the
+    MSLiteModel class for the models the CLI loads."""
+    to_labels, calls = owner.to_labels, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == batch_no:
+            raise KeyboardInterrupt
+        return to_labels(*args)
+
+    monkeypatch.setattr(owner, "to_labels", interrupted)
+
+
+def _locks_on(ds: fo.Dataset) -> int:
+    import fiftyone.core.odm as foo
+
+    return foo.get_db_conn()[LOCKS].count_documents({"_id": {"$regex": f"^{ds.name}:"}})
+
+
 def test_ctrl_c_keeps_finished_labels_and_resumes(tiny_model, bad_dir, monkeypatch):
     ds = _dataset(_good_files(bad_dir, 40))
     model = load_model(tiny_model)
-    to_labels, calls = model.to_labels, []
-
-    def interrupted(predictions):
-        calls.append(1)
-        if len(calls) == 3:  # Ctrl-C reaches the main thread while it turns batch 3 into labels
-            raise KeyboardInterrupt
-        return to_labels(predictions)
-
-    monkeypatch.setattr(model, "to_labels", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    _interrupt_at_batch(model, 3, monkeypatch)
+    with pytest.raises(KeyboardInterrupt) as stopped:
         annotate(ds, model, "pred", batch_size=4, progress=False)
     saved = ds.count("pred")
+    assert isinstance(stopped.value, Interrupted) and stopped.value.saved == saved and _locks_on(ds) == 0
     # batches 1-2 for sure; then batch 3 and those whose inference had already finished, never a partial batch
     assert 8 <= saved < 40 and saved % 4 == 0
     assert ds.get_run_info(run_key("pred")).config.model == tiny_model
@@ -247,3 +271,107 @@ def test_ctrl_c_keeps_finished_labels_and_resumes(tiny_model, bad_dir, monkeypat
     full = annotate(ds, model, "full", batch_size=4, progress=False)
     assert full.processed == 40 and ds.values("pred.label") == ds.values("full.label")
     model.close()
+
+
+def test_resumed_overwrite_finishes_the_overwrite(tiny_model, bad_dir, monkeypatch):
+    """Interrupted --overwrite with new settings, then a resume: no label of the old settings may survive."""
+    ds = _dataset(_good_files(bad_dir, 40))
+    with load_model(tiny_model) as model:
+        annotate(ds, model, "pred", batch_size=4, progress=False)  # old settings: no logits
+        _interrupt_at_batch(model, 3, monkeypatch)
+        with pytest.raises(Interrupted) as stopped:
+            annotate(ds, model, "pred", batch_size=4, store_logits=True, overwrite=True, progress=False)
+        saved = stopped.value.saved
+        assert 8 <= saved < 40 and ds.count("pred.logits") == saved
+        monkeypatch.undo()
+        resumed = annotate(ds, model, "pred", batch_size=4, store_logits=True, progress=False)
+    assert (resumed.skipped, resumed.processed) == (saved, 40 - saved)
+    assert ds.count("pred.logits") == ds.count("pred") == 40
+
+
+def test_settings_check_covers_the_whole_field(tiny_model, bad_dir):
+    """A run on one view, another with other settings on a disjoint view: refused unless asked to overwrite, and a
+    later whole-dataset resume never keeps labels of both settings."""
+    ds = _dataset(_good_files(bad_dir, 8))
+    first, second = ds.limit(4), ds.skip(4)
+    with load_model(tiny_model) as model:
+        annotate(first, model, "pred", batch_size=4, progress=False)
+        with pytest.raises(DatasetError, match="on 4 samples.*whole dataset.*other settings.*overwrite=True"):
+            annotate(second, model, "pred", batch_size=4, store_logits=True, progress=False)
+        assert ds.count("pred") == 4 and _locks_on(ds) == 0  # refused before any work; the claim is released
+        annotate(second, model, "pred", batch_size=4, store_logits=True, overwrite=True, progress=False)
+        whole = annotate(ds, model, "pred", batch_size=4, store_logits=True, progress=False)
+    assert (whole.skipped, whole.processed) == (4, 4) and ds.count("pred.logits") == 8
+
+
+def test_two_runs_on_one_field_at_once(tiny_model, bad_dir, monkeypatch):
+    """Two real annotate runs at once (threads, each with its own worker): the later one is refused while the first
+    holds the field, even on a disjoint view; the claim is released when the first ends."""
+    ds = _dataset(_good_files(bad_dir, 12))
+    first_inside, release = threading.Event(), threading.Event()
+    with load_model(tiny_model) as slow, load_model(tiny_model) as other:
+        to_labels = slow.to_labels
+
+        def held(predictions):
+            first_inside.set()
+            assert release.wait(300)
+            return to_labels(predictions)
+
+        monkeypatch.setattr(slow, "to_labels", held)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(annotate, ds, slow, "pred", batch_size=4, progress=False)
+            try:
+                assert first_inside.wait(300)
+                for target in (ds, ds.skip(8)):
+                    with pytest.raises(FieldLockedError, match=f"field 'pred' of dataset '{ds.name}' is being "
+                                                               f"written by another annotate run \\(pid {os.getpid()}"):
+                        annotate(target, other, "pred", batch_size=4, store_logits=True, progress=False)
+            finally:
+                release.set()
+            assert running.result(timeout=300).processed == 12
+        assert _locks_on(ds) == 0 and ds.count("pred") == 12 and ds.count("pred.logits") == 0
+        again = annotate(ds, other, "pred", batch_size=4, progress=False)
+    assert (again.skipped, again.processed) == (12, 0)
+
+
+def test_a_crashed_runs_claim_expires(tiny_model, bad_dir):
+    """A claim left by a run that died: another host's is honoured until it expires; this host's dead process's is
+    taken over at once (resuming after a SIGKILL needs no wait)."""
+    import fiftyone.core.odm as foo
+
+    ds = _dataset(_good_files(bad_dir, 4))
+    locks, key = foo.get_db_conn()[LOCKS], f"{ds.name}:pred"
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    now = datetime.now(timezone.utc)
+    claim = {"_id": key, "owner": "crashed", "pid": gone, "pid_started": 0.0, "started": now, "heartbeat": now,
+             "expires": now + timedelta(hours=1)}
+    with load_model(tiny_model) as model:
+        locks.insert_one({**claim, "host": "elsewhere"})
+        with pytest.raises(FieldLockedError, match=f"pid {gone} on elsewhere"):
+            annotate(ds, model, "pred", progress=False)
+        locks.update_one({"_id": key}, {"$set": {"expires": now - timedelta(seconds=1)}})  # heartbeat stopped long ago
+        assert annotate(ds, model, "pred", progress=False).processed == 4
+        locks.insert_one({**claim, "host": socket.gethostname()})
+        assert annotate(ds, model, "pred", overwrite=True, progress=False).processed == 4
+    assert _locks_on(ds) == 0
+
+
+def test_cli_ctrl_c_says_what_was_saved_and_how_to_resume(tiny_model, bad_dir, monkeypatch):
+    ds = _dataset(_good_files(bad_dir, 40))
+    ds.persistent = True
+    _interrupt_at_batch(MSLiteModel, 3, monkeypatch)
+    args = ["annotate", "--dataset", ds.name, "--model", tiny_model, "--field", "pred", "--batch-size", "4",
+            "--no-store-logits", "--overwrite"]
+    stopped = CliRunner().invoke(main, args)
+    saved = ds.count("pred")
+    assert stopped.exit_code == 130 and 8 <= saved < 40, stopped.output
+    line, command = stopped.output.strip().splitlines()[-1].split("; resume with: ")  # after the progress bar
+    assert line == f"interrupted: {saved} predictions saved to {ds.name}.pred (0 were already there)"
+    words = shlex.split(command)
+    assert words[0] == "fiftyone-mslite" and "--overwrite" not in words and "--no-store-logits" in words
+    monkeypatch.undo()
+    resumed = CliRunner().invoke(main, words[1:])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{40 - saved} labeled, {saved} already labeled, 0 failed" in resumed.output
+    ds.delete()

@@ -1,5 +1,10 @@
 """The packaged FiftyOne App plugin: installed into the (isolated) plugins dir, discovered, and each operator run
 in-process through FiftyOne's own executor, immediately and delegated."""
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -41,6 +46,20 @@ def run(uri: str, dataset, params: dict, view=None, **ctx):
     result = foo.execute_operator(uri, ctx={"dataset": dataset.name, "view": view, "params": params, **ctx})
     assert result.error is None, result.error_message
     return result
+
+
+def refused(uri: str, dataset, params: dict) -> str:
+    """Run an operator that must fail; its error with the traceback (all that the browser can be shown)."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionError
+
+    with pytest.raises(ExecutionError) as info:
+        foo.execute_operator(uri, ctx={"dataset": dataset.name, "params": params})
+    return str(info.value)
+
+
+def allow_dirs(monkeypatch, *dirs: Path) -> None:
+    monkeypatch.setenv("FIFTYONE_MSLITE_APP_ALLOWED_DIRS", os.pathsep.join(str(d) for d in dirs))
 
 
 def triggered(result) -> dict:
@@ -85,11 +104,12 @@ def test_apply_model_on_the_current_view(plugin, dataset, tiny_model):
     assert "reload_dataset" in triggered(result)
 
 
-def test_apply_model_from_a_file(plugin, dataset, tiny_model):
+def test_apply_model_from_a_file(plugin, dataset, tiny_model, monkeypatch):
     from fiftyone_mslite.catalog.registry import catalog
     from fiftyone_mslite.catalog.store import model_file
 
     entry = catalog().model(tiny_model)
+    allow_dirs(monkeypatch, model_file(entry).path.parent)  # model files need an allow-list
     params = {"source": "FILE", "model_path": str(model_file(entry).path), "labels": entry.labels,
               "label_field": "file_preds", "confidence_thresh": 0.0}
     run(APPLY, dataset, params)
@@ -138,3 +158,109 @@ def test_evaluate_multilabel(plugin, dataset, tiny_model):
     assert "ml" in dataset.list_runs()
     assert summary["tp"] + summary["fn"] == sum(1 + i % 3 for i in range(len(dataset)))
     assert stages(triggered(result)["set_view"]["view"]) == stages(dataset.load_saved_view("ml-errors")._serialize())
+
+
+# ----------------------------------------------------------------------------------- browser-supplied paths and URLs
+
+
+@pytest.fixture()
+def allowed_model(tiny_model, monkeypatch) -> str:
+    """The tiny model's converted file, in the only directory the server allows."""
+    from fiftyone_mslite.catalog.registry import catalog
+    from fiftyone_mslite.catalog.store import model_file
+
+    path = model_file(catalog().model(tiny_model)).path
+    allow_dirs(monkeypatch, path.parent)
+    return str(path)
+
+
+def same_refusal(first: str, second: str, a: str, b: str) -> bool:
+    """Whether two refusals read alike once the path each one echoes is blanked out."""
+    return first.replace(repr(a), "PATH") == second.replace(repr(b), "PATH")
+
+
+def test_model_and_label_files_need_an_allowed_directory(plugin, dataset, tiny_model, monkeypatch):
+    monkeypatch.delenv("FIFTYONE_MSLITE_APP_ALLOWED_DIRS", raising=False)
+    message = refused(APPLY, dataset, {"source": "FILE", "model_path": "/etc/passwd", "labels": "imagenet-1000",
+                                       "label_field": "x"})
+    assert "FIFTYONE_MSLITE_APP_ALLOWED_DIRS" in message
+    # a catalog model given by path is no way round it (FiftyOne's form check or ours refuses it)
+    message = refused(APPLY, dataset, {"model": "/etc/passwd", "label_field": "x"})
+    assert "Invalid enum value" in message or "not in the catalog" in message
+    assert not dataset.has_field("x")
+
+
+def test_model_path_cannot_probe_for_files(plugin, dataset, allowed_model, tmp_path):
+    real, missing = "/etc/passwd", "/etc/no-such-file-here"
+    params = {"source": "FILE", "labels": "imagenet-1000", "label_field": "probe"}
+    first = refused(APPLY, dataset, {**params, "model_path": real})
+    second = refused(APPLY, dataset, {**params, "model_path": missing})
+    assert same_refusal(first, second, real, missing), (first, second)
+    escape = str(Path(allowed_model).parent / ".." / ".." / "etc" / "passwd")  # '..' out of an allowed dir
+    assert "FIFTYONE_MSLITE_APP_ALLOWED_DIRS" in refused(APPLY, dataset, {**params, "model_path": escape})
+    link = Path(allowed_model).parent / "link.ms"  # a symlink inside pointing out
+    link.symlink_to("/etc/passwd")
+    try:
+        assert "FIFTYONE_MSLITE_APP_ALLOWED_DIRS" in refused(APPLY, dataset, {**params, "model_path": str(link)})
+    finally:
+        link.unlink()
+
+
+def test_label_files_outside_allowed_dirs_are_refused_without_leaking(plugin, dataset, allowed_model, tmp_path):
+    """A server `.env` once became the predicted labels, and /etc/passwd leaked its line count."""
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_PASSWORD=hunter2\nAPI_TOKEN=abc123\nC=3\nD=4\nE=5\n")  # 5 lines, as many as classes
+    params = {"source": "FILE", "model_path": allowed_model, "label_field": "leak"}
+    messages = {path: refused(APPLY, dataset, {**params, "labels": path})
+                for path in (str(env), "/etc/passwd", "/etc/no-such-labels")}
+    for message in messages.values():
+        assert "hunter2" not in message and "DATABASE_PASSWORD" not in message and "root:x:0" not in message
+        assert "FIFTYONE_MSLITE_APP_ALLOWED_DIRS" in message
+    assert same_refusal(messages["/etc/passwd"], messages["/etc/no-such-labels"], "/etc/passwd",
+                        "/etc/no-such-labels")
+    assert not dataset.has_field("leak")
+    # evaluation's `classes` goes through the same check
+    run(APPLY, dataset, {"model": "tiny", "label_field": "predictions", "store_logits": True})
+    message = refused(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "e",
+                                          "top_k": 2, "classes": str(env)})
+    assert "hunter2" not in message and "FIFTYONE_MSLITE_APP_ALLOWED_DIRS" in message
+
+
+class _Labels(BaseHTTPRequestHandler):
+    hits = 0
+
+    def do_GET(self) -> None:
+        type(self).hits += 1
+        body = "\n".join(CLASSES).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def labels_server():
+    """A label file on 127.0.0.1, standing in for an internal address the App must not be made to fetch."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Labels)
+    _Labels.hits = 0
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/labels.txt"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_label_urls_are_fetched_only_when_the_operator_enables_them(plugin, dataset, allowed_model, labels_server,
+                                                                    monkeypatch):
+    monkeypatch.delenv("FIFTYONE_MSLITE_APP_ALLOW_URLS", raising=False)
+    params = {"source": "FILE", "model_path": allowed_model, "labels": labels_server, "label_field": "by_url"}
+    assert "FIFTYONE_MSLITE_APP_ALLOW_URLS" in refused(APPLY, dataset, params)
+    message = refused(EVALUATE, dataset, {"pred_field": "ground_truth", "gt_field": "ground_truth",
+                                          "eval_key": "u", "top_k": 2, "classes": labels_server})
+    assert "FIFTYONE_MSLITE_APP_ALLOW_URLS" in message
+    assert _Labels.hits == 0  # the server never made the request
+    monkeypatch.setenv("FIFTYONE_MSLITE_APP_ALLOW_URLS", "1")
+    run(APPLY, dataset, params)
+    assert _Labels.hits == 1 and all(p.label in CLASSES for p in dataset.values("by_url"))

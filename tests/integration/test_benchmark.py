@@ -11,7 +11,7 @@ def _positive(x) -> bool:
 
 
 def test_benchmark_engine_smoke(tv_mobilenet, tmp_path):
-    results = run_benchmarks(SECTIONS, limit=8, repeats=1, models=[tv_mobilenet], log=None)
+    results = run_benchmarks(SECTIONS, limit=8, repeats=1, pairs=2, models=[tv_mobilenet], log=None)
 
     (row,) = results["models"]["measured"]
     assert row["model"] == tv_mobilenet and row["images"] == 8 and not row["reduced"]
@@ -27,8 +27,15 @@ def test_benchmark_engine_smoke(tv_mobilenet, tmp_path):
     assert set(tp["paths"]) == {"runtime only", "runtime only, 1 session x 2 threads", "apply_model",
                                 "apply_model, streams=1", "annotate", "onnxruntime only",
                                 "apply_model (ONNX Runtime model)"}
-    assert all(_positive(v["images_per_s"]) and len(v["rounds"]) == 1 for v in tp["paths"].values())
-    assert len(tp["ratios"]) == 7 and all(_positive(v) for v in tp["ratios"].values())
+    assert all(_positive(v["images_per_s"]) and len(v["rounds"]) == 2 for v in tp["paths"].values())
+    assert all(v["iqr"][0] <= v["images_per_s"] <= v["iqr"][1] for v in tp["paths"].values())
+    annotate = tp["paths"]["annotate"]  # CPU accounted to the workers and the decode threads, limit derived
+    assert annotate["components_ms"]["inference"] > 0 and annotate["components_ms"]["decode"] > 0
+    assert _positive(annotate["physical_limit"]) and _positive(annotate["limit_ratio"])
+    assert tp["paths"]["runtime only"]["components_ms"].get("decode", 0) == 0  # pre-made tensors: no decoding
+    assert len(tp["ratios"]) == 7 and all(_positive(v["median"]) and v["q1"] <= v["median"] <= v["q3"]
+                                          for v in tp["ratios"].values())
+    assert tp["noise"]["pairs"] == 2 and 0 <= tp["noise"]["idle_pct"] <= 100
     assert tp["agreement"]["annotate vs apply_model"]["pct"] == 100.0  # same labels through both FiftyOne paths
 
     text = render_markdown(results)

@@ -13,6 +13,7 @@ from helpers.catalog import write_user_catalog
 from helpers.cli import cli
 from helpers.env import python_env
 from helpers.onnx_graphs import TinyNet
+from PIL import Image
 
 from fiftyone_mslite.adapters.base import ModelMismatchError
 from fiftyone_mslite.catalog import registry
@@ -108,6 +109,57 @@ def test_cli_models_add_list_info_verify_remove(tmp_path, shared_dir, mirror):
     assert "r20" not in {row["name"] for row in json.loads(cli("models", "list", "--json", env=env).stdout)}
     unknown = cli("models", "info", "ghostnet6", env=env)
     assert unknown.returncode == 1 and "Did you mean" in unknown.stderr and "ghostnet600" in unknown.stderr
+
+
+def test_a_label_file_one_line_short_is_refused_unless_background_is_declared(tmp_path, tiny_model, mirror):
+    """Issue 13.1: 4 labels for 5 outputs used to be taken as "background + labels", shifting every label, and
+    `models verify` said ok."""
+    env = {"FIFTYONE_MSLITE_USER_CATALOG": str(tmp_path / "user.yaml")}
+    source = registry.catalog().model(tiny_model).source.path
+    short = tmp_path / "four.txt"
+    short.write_text("beta\ngamma\ndelta\nepsilon\n")
+    refused = cli("models", "add", "tiny-short", "--source", source, "--labels", str(short), "--resize", "squash",
+                  "--json", env=env)
+    assert refused.returncode == 1
+    message = json.loads(refused.stdout)["message"]
+    assert "outputs 5 scores but its label set 'four.txt' has 4 labels" in message and "--background" in message
+    assert not (tmp_path / "user.yaml").is_file() or "tiny-short" not in (tmp_path / "user.yaml").read_text()
+
+    declared = cli("models", "add", "tiny-short", "--source", source, "--labels", str(short), "--resize", "squash",
+                   "--background", "--json", env=env)
+    assert declared.returncode == 0, declared.stdout + declared.stderr
+    assert json.loads(cli("models", "verify", "tiny-short", "--json", env=env).stdout)["ok"]
+    image = tmp_path / "grey.png"
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(image)
+    (pred,) = [json.loads(ln) for ln in cli("predict", "tiny-short", str(image), "--json", env=env).stdout.splitlines()]
+    assert {t["label"] for t in pred["top_k"]} == {"background", "beta", "gamma", "delta", "epsilon"}
+
+
+def test_models_add_defaults_fit_what_the_user_said_and_like_copies_a_recipe(tmp_path, shared_dir):
+    """Issue 13.2: `--resize squash --input-size 32` used to keep crop 0.875 silently (CIFAR agreement with ONNX
+    Runtime fell from 100 % to 73.7 %)."""
+    env = {"FIFTYONE_MSLITE_USER_CATALOG": str(tmp_path / "user.yaml")}
+    r20 = str(shared_dir / "onnx" / "cifar10_resnet20.onnx")
+    added = cli("models", "add", "r20-squash", "--source", r20, "--labels", "cifar10", "--resize", "squash",
+                "--input-size", "32", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "32x32, resize squash, no crop, bilinear, mean (0.485, 0.456, 0.406)" in added.stdout  # resolved, shown
+    assert "RGB, NHWC input" in added.stdout
+    info = json.loads(cli("models", "info", "r20-squash", "--json", env=env).stdout)
+    assert info["preprocess"]["crop_fraction"] == 1.0
+
+    like = json.loads(cli("models", "add", "r20-like", "--source", r20, "--labels", "cifar10", "--like",
+                          "plain-cnn-resnet18", "--json", env=env).stdout)
+    assert like["preprocess"] == {"input_size": 32, "resize": "squash", "crop_fraction": 1.0,
+                                  "interpolation": "bilinear", "mean": [0.491, 0.482, 0.447],
+                                  "std": [0.247, 0.243, 0.262], "channel_order": "RGB"} and like["layout"] == "NHWC"
+    tuned = json.loads(cli("models", "add", "r20-tuned", "--source", r20, "--labels", "cifar10", "--like",
+                           "plain-cnn-resnet18", "--resize", "short", "--json", env=env).stdout)
+    assert tuned["preprocess"]["resize"] == "short" and tuned["preprocess"]["crop_fraction"] == 0.875  # short's default
+    assert tuned["preprocess"]["mean"] == [0.491, 0.482, 0.447]  # the rest still copied
+    unknown = cli("models", "add", "r20-x", "--source", r20, "--labels", "cifar10", "--like", "plain-cnn-resnet1",
+                  "--json", env=env)
+    assert unknown.returncode == 1 and "Did you mean" in json.loads(unknown.stdout)["message"]
 
 
 def test_cli_fetch_through_the_mirror_and_inspect(mirror, tmp_path):

@@ -46,3 +46,15 @@ def test_convert_and_predict_json_without_log_spam(tmp_path, shared_dir, mirror)
     assert all(len(r["top_k"]) == 3 for r in rows[:2]) and "missing.jpg" in rows[2]["error"]
     assert pred.stderr == ""
 
+
+
+def test_benchmark_reports_like_mindspore_lites_tool(tiny_model):
+    run = cli("benchmark", tiny_model, "--loop-count", "4", "--warmup-loop-count", "1", "--numThreads", "1", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["model"] == tiny_model and data["threads"] == 1 and data["loop_count"] == 4
+    assert 0 < data["min_ms"] <= data["avg_ms"] <= data["max_ms"] and 0 < data["runtime_avg_ms"] <= data["max_ms"]
+    text = cli("benchmark", tiny_model, "--loop-count", "2").stdout
+    assert "NumThreads = 2, MinRunTime = " in text and "Run Benchmark" in text and "Success." in text
+    bad = cli("benchmark", "no-such-model", "--json")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["error"] == "CatalogError"

@@ -1,5 +1,5 @@
-"""ms_inspector: real .ms files from the MindSpore Lite 2.0.0 converter (cross-checked with its runtime),
-plus crafted files: empty, tiny, truncated, corrupted, foreign formats and legacy-schema (v0) FlatBuffers."""
+"""ms_inspect on real .ms files from the MindSpore Lite 2.0.0 converter, cross-checked with its runtime, and every
+truncation/corruption of them."""
 
 from __future__ import annotations
 

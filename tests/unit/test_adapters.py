@@ -15,9 +15,9 @@ from fiftyone_mslite.runtime import TensorSpec
 NHWC = TensorSpec("x", (1, 4, 4, 3), "float32", "NHWC")
 
 
-def entry(n: int, task: str = "single") -> ModelEntry:
+def entry(n: int, task: str = "single", **kw) -> ModelEntry:
     return ModelEntry(name="m", labels="l", num_classes=n, task=task, adapter="multilabel" if task == "multi" else
-                      "classifier", source=Source(path="/m.ms"), preprocess=PreprocessConfig(input_size=4))
+                      "classifier", source=Source(path="/m.ms"), preprocess=PreprocessConfig(input_size=4), **kw)
 
 
 def labels(n: int, **kw) -> LabelSet:
@@ -45,12 +45,28 @@ def test_classifier_keeps_probabilities_and_reads_quantized_scores():
     assert q.label == "c1" and q.confidence == pytest.approx(0.6, abs=1e-3)
 
 
-def test_classifier_background_offset_for_one_extra_output():
-    clf = SoftmaxAdapter(entry(4), labels(3)).bind([NHWC], out(4))
+@pytest.mark.parametrize("said_by", ["entry", "label set"])
+def test_classifier_background_offset_for_one_extra_output(said_by):
+    """Where the entry (`background`) or the label set (`background_head`, as ImageNet-1000's) says so."""
+    model, names = (entry(4, background=True), labels(3)) if said_by == "entry" else \
+        (entry(4), labels(3, background_head=True))
+    clf = SoftmaxAdapter(model, names).bind([NHWC], out(4))
     (pred,) = clf.postprocess([np.array([[0.0, 0.0, 5.0, 0.0]], np.float32)])
     assert pred.label == "c1"  # index 2 = label 1 once background (index 0) is accounted for
     (bg,) = clf.postprocess([np.array([[9.0, 0.0, 0.0, 0.0]], np.float32)])
     assert bg.label == "background"
+    assert clf.class_names == ("background", "c0", "c1", "c2")
+
+
+def test_a_label_set_one_short_is_refused_not_shifted():
+    """Issue 13.1: 999 labels for 1000 outputs used to become "background + labels", shifting every label."""
+    with pytest.raises(ModelMismatchError, match=r"outputs 1000 scores but its label set 'l' has 999 labels\. "
+                                                 r"Use a label set with 1000 labels, or set `background: true`"):
+        SoftmaxAdapter(entry(1000), labels(999)).bind([NHWC], out(1000))
+    with pytest.raises(ModelMismatchError, match="outputs 3 scores.*has 3 labels plus background.*with 2 labels"):
+        SoftmaxAdapter(entry(3, background=True), labels(3)).bind([NHWC], out(3))  # the flag is a promise
+    listed = SoftmaxAdapter(entry(4, background=True), labels(4, background=True)).bind([NHWC], out(4))
+    assert listed.offset == 0  # a label set that lists background itself (TF-slim's 1001 labels) needs no offset
 
 
 def test_mismatches_are_refused_with_both_values():
@@ -92,3 +108,30 @@ def test_short_side_resize_centre_crops_and_squash_ignores_aspect():
     assert short.shape == (50, 50, 3) and short[:, 0].max() == 0 and short[:, -1].min() == 255
     squash = np.asarray(resize_and_crop(img, (50, 50), PreprocessConfig(resize="squash", crop_fraction=1.0)))
     assert squash.shape == (50, 50, 3) and squash[:, :20].max() == 0 and squash[:, 30:].min() == 255
+
+
+def test_crop_defaults_follow_the_resize_policy(tmp_path):
+    """Issue 13.2: a squash (e.g. `--resize squash --input-size 32` for CIFAR) is not silently cropped 0.875."""
+    from fiftyone_mslite.catalog.adhoc import entry_for_file
+
+    assert PreprocessConfig().crop_fraction == 0.875 and PreprocessConfig(resize="squash").crop_fraction == 1.0
+    assert PreprocessConfig(resize="squash", crop_fraction=0.9).crop_fraction == 0.9  # asked for: kept
+    short = PreprocessConfig(input_size=224)
+    assert short.with_changes(resize="squash").crop_fraction == 1.0  # a new policy gets its own default
+    assert short.with_changes(resize="squash", crop_fraction=0.8).crop_fraction == 0.8
+    stated = PreprocessConfig(resize="squash", crop_fraction=0.875)  # as resnext50's entry says
+    assert stated.with_changes(resize="squash", interpolation="bicubic").crop_fraction == 0.875
+    model = tmp_path / "m.ms"
+    model.write_bytes(b"not loaded here")
+    assert entry_for_file(model, "cifar10", {"resize": "squash"}).preprocess.crop_fraction == 1.0
+
+
+def test_bgr_channel_order_reverses_channels_before_normalising():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[..., 0] = 255  # pure red
+    cfg = PreprocessConfig(crop_fraction=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    rgb = preprocess(img, NHWC, cfg)
+    bgr = preprocess(img, NHWC, cfg.with_changes(channel_order="BGR"))
+    assert rgb[0, 0].tolist() == [1.0, 0.0, 0.0] and bgr[0, 0].tolist() == [0.0, 0.0, 1.0]
+    assert "channel_order" not in cfg.to_dict()  # run settings recorded before the field existed still match
+    assert cfg.with_changes(channel_order="BGR").to_dict()["channel_order"] == "BGR"

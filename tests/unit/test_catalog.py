@@ -54,6 +54,9 @@ def test_imagenet_label_sets(mirror, shared_dir):
     assert len(in1001) == 1001 and in1001.background and in1001.names[0] == "background"
     assert in1001.raw_names[1] == "tench, Tinca tinca" and in1001.names[1] == "tench"
     assert all(in1001.key(i + 1) == in1k.key(i) for i in range(1000))  # same class, same key
+    # a 1001-way TF-slim head on the 1000 ImageNet labels is known; any other label set must say so itself
+    assert in1k.background_head and not in1001.background_head
+    assert not any(cat.labels(name).background_head for name in ("cifar10", "oxford-pets-37"))
     tsv = [ln.split("\t") for ln in (shared_dir / "labels" / "imagenet-1000-synsets.tsv").read_text().splitlines()[1:]]
     assert [row[1] for row in tsv] == list(in1k.synsets)
 

@@ -7,10 +7,12 @@ errors, truncated bodies, slowness, wrong bytes) and then count the requests it 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,13 +21,18 @@ import pytest
 
 from fiftyone_mslite import downloads
 from fiftyone_mslite.downloads import (
+    LABELS_MAX_ENV,
     MIRROR_ENV,
+    MODEL_MAX_ENV,
     OFFLINE_ENV,
     ChecksumMismatch,
     DownloadError,
+    DownloadTooLarge,
     OfflineError,
     fetch,
     mirror_location,
+    provenance,
+    size_cap,
 )
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, not all-equal so offsets matter
@@ -47,6 +54,8 @@ class Route:
     ranges: bool = True  # honour "Range: bytes=N-" with 206 + Content-Range
     truncate_first: int = 0  # this many requests get half the body, then the connection drops
     delay: float = 0.0  # sleep before sending headers
+    redirect: str | None = None  # answer 302 with this Location
+    endless: bool = False  # a chunked body that never ends (until the client hangs up)
     hits: int = 0
 
 
@@ -97,6 +106,16 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if route.delay:
                 time.sleep(route.delay)
+            if route.redirect is not None:
+                self._send(302, b"", {"Location": route.redirect})
+                return
+            if route.endless:
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"label\n" * 10000
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             if route.status != 200 and (route.fail_first is None or hit <= route.fail_first):
                 self._send(route.status, b"scripted failure")
                 return
@@ -126,8 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-@pytest.fixture
-def server():
+@contextmanager
+def serve():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
@@ -140,11 +159,26 @@ def server():
     httpd.server_close()
 
 
+@pytest.fixture
+def server():
+    with serve() as state:
+        yield state
+
+
+@pytest.fixture
+def other_server():
+    """A second host:port, for cross-origin redirects."""
+    with serve() as state:
+        yield state
+
+
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """No stray env config, fast backoff, and a default cache inside tmp_path."""
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    monkeypatch.delenv(MODEL_MAX_ENV, raising=False)
+    monkeypatch.delenv(LABELS_MAX_ENV, raising=False)
     monkeypatch.setenv("FIFTYONE_MSLITE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(downloads, "BACKOFF_FACTOR", 0.01)
 
@@ -162,6 +196,11 @@ def cached_path(cache: Path, url: str) -> Path:
 
 def leftovers(path: Path) -> list[Path]:
     return [p for p in path.parent.glob(path.name + ".part")]
+
+
+def files_under(root: Path) -> list[Path]:
+    """Files left under ``root``, apart from the lock files the cache keeps on purpose."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".lock") if root.exists() else []
 
 
 # ----------------------------------------------------------------------------------- layout / mapping
@@ -521,3 +560,207 @@ def test_mirror_base_url_miss_falls_back_to_url(server, cache):
     assert path.read_bytes() == PAYLOAD
     mirror_path = mirror_location(url, server.base + "/mirror")[len(server.base) :]
     assert [p for p, _ in server.log] == [mirror_path, "/files/model.bin"]
+
+
+# ----------------------------------------------------------------------------------- security: paths (issue 13, 17)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://../onnx/x.onnx",
+        "http://./x.onnx",
+        "http://%2e%2e/x.onnx",
+        "http://a..b/x.onnx",
+        "http://.a/x.onnx",
+        "http://h/a/%2e%2e/%2e%2e/x.onnx",
+        "http://h/a/%2E/x.onnx",
+        "http://h/a//x.onnx",
+        "http://h/dir/",
+        "http://h:99999/x.onnx",
+    ],
+)
+def test_dot_hosts_and_empty_or_dot_segments_are_rejected_before_mapping(url, tmp_path):
+    with pytest.raises(DownloadError, match="Cannot fetch"):
+        fetch(url, cache_dir=tmp_path / "cache", mirror=str(tmp_path / "mirror"), offline=True)
+    with pytest.raises(DownloadError, match="Cannot fetch"):
+        fetch(url, cache_dir=tmp_path / "cache", filename="named.bin", offline=True)
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["x.onnx.part", "x.onnx.lock", "x.onnx.source.json"])
+def test_cache_bookkeeping_names_are_reserved(name, tmp_path):
+    with pytest.raises(DownloadError, match="bookkeeping"):
+        fetch(f"http://h/{name}", cache_dir=tmp_path / "cache", offline=True)
+    with pytest.raises(DownloadError, match="bookkeeping"):
+        fetch("http://h/x", cache_dir=tmp_path / "cache", filename=name, offline=True)
+
+
+def test_ip_hosts_map_to_plain_directories():
+    assert mirror_location("http://127.0.0.1:8080/x", "/m") == str(Path("/m/127.0.0.1_8080/x"))
+    assert mirror_location("http://[::1]:8080/x", "/m") == str(Path("/m/[--1]_8080/x"))
+
+
+def test_dot_host_cannot_read_outside_the_mirror_nor_write_outside_the_cache(tmp_path):
+    """`http://../onnx/x.onnx` once read <mirror>/../onnx/x.onnx and wrote <cache>/../onnx/x.onnx."""
+    secret = tmp_path / "onnx" / "x.onnx"
+    secret.parent.mkdir()
+    secret.write_bytes(b"outside the mirror")
+    (tmp_path / "mirror").mkdir()
+    cache = tmp_path / "cache" / "downloads"
+    with pytest.raises(DownloadError, match="Cannot fetch"):
+        fetch("http://../onnx/x.onnx", cache_dir=cache, mirror=str(tmp_path / "mirror"), offline=True)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_symlinks_out_of_the_mirror_or_the_cache_are_refused(server, tmp_path):
+    url = server.add("/files/model.bin")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"not for the cache")
+    mirror = tmp_path / "mirror"
+    link = Path(mirror_location(url, str(mirror)))
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside / "secret")
+    with pytest.raises(DownloadError, match="outside"):
+        fetch(url, cache_dir=tmp_path / "cache", mirror=str(mirror), offline=True)
+    assert files_under(tmp_path / "cache") == []
+
+    cache = tmp_path / "cache2"
+    cached_path(cache, url).parent.parent.mkdir(parents=True)
+    cached_path(cache, url).parent.symlink_to(outside, target_is_directory=True)  # <cache>/<host> -> outside
+    with pytest.raises(DownloadError, match="outside"):
+        fetch(url, cache_dir=cache, progress=False)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert server.count() == 0
+
+
+def test_a_failed_download_never_replaces_the_cached_copy(server, cache):
+    url = server.add("/files/model.bin")
+    good = fetch(url, cache_dir=cache, progress=False)
+    server.routes["/files/model.bin"].body = b"tampered"
+    with pytest.raises(ChecksumMismatch):
+        fetch(url, sha256=sha(b"something else"), cache_dir=cache, progress=False)
+    assert good.read_bytes() == PAYLOAD and leftovers(good) == []
+
+
+# ----------------------------------------------------------------------------------- security: size caps (18)
+
+
+def test_default_caps_and_their_overrides(monkeypatch):
+    assert size_cap("model") == 2 << 30 and size_cap("labels") == 8 << 20
+    monkeypatch.setenv(MODEL_MAX_ENV, "4G")
+    monkeypatch.setenv(LABELS_MAX_ENV, "512k")
+    assert size_cap("model") == 4 << 30 and size_cap("labels") == 512 << 10
+    assert size_cap("labels", max_bytes=10) == 10
+    monkeypatch.setenv(MODEL_MAX_ENV, "lots")
+    with pytest.raises(DownloadError, match=MODEL_MAX_ENV):
+        size_cap("model")
+
+
+def test_endless_chunked_label_file_is_stopped_at_the_cap(server, cache, monkeypatch):
+    url = server.add("/labels.txt", endless=True)
+    monkeypatch.setenv(LABELS_MAX_ENV, "256K")
+    started = time.monotonic()
+    with pytest.raises(DownloadTooLarge) as info:
+        fetch(url, cache_dir=cache, kind="labels", progress=False)
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert url in message and "256 KiB" in message and LABELS_MAX_ENV in message
+    assert files_under(cache) == []  # no part file kept: resuming an over-size body makes no sense
+
+
+def test_label_sets_are_fetched_under_the_labels_cap(server, monkeypatch):
+    from fiftyone_mslite.catalog.labelsets import file_label_set
+
+    url = server.add("/endless-labels.txt", endless=True)
+    monkeypatch.setenv(LABELS_MAX_ENV, "64K")
+    with pytest.raises(DownloadTooLarge, match=LABELS_MAX_ENV):
+        file_label_set(url)
+
+
+def test_announced_length_over_the_cap_is_refused_up_front(server, cache):
+    url = server.add("/files/model.bin")
+    with pytest.raises(DownloadTooLarge, match="announced size") as info:
+        fetch(url, cache_dir=cache, max_bytes=len(PAYLOAD) - 1, progress=False)
+    assert url in str(info.value) and MODEL_MAX_ENV in str(info.value)
+    assert files_under(cache) == []
+    assert fetch(url, cache_dir=cache, max_bytes=len(PAYLOAD), progress=False).read_bytes() == PAYLOAD
+
+
+def test_mirror_file_over_the_cap_is_refused(server, cache, tmp_path):
+    url = server.add("/files/model.bin")
+    make_mirror(tmp_path / "mirror", url, PAYLOAD)
+    with pytest.raises(DownloadTooLarge, match="mirror file"):
+        fetch(url, cache_dir=cache, mirror=str(tmp_path / "mirror"), max_bytes=1000, progress=False)
+    assert files_under(cache) == [] and server.count() == 0
+
+
+# ----------------------------------------------------------------------------------- security: redirects (19)
+
+
+def test_pinned_redirect_to_another_port_is_verified_and_recorded(server, other_server, cache):
+    final = other_server.add("/real/model.bin")
+    url = server.add("/files/model.bin", redirect=final)
+    path = fetch(url, sha256=PAYLOAD_SHA, cache_dir=cache, progress=False)
+    assert path == cached_path(cache, url) and path.read_bytes() == PAYLOAD
+    record = provenance(path)
+    assert record["url"] == url and record["source"] == final and record["redirects"] == [url]
+    assert record["sha256"] == PAYLOAD_SHA and record["pinned"] is True
+
+    evil = server.add("/files/evil.bin", redirect=other_server.add("/evil", body=b"swapped"))
+    with pytest.raises(ChecksumMismatch):
+        fetch(evil, sha256=PAYLOAD_SHA, cache_dir=cache, progress=False)
+    assert not cached_path(cache, evil).exists()
+
+
+def test_unpinned_redirect_to_another_host_warns_and_records_where_it_came_from(
+    server, other_server, cache, caplog
+):
+    final = other_server.add("/cdn/model.bin")
+    url = server.add("/files/model.bin", redirect=final)
+    with caplog.at_level(logging.WARNING, logger="fiftyone_mslite.downloads"):
+        path = fetch(url, cache_dir=cache, progress=False)
+    assert any(final in r.getMessage() and "another host" in r.getMessage() for r in caplog.records)
+    assert provenance(path)["source"] == final and provenance(path)["pinned"] is False
+
+
+def test_same_host_redirect_is_followed_quietly(server, cache, caplog):
+    url = server.add("/old.bin", redirect="/new.bin")
+    server.add("/new.bin")
+    with caplog.at_level(logging.WARNING, logger="fiftyone_mslite.downloads"):
+        path = fetch(url, cache_dir=cache, progress=False)
+    assert path.read_bytes() == PAYLOAD and caplog.records == []
+    assert provenance(path)["source"] == server.base + "/new.bin"
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1:70/x"])
+def test_redirects_to_other_schemes_are_refused(server, cache, target):
+    url = server.add("/files/model.bin", redirect=target)
+    for sha256 in (None, PAYLOAD_SHA):  # even a pinned hash does not make file:// acceptable
+        with pytest.raises(DownloadError, match=r"only http\(s\) redirects") as info:
+            fetch(url, sha256=sha256, cache_dir=cache, progress=False)
+        assert url in str(info.value) and target in str(info.value)
+    assert files_under(cache) == []
+
+
+def test_https_to_http_downgrade_needs_a_pin():
+    with pytest.raises(DownloadError, match="downgrades https to http"):
+        downloads._check_redirect("https://a.example/x", "http://a.example/x", pinned=False, source="x")
+    downloads._check_redirect("https://a.example/x", "http://b.example/x", pinned=True, source="x")
+
+
+def test_redirect_loop_is_one_clear_error(server, cache):
+    url = server.add("/loop.bin", redirect="/loop.bin")
+    with pytest.raises(DownloadError, match="redirects") as info:
+        fetch(url, cache_dir=cache, progress=False)
+    assert url in str(info.value)
+    assert server.count() == downloads.MAX_REDIRECTS + 1
+
+
+def test_mirror_copies_record_the_mirror_file(server, cache, tmp_path):
+    url = server.add("/files/model.bin")
+    src = make_mirror(tmp_path / "mirror", url, PAYLOAD)
+    path = fetch(url, sha256=PAYLOAD_SHA, cache_dir=cache, mirror=str(tmp_path / "mirror"), progress=False)
+    assert provenance(path) == {"url": url, "source": str(src), "redirects": [], "sha256": PAYLOAD_SHA,
+                                "pinned": True}

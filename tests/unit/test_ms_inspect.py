@@ -1,5 +1,5 @@
-"""ms_inspector: real .ms files from the MindSpore Lite 2.0.0 converter (cross-checked with its runtime),
-plus crafted files: empty, tiny, truncated, corrupted, foreign formats and legacy-schema (v0) FlatBuffers."""
+"""ms_inspect without a runtime: crafted files (empty, tiny, corrupted, foreign formats, legacy-schema (v0)
+FlatBuffers); the real-converter cases are in tests/integration/test_ms_inspect_runtime.py."""
 
 from __future__ import annotations
 

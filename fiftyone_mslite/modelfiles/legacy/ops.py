@@ -17,7 +17,9 @@ import numpy as np
 from . import schema as S
 from .graph import Graph, Node, SubGraph, Tensor
 
-INT32 = 34  # MindSpore TypeId kNumberTypeInt32
+INT32, _FLOAT32 = 34, 43  # MindSpore TypeIds
+_QUANT_DTYPES = {32: "<i1", 33: "<i2", 37: "<u1"}  # int8, int16, uint8
+_WEIGHT_QUANT = 2
 
 # Activation types the 2.0 Activation kernel accepts (v0 and current agree on these numbers).
 _ACTIVATIONS = {1: "RELU", 2: "SIGMOID", 3: "RELU6", 4: "ELU", 5: "LEAKY_RELU", 9: "SOFTPLUS", 10: "TANH",
@@ -35,9 +37,12 @@ class Refused(Exception):
 
 @dataclass
 class Translation:
+    """The current primitive for one v0 node; ``then_activation`` appends an Activation node after it."""
+
     op: str
     attrs: dict[str, Any]
     inputs: list[int]
+    then_activation: int = S.ACT_NONE
 
 
 @dataclass
@@ -135,11 +140,11 @@ def _deconv(node: Node, ctx: _Context) -> Translation:
     a = node.attrs
     if a["group"] > 1:
         raise Refused(f"is a grouped deconvolution (group {a['group']}), which the v0 runtime ran as group 1")
-    _, kh, kw, _ = _weight(node, ctx)
+    in_c, kh, kw, out_c = _weight(node, ctx)  # deconvolution weights are [in, kh, kw, out]
     if (kh, kw) != (a["kernelH"], a["kernelW"]):
         raise Refused(f"declares a {a['kernelH']}x{a['kernelW']} kernel but holds {kh}x{kw} weights")
     attrs = _window(node, a, "kernelH", "kernelW") | {
-        "mode": 1, "group": 1, "in_channel": a["channelIn"], "out_channel": a["channelOut"],
+        "mode": 1, "group": 1, "in_channel": in_c, "out_channel": out_c,
         "activation_type": _fused_act(a["activationType"]), "output_paddings": [0, 0]}
     return Translation("Conv2dTransposeFusion", attrs, node.inputs)
 
@@ -184,16 +189,20 @@ def _prelu(node: Node, ctx: _Context) -> Translation:
     if len(inputs) == 1:
         if not node.attrs["slope"]:
             raise Refused("has neither a slope input nor a slope attribute")
-        inputs.append(ctx.const(node, "slope", node.attrs["slope"], dtype="<f4", type_id=43))
+        inputs.append(ctx.const(node, "slope", node.attrs["slope"], dtype="<f4", type_id=_FLOAT32))
     return Translation("PReLUFusion", {"channel_shared": bool(node.attrs["channelShared"])}, inputs)
 
 
 def _arithmetic(op: str, with_activation: bool) -> Callable[[Node, _Context], Translation]:
     def rule(node: Node, ctx: _Context) -> Translation:
         _need_inputs(node, 2)
-        # v0 populate copied activationType verbatim into ArithmeticParameter, as the current one does.
-        attrs = {"activation_type": node.attrs["activationType"]} if with_activation else {}
-        return Translation(op, attrs, node.inputs)
+        if not with_activation:
+            return Translation(op, {}, node.inputs)
+        # The fused activation becomes its own node: 2.0.0's broadcasting Sub/Div kernels skip a fused ReLU.
+        act = node.attrs["activationType"]
+        if act not in (S.ACT_NONE, S.ACT_RELU, S.ACT_RELU6):
+            raise Refused(f"has fused activation type {act}")
+        return Translation(op, {"activation_type": S.ACT_NONE}, node.inputs, then_activation=act)
     return rule
 
 
@@ -379,6 +388,31 @@ class UnsupportedGraph(Exception):
         self.problems = problems
 
 
+def _dequantize_weights(node: Node, ctx: _Context) -> int:
+    """Weight-quantized nodes (v0 ``QuantType.WeightQuant``): the int8/int16 weights become float32.
+
+    The v0 runtime dequantized such weights at load time, value = (q - zero_point) * scale per tensor or per
+    output channel (axis 0); 2.0.0 fails to pack dequantized weights of an upgraded file, so the upgrade does it.
+    Returns the node's new quant type (none).
+    """
+    for index in node.inputs[1:]:
+        t = ctx.tensors[index]
+        if not t.is_const or t.dtype not in _QUANT_DTYPES:
+            continue
+        if t.quant_clusters:
+            raise Refused("has clustered (k-means) weight quantization")
+        q = np.frombuffer(t.data, _QUANT_DTYPES[t.dtype]).astype(np.float64)
+        params = t.quant_params
+        if len(params) not in (1, t.dims[0] if t.dims else 1):
+            raise Refused(f"has {len(params)} quantization parameters for a weight of shape {list(t.dims)}")
+        scale = np.array([p["scale"] for p in params]).reshape(-1, *([1] * max(len(t.dims) - 1, 0)))
+        zero = np.array([p["zero_point"] for p in params]).reshape(scale.shape)
+        values = (q.reshape(t.dims or (1,)) - zero) * scale
+        ctx.tensors[index] = Tensor(t.name, _FLOAT32, t.dims, t.format, t.node_type,
+                                    values.astype("<f4").tobytes())
+    return 0
+
+
 def tensor_name(tensor: Tensor, index: int, taken: set[str]) -> str:
     """The tensor's own name, or its index (how v0 tools showed unnamed tensors), made unique."""
     name = tensor.name or str(index)
@@ -404,7 +438,9 @@ def translate(graph: Graph) -> Graph:
         fmt = S.CURRENT_FORMAT_NC4HW4 if t.format == S.V0_FORMAT_NC4HW4 else t.format
         tensors.append(Tensor(name, t.dtype, t.dims, fmt, t.node_type, t.data, t.quant_params, t.quant_clusters))
     ctx = _Context(tensors)
-    nodes, problems = [], []
+    nodes: list[Node] = []
+    problems: list[Problem] = []
+    new_index: dict[int, list[int]] = {}
     for i, node in enumerate(graph.nodes):
         name = node.name or f"{node.op}-{i}"
         node = Node(name, node.op, node.attrs, node.inputs, node.outputs, node.quant_type)
@@ -415,16 +451,29 @@ def translate(graph: Graph) -> Graph:
             continue
         try:
             tr = rule(node, ctx)
+            quant_type = _dequantize_weights(node, ctx) if node.quant_type == _WEIGHT_QUANT else node.quant_type
         except Refused as exc:
             problems.append(Problem(name, node.op, str(exc)))
             continue
-        nodes.append(Node(name, tr.op, tr.attrs, tr.inputs, list(node.outputs), node.quant_type))
+        new_index[i] = [len(nodes)]
+        outputs = list(node.outputs)
+        if tr.then_activation != S.ACT_NONE:
+            first = ctx.tensors[outputs[0]]
+            ctx.tensors.append(Tensor(f"{name}/before_activation", first.dtype, first.dims, first.format, S.NODE_CNODE))
+            ctx.added.setdefault(i, []).append(len(ctx.tensors) - 1)
+            nodes.append(Node(name, tr.op, tr.attrs, tr.inputs, [len(ctx.tensors) - 1], quant_type))
+            attrs = {"activation_type": tr.then_activation, "alpha": 0.0, "min_val": 0.0, "max_val": 0.0,
+                     "approximate": False, "beta": 0.0}
+            new_index[i].append(len(nodes))
+            nodes.append(Node(f"{name}/activation", "Activation", attrs, [len(ctx.tensors) - 1], outputs, quant_type))
+        else:
+            nodes.append(Node(name, tr.op, tr.attrs, tr.inputs, outputs, quant_type))
     if problems:
         raise UnsupportedGraph(problems)
-    subgraphs = [SubGraph(s.name, s.inputs, s.outputs, s.nodes,
+    subgraphs = [SubGraph(s.name, s.inputs, s.outputs, [k for n in s.nodes for k in new_index[n]],
                           s.tensors + [t for n in s.nodes for t in ctx.added.get(n, [])]) for s in graph.subgraphs]
     if not subgraphs:
         subgraphs = [SubGraph("subgraph_0_main_graph", list(graph.inputs), list(graph.outputs),
-                              list(range(len(nodes))), list(range(len(tensors))))]
-    return Graph(graph.name, graph.version, graph.fmk, list(graph.inputs), list(graph.outputs), nodes, tensors,
+                              list(range(len(nodes))), list(range(len(ctx.tensors))))]
+    return Graph(graph.name, graph.version, graph.fmk, list(graph.inputs), list(graph.outputs), nodes, ctx.tensors,
                  subgraphs)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import LegacyUpgradeError, MsInspectError
@@ -15,7 +16,9 @@ from .graph import Graph
 from .reader import CorruptModel, read_v0, tensor_names
 from .writer import append_outputs, write_current
 
-__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary"]
+__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "upgraded_copy", "is_legacy"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,14 +32,12 @@ class UpgradeReport:
     tensors_in: int
     tensors_out: int
     added_outputs: tuple[str, ...] = ()
-    unsupported: tuple[str, ...] = field(default_factory=tuple)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"source": str(self.source), "output": str(self.output), "source_schema": self.source_schema,
                 "op_counts": dict(self.op_counts), "tensors_in": self.tensors_in, "tensors_out": self.tensors_out,
-                "added_outputs": list(self.added_outputs), "unsupported": list(self.unsupported),
-                "seconds": round(self.seconds, 3)}
+                "added_outputs": list(self.added_outputs), "seconds": round(self.seconds, 3)}
 
 
 def _load(path: Path) -> tuple[str, bytes]:
@@ -105,9 +106,11 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
     try:
         upgraded = ops.translate(graph)
     except ops.UnsupportedGraph as exc:
-        raise LegacyUpgradeError(
+        error = LegacyUpgradeError(
             f"cannot upgrade {src.name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
-            f"current-schema equivalent: {exc}") from None
+            f"current-schema equivalent: {exc}")
+        error.unsupported = tuple(str(p) for p in exc.problems)  # for callers that list them one per line
+        raise error from None
     extra = _output_indices(src, [t.name for t in upgraded.tensors], add_outputs)
     for index in extra:
         if index not in upgraded.outputs:
@@ -130,3 +133,24 @@ def legacy_summary(path: str | os.PathLike) -> str:
         return f"legacy schema v0, upgradable ({len(graph.nodes)} ops, all supported)"
     listed = "; ".join(map(str, problems[:10])) + (f"; ... ({len(problems) - 10} more)" if len(problems) > 10 else "")
     return (f"legacy schema v0, not upgradable: {len(problems)} of {len(graph.nodes)} ops unsupported: {listed}")
+
+
+def is_legacy(path: str | os.PathLike) -> bool:
+    """Whether a file is a legacy-schema (v0) ``.ms``: False for anything else, readable or not."""
+    try:
+        return inspect_ms(Path(path)).schema == "v0"
+    except MsInspectError:
+        return False
+
+
+def upgraded_copy(src: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str) -> tuple[Path, bool]:
+    """The current-schema upgrade of a legacy ``src``, made once and cached as ``cache_dir/<sha256[:16]>-<name>``
+    (keyed by the source's content, so a changed source is upgraded again). Returns (path, made now)."""
+    src = Path(src)
+    dst = Path(cache_dir) / f"{sha256[:16]}-{src.stem}.ms"
+    if dst.is_file():
+        return dst, False
+    report = upgrade_ms(src, dst)
+    log.warning("upgraded legacy-schema (v0) %s to the current schema: %s (%d ops, %.2f s; done once, cached)",
+                src, dst, sum(report.op_counts.values()), report.seconds)
+    return dst, True

@@ -95,7 +95,7 @@ def _tensor(b: flatbuffers.Builder, t: Tensor) -> int:
 
 
 def _node(b: flatbuffers.Builder, n: Node, primitives: tuple[str, ...], tables: dict) -> int:
-    value = _table(b, tables[n.op], n.attrs)
+    value = _table(b, tables.get(n.op, ()), n.attrs)  # attribute-less tables need no layout
     b.StartObject(2)
     b.PrependUint8Slot(S.P_TYPE, primitives.index(n.op) + 1, 0)
     b.PrependUOffsetTRelativeSlot(S.P_VALUE, value, 0)

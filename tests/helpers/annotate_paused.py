@@ -1,0 +1,33 @@
+"""Child process of the database-loss test: `python annotate_paused.py DATASET FILE... -- CLI ARGS`.
+
+Creates DATASET from the files (in the database FIFTYONE_DATABASE_URI names) unless it exists, then runs the
+real CLI. After the first write of labels it prints "saved N" and waits for a line on stdin, so the parent
+can kill mongod at exactly that point.
+"""
+import sys
+
+import fiftyone as fo
+
+from fiftyone_mslite.cli import main
+from fiftyone_mslite.integration import annotation
+
+name, rest = sys.argv[1], sys.argv[2:]
+cut = rest.index("--")
+if not fo.dataset_exists(name):
+    dataset = fo.Dataset(name, persistent=True)
+    dataset.add_samples([fo.Sample(filepath=path) for path in rest[:cut]])
+
+flush, paused = annotation._Writer.flush, []
+
+
+def flush_then_pause(self, force=True):
+    flush(self, force)
+    if self.saved and not paused:
+        paused.append(True)
+        print(f"saved {self.saved}", flush=True)
+        sys.stdin.readline()
+
+
+annotation._Writer.flush = flush_then_pause
+annotation.FLUSH_EVERY = 4
+main(rest[cut + 1:])

@@ -1,0 +1,215 @@
+"""Embeddings from MindSpore Lite models: the penultimate tensor exposed at conversion, checked against ONNX
+Runtime at the same node, and used by stock FiftyOne / FiftyOne Brain calls (real worker, real MongoDB)."""
+import json
+
+import fiftyone as fo
+import fiftyone.brain as fob
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from helpers.catalog import write_user_catalog
+from helpers.cli import cli
+from PIL import Image, ImageOps
+
+from fiftyone_mslite.adapters.images import load_image
+from fiftyone_mslite.catalog.registry import catalog
+from fiftyone_mslite.classifier import load_classifier
+from fiftyone_mslite.errors import CatalogError, DatasetError, EmbeddingNotFoundError
+from fiftyone_mslite.integration.annotation import annotate
+from fiftyone_mslite.integration.model import MSLiteModel, load_model
+from fiftyone_mslite.modelfiles.convert import convert_model
+
+TV_EMBEDDING = "/Flatten_output_0"  # torchvision MobileNetV2: GlobalAveragePool → Flatten → Gemm (classifier)
+
+
+@pytest.fixture(scope="module")
+def sample_files(imagenet_dir) -> list:
+    return sorted(imagenet_dir.glob("*.JPEG"))[::41][:24]
+
+
+@pytest.fixture(scope="module")
+def tv_model(tv_mobilenet):
+    with load_model(tv_mobilenet) as model:
+        yield model
+
+
+def _ort_at(onnx_path, tensor: str, batch_nchw: np.ndarray) -> np.ndarray:
+    """ONNX Runtime on the source model with `tensor` as an extra output: the reference embedding."""
+    model = onnx.load(str(onnx_path))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name  # the export takes batches of one
+    return np.concatenate([session.run([tensor], {name: x[None]})[0].reshape(1, -1) for x in batch_nchw])
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_conversion_records_the_penultimate_tensor(tv_mobilenet):
+    entry = catalog().model(tv_mobilenet)
+    assert (entry.embedding.tensor, entry.embedding.size) == (TV_EMBEDDING, 1280)
+    info = cli("models", "info", tv_mobilenet, "--json")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["embedding"] == {"tensor": TV_EMBEDDING, "size": 1280}
+    with load_classifier(tv_mobilenet) as clf:  # two outputs; the adapter sees only the logits
+        assert [o.name for o in clf.session.outputs] == ["logits", TV_EMBEDDING]
+        assert clf.has_embeddings and clf.embedding_size == 1280 and len(clf.labels) == 1000
+
+
+def test_embeddings_equal_onnxruntime_at_the_same_node(tv_model, sample_files, shared_dir):
+    images = [load_image(p) for p in sample_files]
+    ours = tv_model.embed_all(images)
+    batch = np.stack([tv_model.classifier.prepare(img) for img in images])  # NHWC, as the .ms takes it
+    ref = _ort_at(shared_dir / "onnx" / "mobilenet_v2_tv.onnx", TV_EMBEDDING, batch.transpose(0, 3, 1, 2))
+    assert ours.shape == (len(images), 1280) and ours.dtype == np.float32
+    cos = _cosine(ours.astype(np.float64), ref.astype(np.float64))
+    assert cos.min() >= 0.9999, cos.min()
+    # the embedding of a predict() is the one of the same inference
+    labels = tv_model.predict_all(images[:3])
+    np.testing.assert_array_equal(tv_model.get_embeddings(), tv_model.embed_all(images[:3]))
+    assert [lbl.label for lbl in labels] == [p.label for p in tv_model.classifier.predict(images[:3])]
+
+
+def test_stock_fiftyone_embedding_calls(tv_model, sample_files):
+    ds = fo.Dataset()
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in sample_files])
+    assert isinstance(tv_model, MSLiteModel) and tv_model.has_embeddings
+    ds.compute_embeddings(tv_model, embeddings_field="emb", batch_size=8)
+    stored = np.stack(ds.values("emb"))
+    np.testing.assert_allclose(stored, tv_model.embed_all([load_image(p) for p in sample_files]), rtol=1e-5,
+                               atol=1e-6)
+    viz = fob.compute_visualization(ds, model=tv_model, method="pca", brain_key="viz", batch_size=8)
+    assert viz.points.shape == (len(ds), 2)
+    sim = fob.compute_similarity(ds, model=tv_model, brain_key="sim", backend="sklearn", batch_size=8)
+    assert sim.total_index_size == len(ds)
+    fob.compute_uniqueness(ds, model=tv_model, uniqueness_field="uniq", batch_size=8)
+    assert all(0 <= u <= 1 for u in ds.values("uniq"))
+    assert set(ds.list_brain_runs()) >= {"viz", "sim"}
+
+
+def test_similarity_puts_a_resized_flipped_copy_nearest(tv_model, sample_files, tmp_path):
+    """A sample and a resized, mirrored copy of it come out nearest each other, and among the least unique."""
+    original = sample_files[5]
+    copy = tmp_path / f"copy-{original.name}"
+    with Image.open(original) as img:
+        ImageOps.mirror(img.convert("RGB").resize((img.width * 2 // 3, img.height * 2 // 3))).save(copy)
+    ds = fo.Dataset()
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in [*sample_files, copy]])
+    ids = dict(zip(ds.values("filepath"), ds.values("id")))
+    a, b = ids[str(original)], ids[str(copy)]
+    ds.compute_embeddings(tv_model, embeddings_field="emb", batch_size=8)
+    fob.compute_similarity(ds, embeddings="emb", brain_key="sim", backend="sklearn")
+    assert ds.sort_by_similarity(a, k=2, brain_key="sim").values("id") == [a, b]
+    assert ds.sort_by_similarity(b, k=2, brain_key="sim").values("id") == [b, a]
+    fob.compute_uniqueness(ds, embeddings="emb")
+    least = ds.sort_by("uniqueness").limit(3).values("id")  # uniqueness weighs 3 neighbours, not only the nearest
+    assert {a, b} <= set(least)
+
+
+def test_model_without_a_penultimate_tensor_says_how_to_set_it(tiny_onnx, fresh_catalog, monkeypatch, tmp_path):
+    """Conv → ReLU → pool → flatten is all there is: no classifier layer, so no embedding; predictions still work."""
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    labels = tmp_path / "four.txt"
+    labels.write_text("a\nb\nc\nd\n")
+    from fiftyone_mslite.catalog.user import add_model
+
+    entry, _ = add_model("no-head", str(tiny_onnx), str(labels), resize="squash", crop_fraction=1.0)
+    assert entry.embedding.tensor is None
+    with load_model("no-head") as model:
+        assert not model.has_embeddings
+        img = np.zeros((8, 8, 3), np.uint8)
+        assert model.predict(img) is not None
+        with pytest.raises(EmbeddingNotFoundError, match=r"model 'no-head'.*embedding: \{tensor: NAME\}"):
+            model.embed(img)
+        ds = fo.Dataset()
+        ds.add_sample(fo.Sample(filepath=str(labels)))
+        with pytest.raises(ValueError, match="must expose embeddings"):
+            ds.compute_embeddings(model)
+
+
+def test_catalog_names_the_tensor(tiny_model, fresh_catalog, monkeypatch, tmp_path, shared_dir):
+    """`embedding: {tensor: NAME}` overrides the search; a name the graph lacks is refused with the model named."""
+    source = catalog().model(tiny_model)
+    body = source.model_dump(mode="json", exclude={"name", "origin", "embedding"})
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    write_user_catalog(tmp_path, {"tiny-relu": {**body, "embedding": {"tensor": "r"}},
+                                  "tiny-typo": {**body, "embedding": {"tensor": "nope"}}})
+    with pytest.raises(CatalogError, match=r"model 'tiny-typo'.*no tensor named 'nope'.*embedding: \{tensor"):
+        load_classifier("tiny-typo")
+    with pytest.raises(CatalogError, match="feature map"):  # the ReLU output is 8x8 per channel, not pooled
+        load_classifier("tiny-relu")
+
+
+def test_ms_graph_surgery_adds_the_embedding(fresh_catalog, monkeypatch, tmp_path, shared_dir, sample_files,
+                                             tv_model):
+    """A .ms source with a named tensor: the current-schema writer re-emits it with that tensor as an output.
+    (The converter names a .ms tensor after the op that makes it: ONNX's '/Flatten_output_0' is '/Flatten'.)"""
+    plain = convert_model(shared_dir / "onnx" / "mobilenet_v2_tv.onnx", tmp_path / "plain.ms").output
+    monkeypatch.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path / "user.yaml"))
+    write_user_catalog(tmp_path, {"tv-ms": {"labels": "imagenet-1000", "num_classes": 1000,
+                                            "source": {"path": str(plain)}, "preprocess": {"input_size": 224},
+                                            "embedding": {"tensor": "/Flatten"}}})
+    images = [load_image(p) for p in sample_files[:6]]
+    with load_model("tv-ms") as model:
+        assert model.has_embeddings and model.embedding_size == 1280
+        np.testing.assert_allclose(model.embed_all(images), tv_model.embed_all(images), rtol=1e-4, atol=1e-5)
+
+
+def _counting_submits(model, monkeypatch) -> list:
+    """Record every batch the classifier sends to MindSpore Lite."""
+    clf, calls = model.classifier, []
+    real = clf.submit
+    monkeypatch.setattr(clf, "submit", lambda batch: calls.append(len(batch)) or real(batch))
+    return calls
+
+
+def test_annotate_writes_labels_and_embeddings_from_one_inference(tv_model, sample_files, tmp_path, monkeypatch):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    files = [*sample_files[:10], broken]
+    with_emb, plain = fo.Dataset(), fo.Dataset()
+    for ds in (with_emb, plain):
+        ds.add_samples([fo.Sample(filepath=str(p)) for p in files])
+    calls = _counting_submits(tv_model, monkeypatch)
+    summary = annotate(with_emb, tv_model, "pred", batch_size=4, draft=False, embeddings_field="emb")
+    assert calls == [4, 4, 2]  # the 10 decodable images, each inferred once: no second pass for the embeddings
+    assert summary.processed == 10 and summary.failed == 1
+    annotate(plain, tv_model, "pred", batch_size=4, draft=False)
+    assert with_emb.values("pred.label") == plain.values("pred.label")
+    emb = with_emb.values("emb")
+    assert emb[-1] is None and with_emb.values("pred_error")[-1]  # the failed sample has neither
+    np.testing.assert_allclose(np.stack(emb[:-1]), tv_model.embed_all([load_image(p) for p in files[:-1]]),
+                               rtol=1e-5, atol=1e-6)
+    again = annotate(with_emb, tv_model, "pred", batch_size=4, draft=False, embeddings_field="emb")
+    assert again.skipped == 10 and again.processed == 0  # resumes like any run
+    fob.compute_visualization(with_emb.exists("emb"), embeddings="emb", method="pca", brain_key="v")
+
+
+def test_annotate_refuses_embeddings_of_another_size(tv_model, sample_files, tiny_model, monkeypatch):
+    ds = fo.Dataset()
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in sample_files[:3]])
+    with load_model(tiny_model) as tiny:  # TinyNet's penultimate tensor: 4 values
+        annotate(ds, tiny, "tiny_pred", embeddings_field="emb")
+    assert len(ds.values("emb")[0]) == 4
+    calls = _counting_submits(tv_model, monkeypatch)
+    with pytest.raises(DatasetError, match=r"field 'emb' holds embeddings of size 4.*size 1280"):
+        annotate(ds, tv_model, "pred", embeddings_field="emb")
+    assert calls == [] and not ds.has_field("pred")  # refused before any work
+    with pytest.raises(DatasetError, match="holds EmbeddedDocumentField|holds Classification"):
+        annotate(ds, tv_model, "pred", embeddings_field="tiny_pred")
+
+
+def test_cli_annotate_embeddings(tv_mobilenet, sample_files):
+    ds = fo.Dataset("cli-embeddings")
+    ds.persistent = True
+    try:
+        ds.add_samples([fo.Sample(filepath=str(p)) for p in sample_files[:6]])
+        run = cli("annotate", "--dataset", ds.name, "--model", tv_mobilenet, "--embeddings", "emb", "--json")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["processed"] == 6
+        ds.reload()
+        assert [len(v) for v in ds.values("emb")] == [1280] * 6 and ds.count("predictions") == 6
+    finally:
+        ds.delete()
