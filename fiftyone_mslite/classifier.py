@@ -171,7 +171,7 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")
-        path = runnable_file(Path(ref).expanduser().resolve())  # missing/foreign files: a clear error first
+        path = runnable_file(Path(ref).expanduser()).resolve()  # missing/foreign files: a clear error first
         return Classifier(entry_for_file(ref, labels, dict(overrides)), path, threads=threads, backend=backend,
                           streams=streams)
     cat.model(ref)  # raises with suggestions

@@ -385,13 +385,16 @@ def upgrade_cmd(source: Path, output: Path, add_outputs: tuple[str, ...], as_jso
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N images.")
 @click.option("--model", help="Catalog model to use (default: the best one available here).")
 @click.option("--app", "launch", is_flag=True, help="Open the FiftyOne App on the result.")
+@click.option("--brain", "with_brain", is_flag=True,
+              help="Also store embeddings and run FiftyOne Brain (likely label mistakes, hardest, unique, 2-D map).")
 @json_option
-def demo_cmd(variant: str, limit: int | None, model: str | None, launch: bool, as_json: bool) -> None:
+def demo_cmd(variant: str, limit: int | None, model: str | None, launch: bool, with_brain: bool,
+             as_json: bool) -> None:
     """Annotate a real dataset with a real MindSpore Lite model, evaluate it, save the mistakes."""
     from .demo import render, run_demo
 
     with _stdout_for_json(as_json):
-        summary = run_demo(variant, limit, model, progress=not as_json)
+        summary = run_demo(variant, limit, model, progress=not as_json, brain=with_brain)
     _emit(as_json, summary.to_dict(), render(summary))
     if launch:
         _launch_app(summary.dataset, view=None)

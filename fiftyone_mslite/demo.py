@@ -38,6 +38,7 @@ class DemoSummary:
     failed: int
     saved_views: list[str] = field(default_factory=list)
     app_command: str = ""
+    brain: dict | None = None  # `BrainSummary.to_dict()` with --brain
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,8 +129,9 @@ def demo_model(variant: str, shared: Path | None, requested: str | None) -> str:
 
 
 def run_demo(variant: str = "imagenet", limit: int | None = None, model: str | None = None,
-             progress: bool = True) -> DemoSummary:
-    """Build (or reuse) the demo dataset, annotate, evaluate, save views; return what happened."""
+             progress: bool = True, brain: bool = False) -> DemoSummary:
+    """Build (or reuse) the demo dataset, annotate, evaluate, save views; return what happened. `brain` also
+    stores embeddings (same inference) and runs FiftyOne Brain: likely label mistakes, hardest, unique, 2-D map."""
     import fiftyone as fo
 
     from .integration.annotation import annotate
@@ -151,7 +153,9 @@ def run_demo(variant: str = "imagenet", limit: int | None = None, model: str | N
     else:
         dataset = import_directory(name, folder, labels_from="filename-synset" if variant == "imagenet" else "folder",
                                    label_set="imagenet-1000" if variant == "imagenet" else "cifar10", overwrite=True)
-    run = annotate(dataset, model_name, "predictions", batch_size=16, store_logits=True, progress=progress)
+    stored = dataset.has_field("embeddings")  # once a run stored embeddings, later runs keep its settings
+    emb = {"embeddings_field": "embeddings", "overwrite": not stored} if brain or stored else {}
+    run = annotate(dataset, model_name, "predictions", batch_size=16, store_logits=True, progress=progress, **emb)
     info = dataset.info.setdefault("mslite_demo", {})
     if run.processed:
         info["images_per_s"] = run.images_per_s
@@ -160,12 +164,18 @@ def run_demo(variant: str = "imagenet", limit: int | None = None, model: str | N
                       top_k=5 if variant == "imagenet" else None)
     low = save_low_confidence_view(dataset, "predictions", 0.5)
     ensure_confidence_index(dataset, "predictions")
+    brained = None
+    if brain:
+        from .integration.brain import run_brain
+
+        brained = run_brain(dataset, "predictions", "ground_truth", embeddings_field="embeddings", progress=progress)
     return DemoSummary(
         variant=variant, dataset=name, model=model_name, samples=len(dataset), accuracy=result.accuracy,
         top5_accuracy=result.top_k_accuracy, mistakes=result.num_mistakes,
         confident_mistakes=[asdict(m) for m in result.confident_mistakes[:5]],
         images_per_s=info.get("images_per_s"), annotated=run.processed, skipped=run.skipped, failed=run.failed,
-        saved_views=[result.mistakes_view, low.name], app_command=f"fiftyone-mslite app --dataset {name}")
+        saved_views=[result.mistakes_view, low.name, *(brained.views.values() if brained else ())],
+        app_command=f"fiftyone-mslite app --dataset {name}", brain=brained.to_dict() if brained else None)
 
 
 def render(summary: DemoSummary) -> str:
@@ -180,6 +190,12 @@ def render(summary: DemoSummary) -> str:
     for m in summary.confident_mistakes:
         name = Path(m["filepath"]).name
         lines.append(f"    {m['confidence']:6.1%}  predicted {m['pred']!r}, truth {m['gt']!r}  ({name})")
+    if summary.brain:
+        b = summary.brain
+        lines.append(f"  FiftyOne Brain: {b['likely_label_mistakes']} likely label mistakes (ground truth the model "
+                     f"confidently contradicts), 2-D map by {b['visualization_method']}; the top ones:")
+        lines += [f"    {m['mistakenness']:.3f}  truth {m['gt']!r}, predicted {m['pred']!r}  "
+                  f"({Path(m['filepath']).name})" for m in b["top_likely_mistakes"]]
     lines += [f"  saved views: {', '.join(summary.saved_views)}",
               f"Open it in the FiftyOne App: {summary.app_command}   (or rerun the demo with --app)"]
     return "\n".join(lines)

@@ -80,6 +80,14 @@ def embeddings_field_of(samples: Samples, pred_field: str) -> str | None:
     return name if name and dataset.has_sample_field(name) else None
 
 
+def _fresh(samples: Samples, key: str) -> str:
+    """`key`, with an earlier run under it deleted: a rerun replaces it (Brain refuses to reuse a key)."""
+    dataset = compat.root_dataset(samples)
+    if dataset.has_brain_run(key):
+        dataset.delete_brain_run(key)
+    return key
+
+
 def _save(samples: Samples, name: str, view: fo.DatasetView, description: str) -> str:
     compat.root_dataset(samples).save_view(name, view, overwrite=True, description=description)
     return name
@@ -124,17 +132,22 @@ def most_unique(samples: Samples, pred_field: str, embeddings_field: str,
 
 def visualize(samples: Samples, pred_field: str, embeddings_field: str, method: str | None = None,
               progress: bool | None = None):
-    """A 2-D map of the stored embeddings for the App's Embeddings panel, under brain key `<field>_viz`."""
-    return fob.compute_visualization(samples.exists(embeddings_field), embeddings=embeddings_field,
-                                     brain_key=brain_key(pred_field, "viz"), method=method or visualization_method(),
-                                     progress=progress)
+    """A 2-D map of the stored embeddings for the App's Embeddings panel, under brain key `<field>_viz`.
+    t-SNE's PCA step and perplexity are capped by the sample count (its defaults, 50 and 30, need more)."""
+    with_emb = samples.exists(embeddings_field)
+    method = method or visualization_method()
+    count = len(with_emb)
+    options = {"pca_dims": min(50, count), "perplexity": min(30.0, max(1.0, (count - 1) / 3))} if method == "tsne" \
+        else {}
+    return fob.compute_visualization(with_emb, embeddings=embeddings_field, method=method, progress=progress,
+                                     brain_key=_fresh(samples, brain_key(pred_field, "viz")), **options)
 
 
 def similarity(samples: Samples, pred_field: str, embeddings_field: str):
     """A similarity index over the stored embeddings (brain key `<field>_sim`): then
     `dataset.sort_by_similarity(sample_id, brain_key=...)` lists near-duplicates first."""
     return fob.compute_similarity(samples.exists(embeddings_field), embeddings=embeddings_field,
-                                  brain_key=brain_key(pred_field, "sim"), backend="sklearn")
+                                  brain_key=_fresh(samples, brain_key(pred_field, "sim")), backend="sklearn")
 
 
 def run_brain(samples: Samples, pred_field: str, gt_field: str = "ground_truth",

@@ -161,7 +161,7 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
                                    "embed": writer.embeddings_field is not None})
         context = ray.data.DataContext.get_current()
         shown, context.enable_progress_bars = context.enable_progress_bars, False  # ours is fed by our writes
-        stream = results.iter_batches(batch_size=None, batch_format="numpy")
+        stream = iter(results.iter_batches(batch_size=None, batch_format="numpy"))  # a generator: close() stops
         try:
             with fou.ProgressBar(total=len(todo), progress=progress) as pb:
                 for records in stream:
@@ -170,7 +170,7 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
                     pb.update(len(records["id"]))
         finally:
             context.enable_progress_bars = shown
-            stream.close()  # stops the streaming executor and its actors
+            stream.close()  # shuts the streaming executor down, with its actors
             writer.flush()
     finally:
         if started:

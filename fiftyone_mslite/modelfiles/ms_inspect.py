@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flatbuffers import encode, util
-from flatbuffers import number_types as N
-from flatbuffers.table import Table
+from flatbuffers import util
 
 from ..errors import MsInspectError
+from .flatbuf import CorruptFlatBuffer, FlatReader, Table
 
 __all__ = ["MsInspectError", "MsModelInfo", "MsTensorInfo", "inspect_ms"]
 
@@ -159,115 +158,6 @@ class MsModelInfo:
         return self
 
 
-class _Corrupt(Exception):
-    """Internal: an offset or length points outside the buffer (turned into MsInspectError by the caller)."""
-
-
-class _Reader:
-    """Bounds-checked FlatBuffer access on top of ``flatbuffers.table.Table``.
-
-    Why: the flatbuffers runtime trusts its input and raises struct.error/IndexError (or reads garbage)
-    on a bad offset; every position is validated here before the Table helpers touch it.
-    """
-
-    def __init__(self, buf: memoryview) -> None:
-        self.buf = buf
-        self.size = len(buf)
-
-    def _need(self, pos: int, length: int, what: str) -> None:
-        if pos < 0 or length < 0 or pos + length > self.size:
-            raise _Corrupt(f"{what} at byte {pos} (+{length}) lies outside the {self.size}-byte file")
-
-    def u32(self, pos: int, what: str) -> int:
-        self._need(pos, 4, what)
-        return encode.Get(N.Uint32Flags.packer_type, self.buf, pos)
-
-    def table(self, pos: int, what: str) -> Table:
-        """Validate a table header and its vtable (FlatBuffers Verifier::VerifyTableStart) and wrap it."""
-        self._need(pos, 4, what)
-        soff = encode.Get(N.SOffsetTFlags.packer_type, self.buf, pos)
-        vt = pos - soff
-        self._need(vt, 4, f"vtable of {what}")
-        vsize = encode.Get(N.VOffsetTFlags.packer_type, self.buf, vt)
-        tsize = encode.Get(N.VOffsetTFlags.packer_type, self.buf, vt + 2)
-        if vsize < 4 or vsize % 2:
-            raise _Corrupt(f"vtable of {what} has an invalid size {vsize}")
-        self._need(vt, vsize, f"vtable of {what}")
-        self._need(pos, max(tsize, 4), what)
-        tab = Table(self.buf, pos)
-        for slot in range((vsize - 4) // 2):
-            off = tab.Offset(4 + 2 * slot)
-            if off and off + 1 > tsize:
-                raise _Corrupt(f"field {slot} of {what} points past the end of its table")
-        return tab
-
-    def field_pos(self, tab: Table, slot: int, width: int, what: str) -> int | None:
-        off = tab.Offset(4 + 2 * slot)
-        if not off:
-            return None
-        self._need(tab.Pos + off, width, what)
-        return tab.Pos + off
-
-    def scalar_i32(self, tab: Table, slot: int, default: int, what: str) -> int:
-        pos = self.field_pos(tab, slot, 4, what)
-        return default if pos is None else tab.Get(N.Int32Flags, pos)
-
-    def _vector_at(self, tab: Table, slot: int, elem: int, what: str) -> tuple[int, int] | None:
-        pos = self.field_pos(tab, slot, 4, what)
-        if pos is None:
-            return None
-        start = pos + self.u32(pos, what)
-        length = self.u32(start, f"length of {what}")
-        self._need(start + 4, length * elem, what)
-        return start + 4, length
-
-    def string(self, tab: Table, slot: int, what: str) -> str:
-        vec = self._vector_at(tab, slot, 1, what)
-        if vec is None:
-            return ""
-        start, length = vec
-        return bytes(self.buf[start : start + length]).decode("utf-8", errors="replace")
-
-    def vector_len(self, tab: Table, slot: int, what: str) -> int:
-        vec = self._vector_at(tab, slot, 4, what)
-        return 0 if vec is None else vec[1]
-
-    def int_vector(self, tab: Table, slot: int, what: str, *, signed: bool, limit: int) -> list[int]:
-        vec = self._vector_at(tab, slot, 4, what)
-        if vec is None:
-            return []
-        start, length = vec
-        if length > limit:
-            raise _Corrupt(f"{what} claims {length} entries (more than {limit})")
-        fmt = f"<{length}{'i' if signed else 'I'}"
-        return list(struct.unpack_from(fmt, self.buf, start))
-
-    def check_vector(self, tab: Table, slot: int, elem: int, what: str) -> int:
-        """Bounds-check a vector (or string, elem=1) without reading it; returns its length (0 if absent)."""
-        vec = self._vector_at(tab, slot, elem, what)
-        return 0 if vec is None else vec[1]
-
-    def tables(self, tab: Table, slot: int, what: str) -> list[Table]:
-        """Every table of a vector of tables, each header and vtable validated."""
-        vec = self._vector_at(tab, slot, 4, what)
-        if vec is None:
-            return []
-        start, length = vec
-        out = []
-        for i in range(length):
-            elem = start + 4 * i
-            out.append(self.table(elem + self.u32(elem, what), f"{what}[{i}]"))
-        return out
-
-    def table_in_vector(self, tab: Table, slot: int, index: int, what: str) -> Table:
-        vec = self._vector_at(tab, slot, 4, what)
-        if vec is None or not 0 <= index < vec[1]:
-            count = 0 if vec is None else vec[1]
-            raise _Corrupt(f"{what} index {index} is out of range (the file holds {count})")
-        elem = vec[0] + 4 * index
-        return self.table(elem + self.u32(elem, what), f"{what}[{index}]")
-
-
 # Tags of ModelProto fields that may follow ir_version: producer_name, producer_version, domain,
 # model_version, doc_string, graph, opset_import, metadata_props, training_info, functions.
 _ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0x7A, 0x82})
@@ -301,12 +191,12 @@ def _identifier(buf: memoryview) -> str:
     return raw.decode("ascii") if all(0x20 < c < 0x7F for c in raw) else ""
 
 
-def _tensor_info(rd: _Reader, meta: Table, index: int, legacy: bool) -> MsTensorInfo:
+def _tensor_info(rd: FlatReader, meta: Table, index: int, legacy: bool) -> MsTensorInfo:
     tensor = rd.table_in_vector(meta, _MG_TENSORS, index, "MetaGraph.allTensors")
     what = f"allTensors[{index}]"
-    dtype_id = rd.scalar_i32(tensor, _T_DTYPE, 0, f"{what}.dataType")
-    fmt_id = rd.scalar_i32(tensor, _T_FORMAT, 0, f"{what}.format")
-    dims = rd.int_vector(tensor, _T_DIMS, f"{what}.dims", signed=True, limit=_MAX_DIMS)
+    dtype_id = rd.scalar(tensor, _T_DTYPE, "i32", 0, f"{what}.dataType")
+    fmt_id = rd.scalar(tensor, _T_FORMAT, "i32", 0, f"{what}.format")
+    dims = rd.values(tensor, _T_DIMS, "[i32]", f"{what}.dims", limit=_MAX_DIMS)
     formats = _FORMATS_V0 if legacy else dict(enumerate(_FORMATS_V2))
     return MsTensorInfo(
         name=rd.string(tensor, _T_NAME, f"{what}.name"),
@@ -317,11 +207,11 @@ def _tensor_info(rd: _Reader, meta: Table, index: int, legacy: bool) -> MsTensor
 
 
 def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool) -> MsModelInfo:
-    rd = _Reader(buf)
+    rd = FlatReader(buf)
     meta = rd.table(rd.u32(0, "root offset"), "MetaGraph")
     version = rd.string(meta, _MG_VERSION, "MetaGraph.version")
-    inputs = rd.int_vector(meta, _MG_INPUTS, "MetaGraph.inputIndex", signed=False, limit=_MAX_IO)
-    outputs = rd.int_vector(meta, _MG_OUTPUTS, "MetaGraph.outputIndex", signed=False, limit=_MAX_IO)
+    inputs = rd.values(meta, _MG_INPUTS, "[u32]", "MetaGraph.inputIndex", limit=_MAX_IO)
+    outputs = rd.values(meta, _MG_OUTPUTS, "[u32]", "MetaGraph.outputIndex", limit=_MAX_IO)
     info = MsModelInfo(
         path=path,
         size_bytes=len(buf),
@@ -331,19 +221,19 @@ def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool) -> MsMode
         name=rd.string(meta, _MG_NAME, "MetaGraph.name"),
         inputs=tuple(_tensor_info(rd, meta, i, legacy) for i in inputs),
         outputs=tuple(_tensor_info(rd, meta, i, legacy) for i in outputs),
-        node_count=rd.vector_len(meta, _MG_NODES, "MetaGraph.nodes"),
+        node_count=rd.vector_len(meta, _MG_NODES, 4, "MetaGraph.nodes"),
         loadable=not legacy,
-        tensor_count=rd.vector_len(meta, _MG_TENSORS, "MetaGraph.allTensors"),
-        subgraph_count=rd.vector_len(meta, _MG_SUBGRAPHS, "MetaGraph.subGraph"),
+        tensor_count=rd.vector_len(meta, _MG_TENSORS, 4, "MetaGraph.allTensors"),
+        subgraph_count=rd.vector_len(meta, _MG_SUBGRAPHS, 4, "MetaGraph.subGraph"),
         hint=f"{path.name}: {_LEGACY_HINT}" if legacy else "",
     )
     if not info.inputs or not info.outputs:
-        raise _Corrupt(f"the graph lists {len(info.inputs)} inputs and {len(info.outputs)} outputs")
+        raise CorruptFlatBuffer(f"the graph lists {len(info.inputs)} inputs and {len(info.outputs)} outputs")
     _check_structure(rd, meta)
     return info
 
 
-def _check_structure(rd: _Reader, meta: Table) -> None:
+def _check_structure(rd: FlatReader, meta: Table) -> None:
     """Bounds-check every tensor, node and subgraph the runtime would touch (weights included, not copied).
 
     Why: a truncated download loses the *end* of the buffer, and the FlatBuffer builder puts the first
@@ -351,24 +241,24 @@ def _check_structure(rd: _Reader, meta: Table) -> None:
     """
     for i, tensor in enumerate(rd.tables(meta, _MG_TENSORS, "MetaGraph.allTensors")):
         what = f"allTensors[{i}]"
-        rd.check_vector(tensor, _T_DIMS, 4, f"{what}.dims")
-        rd.check_vector(tensor, _T_DATA, 1, f"{what}.data")
-        rd.check_vector(tensor, _T_QUANT_PARAMS, 4, f"{what}.quantParams")
-        rd.check_vector(tensor, _T_QUANT_CLUSTERS, 4, f"{what}.quantClusters")
-        rd.check_vector(tensor, _T_NAME, 1, f"{what}.name")
+        rd.vector_len(tensor, _T_DIMS, 4, f"{what}.dims")
+        rd.vector_len(tensor, _T_DATA, 1, f"{what}.data")
+        rd.vector_len(tensor, _T_QUANT_PARAMS, 4, f"{what}.quantParams")
+        rd.vector_len(tensor, _T_QUANT_CLUSTERS, 4, f"{what}.quantClusters")
+        rd.vector_len(tensor, _T_NAME, 1, f"{what}.name")
     for i, node in enumerate(rd.tables(meta, _MG_NODES, "MetaGraph.nodes")):
         what = f"nodes[{i}]"
-        rd.check_vector(node, _N_NAME, 1, f"{what}.name")
-        rd.check_vector(node, _N_INPUTS, 4, f"{what}.inputIndex")
-        rd.check_vector(node, _N_OUTPUTS, 4, f"{what}.outputIndex")
+        rd.vector_len(node, _N_NAME, 1, f"{what}.name")
+        rd.vector_len(node, _N_INPUTS, 4, f"{what}.inputIndex")
+        rd.vector_len(node, _N_OUTPUTS, 4, f"{what}.outputIndex")
         prim_pos = rd.field_pos(node, _N_PRIMITIVE, 4, f"{what}.primitive")
         if prim_pos is not None:
             rd.table(prim_pos + rd.u32(prim_pos, f"{what}.primitive"), f"{what}.primitive")
     for i, graph in enumerate(rd.tables(meta, _MG_SUBGRAPHS, "MetaGraph.subGraph")):
         what = f"subGraph[{i}]"
-        rd.check_vector(graph, 0, 1, f"{what}.name")
+        rd.vector_len(graph, 0, 1, f"{what}.name")
         for slot in range(1, 5):
-            rd.check_vector(graph, slot, 4, f"{what} index vector {slot}")
+            rd.vector_len(graph, slot, 4, f"{what} index vector {slot}")
 
 
 def inspect_ms(path: str | Path) -> MsModelInfo:
@@ -425,7 +315,7 @@ def _inspect_buffer(buf: memoryview, path: Path) -> MsModelInfo:
     legacy = identifier != IDENT_CURRENT
     try:
         info = _parse(buf, path, identifier, legacy)
-    except (_Corrupt, struct.error, IndexError, ValueError, OverflowError) as exc:
+    except (CorruptFlatBuffer, struct.error, IndexError, ValueError, OverflowError) as exc:
         if identifier:
             raise MsInspectError(
                 f"{path.name} starts like a MindSpore Lite .ms model (identifier {identifier!r}) but is "

@@ -24,10 +24,11 @@ def labeled(tmp_path_factory, imagenet_dir, tv_mobilenet):
                           overwrite=True)
     annotate(ds, tv_mobilenet, "pred", store_logits=True, embeddings_field="emb", progress=False)
     right = ds.match(fo.ViewField("pred.label") == fo.ViewField("ground_truth.label"))
-    corrupted = right.sort_by("pred.confidence", reverse=True).limit(3)
+    ids = right.sort_by("pred.confidence", reverse=True).limit(3).values("id")
+    corrupted = ds.select(ids, ordered=True)  # fixed before relabeling: `right` no longer matches them after
     wrong = sorted(set(ds.values("ground_truth.label")) - set(corrupted.values("ground_truth.label")))[:3]
     corrupted.set_values("ground_truth.label", wrong)
-    return ds, set(corrupted.values("id"))
+    return ds, set(ids)
 
 
 def test_run_brain_finds_corrupted_labels_and_saves_views(labeled):
@@ -65,9 +66,25 @@ def test_cli_evaluate_brain(labeled):
     ds, _ = labeled
     ds.persistent = True
     result = cli("evaluate", "--dataset", ds.name, "--pred", "pred", "--brain", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(result.stdout)
     assert data["mistakes_view"] == "eval-mistakes" and data["brain"]["likely_label_mistakes"] >= 3
     assert data["brain"]["views"]["uniqueness"] == "pred-unique"
     text = cli("evaluate", "--dataset", ds.name, "--pred", "pred", "--brain")
-    assert "likely label mistakes" in text.stdout and "2-D map by tsne" in text.stdout
+    assert "likely label mistakes" in text.stdout and "2-D map by tsne" in text.stdout, text.stdout + text.stderr
+
+
+def test_demo_brain_prints_the_top_likely_label_mistakes(shared_dir):
+    run = cli("demo", "--limit", "60", "--brain", "--json", FIFTYONE_MSLITE_SHARED=str(shared_dir))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    data = json.loads(run.stdout)
+    brain = data["brain"]
+    assert brain["embeddings_field"] == "embeddings" and brain["visualization_method"] == "tsne"
+    assert {"predictions-likely-label-mistakes", "predictions-hardest", "predictions-unique"} <= set(
+        data["saved_views"])
+    scores = [m["mistakenness"] for m in brain["top_likely_mistakes"]]
+    assert scores == sorted(scores, reverse=True) and all(s >= 0.75 for s in scores)
+    text = cli("demo", "--limit", "60", "--brain", FIFTYONE_MSLITE_SHARED=str(shared_dir)).stdout
+    assert "likely label mistakes" in text and "predictions-likely-label-mistakes" in text
+    plain = cli("demo", "--limit", "60", "--json", FIFTYONE_MSLITE_SHARED=str(shared_dir))
+    assert plain.returncode == 0 and json.loads(plain.stdout)["skipped"] == 60  # a plain rerun still resumes

@@ -581,8 +581,10 @@ def test_retinaface_upgrade_matches_where_the_reference_runtime_was_sound(legacy
                                                                          record_property):
     """The stride-32 level never passes through the first transposed convolution: it reproduces the reference.
 
-    The stride-8/16 levels do not, and no reading of that layer's weights changes that (see the next test): the
-    2020 runtime computed the first DeDepthwiseConv2D with the second one's weights (all ones).
+    The stride-8/16 levels do not: the reference was computed with that layer acting as nearest-neighbour 2x
+    upsampling (all-ones weights, see the next test), while the file stores MindSpore's untrained default
+    initialisation there (see test_retinaface_upsamplers_differ_only_in_their_weight_values). MindSpore Lite 1.0's
+    code runs the stored weights, so the upgrader keeps them.
     """
     upgrade_ms(legacy_dir / "retinaface0924.ms", tmp_path / "retinaface.ms")
     got = run_retina(legacy_dir, runtime_python, tmp_path / "retinaface.ms")
@@ -597,7 +599,7 @@ def test_retinaface_upgrade_matches_where_the_reference_runtime_was_sound(legacy
 
 def test_retinaface_reproduces_reference_with_the_2020_runtimes_deconv_weights(legacy_dir, runtime_python, tmp_path,
                                                                               record_property):
-    """Give the first DeDepthwiseConv2D the weights the 2020 runtime evidently used: all three outputs match."""
+    """Give the first DeDepthwiseConv2D the second one's (all-ones) weights: all three outputs match the reference."""
     graph = read_v0((legacy_dir / "retinaface0924.ms").read_bytes())
     first, second = [n for n in graph.nodes if n.op == "DeDepthwiseConv2D"]
     graph.tensors[first.inputs[1]].data = graph.tensors[second.inputs[1]].data
@@ -609,6 +611,29 @@ def test_retinaface_reproduces_reference_with_the_2020_runtimes_deconv_weights(l
         print(f"RetinaFace {name}: max|diff| / max|ref| = {err:.3g}")
         assert err <= 1e-3
 
+
+
+def test_retinaface_upsamplers_differ_only_in_their_weight_values(legacy_dir):
+    """The two DeDepthwiseConv2D nodes are identical but for the weight values, which pass through unchanged.
+
+    Same attributes, same weight tensor metadata (dims, KHWC format, float32, const, no quantization), each weight
+    consumed by its own node only. The second layer's weights are all ones; the first's have the statistics of
+    MindSpore's default ``nn.Conv2dTranspose`` initialiser (``weight_init='normal'``, N(0, 0.01)), i.e. untrained.
+    """
+    graph = read_v0((legacy_dir / "retinaface0924.ms").read_bytes())
+    first, second = [n for n in graph.nodes if n.op == "DeDepthwiseConv2D"]
+    assert first.attrs == second.attrs and first.quant_type == second.quant_type == 0
+    assert first.attrs["channelMultiplier"] == 1 and (first.attrs["kernelH"], first.attrs["strideH"]) == (2, 2)
+    w1, w2 = graph.tensors[first.inputs[1]], graph.tensors[second.inputs[1]]
+    for w in (w1, w2):
+        assert (w.dims, w.format, w.dtype, w.node_type, w.quant_params) == ((64, 2, 2, 1), 7, 43, 0, ())
+    for index in (first.inputs[1], second.inputs[1]):
+        assert sum(index in n.inputs for n in graph.nodes) == 1
+    stored = np.frombuffer(w1.data, "<f4")
+    assert np.all(np.frombuffer(w2.data, "<f4") == 1.0)
+    assert abs(stored.mean()) < 0.003 and 0.008 < stored.std() < 0.012 and np.abs(stored).max() < 0.05
+    upgraded = ops.translate(graph)
+    assert upgraded.tensors[first.inputs[1]].data == w1.data  # constant data passes through unchanged
 
 # -- graph surgery on a current-schema file --------------------------------------------------------------------
 

@@ -156,7 +156,7 @@ def test_run_paired_runs_the_same_segment_per_pair_in_abba_order():
 
 
 def test_find_shared_honours_the_setting(tmp_path, monkeypatch):
-    monkeypatch.setenv(measure.SHARED_ENV, str(tmp_path))
+    monkeypatch.setenv("FIFTYONE_MSLITE_SHARED", str(tmp_path))
     assert measure.shared_path() == tmp_path and measure.find_shared() is None
     (tmp_path / "README.md").write_text("shared\n")
     assert measure.find_shared() == tmp_path

@@ -193,7 +193,7 @@ def test_legacy_msl1_file_is_v0_and_not_loadable(tmp_path):
     assert (info.identifier, info.schema, info.loadable) == ("MSL1", "v0", False)
     assert info.version == "MindSpore Lite 1.1.0"
     assert info.inputs[0].format == "NC4HW4"  # ops_v0.fbs: NC4HW4 = 100
-    assert "old.ms" in info.hint and "2.x" in info.hint and "re-convert" in info.hint
+    assert "old.ms" in info.hint and "2.x" in info.hint and "fiftyone-mslite upgrade" in info.hint
     assert info.to_dict()["loadable"] is False
     with pytest.raises(MsInspectError, match="old.ms.*legacy"):
         info.check_loadable()

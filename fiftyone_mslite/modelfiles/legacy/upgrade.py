@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import LegacyUpgradeError, MsInspectError
+from ..flatbuf import CorruptFlatBuffer
 from ..ms_inspect import inspect_ms
 from . import ops
 from .graph import Graph
-from .reader import CorruptModel, read_v0, tensor_names
+from .reader import read_v0, tensor_names
 from .writer import append_outputs, write_current
 
 __all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "upgraded_copy", "is_legacy"]
@@ -52,7 +53,7 @@ def _load(path: Path) -> tuple[str, bytes]:
 def _read_legacy(path: Path, buf: bytes) -> Graph:
     try:
         return read_v0(buf)
-    except CorruptModel as exc:
+    except CorruptFlatBuffer as exc:
         raise LegacyUpgradeError(f"cannot upgrade {path}: the legacy-schema file is corrupt: {exc}") from None
 
 

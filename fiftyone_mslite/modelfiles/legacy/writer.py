@@ -11,9 +11,9 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
+from ..flatbuf import CorruptFlatBuffer, FlatReader
 from . import schema as S
 from .graph import Graph, Node, Tensor
-from .reader import CorruptModel, FlatReader
 
 _PREPEND = {"bool": "PrependBoolSlot", "i8": "PrependInt8Slot", "i32": "PrependInt32Slot",
             "i64": "PrependInt64Slot", "f32": "PrependFloat32Slot", "f64": "PrependFloat64Slot"}
@@ -160,7 +160,7 @@ def append_outputs(buf: bytes, tensors: list[int]) -> bytes:
     operator computes.
     """
     rd = FlatReader(buf)
-    meta = rd.root()
+    meta = rd.root("MetaGraph")
     out = bytearray(buf)
     patches = [(meta, S.MG_OUTPUTS, "MetaGraph.outputIndex")]
     subgraphs = rd.tables(meta, S.MG_SUBGRAPHS, "MetaGraph.subGraph")
@@ -169,8 +169,8 @@ def append_outputs(buf: bytes, tensors: list[int]) -> bytes:
     for tab, slot, what in patches:
         field = tab.Offset(4 + 2 * slot)
         if not field:
-            raise CorruptModel(f"{what} is missing")
-        current = list(rd.array(tab, slot, "[u32]", what))
+            raise CorruptFlatBuffer(f"{what} is missing")
+        current = rd.values(tab, slot, "[u32]", what)
         merged = current + [t for t in tensors if t not in current]
         out.extend(b"\0" * (-len(out) % 4))
         start = len(out)
