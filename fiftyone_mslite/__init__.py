@@ -1,7 +1,7 @@
 """MindSpore Lite image classifiers as first-class FiftyOne models.
 
     import fiftyone_mslite as fom
-    model = fom.load_model("tv-mobilenet-v2")      # a FiftyOne Model: dataset.apply_model(model, "predictions")
+    model = fom.load_model("coral-mobilenet-v2-quant")  # a FiftyOne Model: dataset.apply_model(model, "predictions")
     fom.annotate(dataset, model, "predictions")    # the fast path
     fom.evaluate(dataset, "predictions", "ground_truth", top_k=5)
 

@@ -251,9 +251,11 @@ def models_verify(name: str, as_json: bool) -> None:
     with load_classifier(name) as clf:
         data = {"name": name, "ok": True, "path": str(clf.path),
                 "inputs": [s.to_dict() for s in clf.session.inputs],
-                "outputs": [s.to_dict() for s in clf.session.outputs], "labels": len(clf.labels)}
+                "outputs": [s.to_dict() for s in clf.session.outputs], "labels": len(clf.labels),
+                "classes": len(clf.class_names)}
+    extra = f" ({data['classes'] - data['labels']} background)" if data["classes"] != data["labels"] else ""
     _emit(as_json, data, f"ok: {name} ({data['path']}): input {data['inputs'][0]['shape']}, "
-                         f"{data['outputs'][0]['shape'][-1]} outputs = {data['labels']} labels")
+                         f"{data['classes']} outputs = {data['labels']} labels{extra}")
 
 
 @models_group.command("add")

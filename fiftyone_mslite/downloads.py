@@ -39,6 +39,7 @@ from fiftyone_mslite.runtime import settings
 from fiftyone_mslite.runtime.environment import cache_home
 
 from .errors import ChecksumMismatch, DownloadError, DownloadTooLarge, OfflineError
+from .files import atomic_write
 
 try:  # POSIX only; without it downloads still work, just without cross-process locking.
     import fcntl
@@ -325,12 +326,9 @@ def provenance(path: Path) -> dict | None:
 
 def _write_record(dest: Path, origin: _Origin, actual: str, pinned: bool) -> None:
     """Atomically replace the record beside ``dest``; a stale record never describes new bytes."""
-    record = _sidecar(dest, RECORD_SUFFIX)
-    tmp = _sidecar(record, PART_SUFFIX)
     body = {"url": origin.url, "source": origin.source, "redirects": list(origin.redirects), "sha256": actual,
             "pinned": pinned}
-    tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, record)
+    atomic_write(_sidecar(dest, RECORD_SUFFIX), json.dumps(body, indent=1) + "\n")
 
 
 def _check_and_commit(part: Path, dest: Path, actual: str, sha256: str | None, source: str, origin: _Origin) -> Path:

@@ -67,7 +67,11 @@ def _current_schema(entry: ModelEntry, source: Source, src: Path) -> Path:
     and cached beside the entry's converted files, keyed by the source's sha256. A file that cannot be upgraded
     raises (a ModelFileError), so `model_file` moves on to the entry's alternatives."""
     if is_legacy(src):
-        src, _ = upgraded_copy(src, _cache_path(entry, "upgraded").parent, source.sha256 or sha256_of(src))
+        try:
+            src, _ = upgraded_copy(src, _cache_path(entry, "upgraded").parent, source.sha256 or sha256_of(src))
+        except LegacyUpgradeError as exc:
+            raise LegacyUpgradeError(f"{src.name} uses the legacy schema (v0), which MindSpore Lite 2.x refuses, "
+                                     f"and the upgrade failed: {exc}") from None
     _check_ms(src)
     return src
 

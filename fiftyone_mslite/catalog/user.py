@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from math import prod
 from pathlib import Path
 
 import yaml
 
 from ..adapters.preprocessing import PreprocessConfig
+from ..files import atomic_write
 from ..plugins import hookimpl
 from ..runtime import settings
 from .builtin import load_yaml
@@ -45,12 +45,7 @@ def write_user_catalog(data: dict) -> Path:
     """Validate, then replace the file atomically: a bad entry never reaches disk."""
     path = user_catalog_path()
     parse_entries(data, origin=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".models-", suffix=".yaml")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 @hookimpl

@@ -3,9 +3,7 @@ FlatBuffers); the real-converter cases are in tests/integration/test_ms_inspect_
 
 from __future__ import annotations
 
-import os
 import random
-import textwrap
 from pathlib import Path
 
 import flatbuffers
@@ -15,78 +13,13 @@ from helpers.ms_files import patch_u32
 
 from fiftyone_mslite.modelfiles.ms_inspect import MsInspectError, MsTensorInfo, inspect_ms
 
-# MindSpore Lite only ships for CPython 3.7: a Python that has it (the runtime's own setting), else the
-# dev-machine venv.
-MSLITE_PYTHON = Path(os.environ.get("FIFTYONE_MSLITE_RUNTIME_PYTHON", "/nonexistent"))
-
-CONVERT = textwrap.dedent(
-    """
-    import sys
-    import mindspore_lite as m
-    c = m.Converter()
-    c.save_type = m.ModelType.MINDIR_LITE
-    c.convert(m.FmkType.ONNX, sys.argv[1], sys.argv[2])
-    """
-)
-
-# Model.get_outputs() does not exist in the 2.0.0 Python API: outputs come from one predict on zeros.
-RUNTIME_IO = textwrap.dedent(
-    """
-    import json, sys
-    import numpy as np
-    import mindspore_lite as m
-    model = m.Model()
-    model.build_from_file(sys.argv[1], m.ModelType.MINDIR_LITE, m.Context())
-    inputs = model.get_inputs()
-    for t in inputs:
-        t.set_data_from_numpy(np.zeros(t.shape, dtype=np.float32))
-    outputs = model.predict(inputs)
-    desc = lambda t: {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
-    io = {"inputs": [desc(t) for t in inputs], "outputs": [desc(t) for t in outputs]}
-    print("@@JSON@@" + json.dumps(io))
-    """
-)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # real files from the converter
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------

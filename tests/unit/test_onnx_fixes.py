@@ -1,9 +1,8 @@
-"""prepare_onnx: tiny hand-built graphs, checked for exact numerics (onnxruntime) and, where available,
-against the real MindSpore Lite 2.0 converter."""
+"""prepare_onnx: tiny hand-built graphs, checked for exact numerics (onnxruntime); the real converter's view
+is in tests/integration/test_onnx_fixes_converter.py."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,6 @@ from fiftyone_mslite.modelfiles.onnx_fixes import OnnxFixError, prepare_onnx
 
 ort = pytest.importorskip("onnxruntime")
 
-# MindSpore Lite only ships for CPython 3.7: a Python that has it (the runtime's own setting), else the
-# dev-machine venv for now.
-MSLITE_PYTHON = Path(os.environ.get("FIFTYONE_MSLITE_RUNTIME_PYTHON", "/nonexistent"))
 
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import LegacyUpgradeError, MsInspectError
+from ...files import atomic_write
 from ..flatbuf import CorruptFlatBuffer
 from ..ms_inspect import inspect_ms
 from . import ops
@@ -69,20 +69,6 @@ def _output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> li
     return [index[w] for w in wanted]
 
 
-def _write_atomic(data: bytes, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tuple[str, ...] = ()) -> UpgradeReport:
     """Write ``dst``: the current-schema equivalent of the legacy ``src``, with ``add_outputs`` (tensor names)
     appended to the graph outputs. For a current-schema ``src`` only the outputs are added (graph surgery).
@@ -99,7 +85,7 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
                                      "pass --add-output NAME to expose an internal tensor as an output")
         names = tensor_names(buf)
         data = append_outputs(buf, _output_indices(src, names, add_outputs))
-        _write_atomic(data, dst)
+        atomic_write(dst, data)
         return UpgradeReport(src, dst, schema, {}, len(names), len(names), add_outputs,
                              seconds=time.perf_counter() - start)
     graph = _read_legacy(src, buf)
@@ -117,7 +103,7 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
         if index not in upgraded.outputs:
             upgraded.outputs.append(index)
             upgraded.subgraphs[0].outputs.append(index)
-    _write_atomic(write_current(upgraded), dst)
+    atomic_write(dst, write_current(upgraded))
     return UpgradeReport(src, dst, "v0", counts, len(graph.tensors), len(upgraded.tensors), add_outputs,
                          seconds=time.perf_counter() - start)
 
