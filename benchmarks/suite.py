@@ -374,11 +374,13 @@ def annotate_path(model, field: str = "annotate") -> Callable[[Any], float]:
     return run
 
 
-def runtime_only_path(clf, batches: Sequence[np.ndarray]) -> Callable[[Any], float]:
+def runtime_only_path(model, batches: Sequence[np.ndarray]) -> Callable[[Any], float]:
     """Inference on pre-made tensors, as fast as the session goes: batches queued with `submit`, one more
-    than the streams run, outputs post-processed (softmax, top-k) as they come back."""
+    than the streams run, outputs post-processed (softmax, top-k) as they come back. The classifier is taken from
+    the model at each run: apply_model closes the model it ran (FiftyOne enters it as a context)."""
 
     def run(samples) -> float:
+        clf = model.classifier
         todo = batches[:math.ceil(len(samples) / BATCH_SIZE)]
         depth = clf.streams + 1
         t = time.perf_counter()
@@ -405,7 +407,7 @@ def apply_model_path(model, field: str) -> Callable[[Any], float]:
     return run
 
 
-SEGMENT = 128  # images per timed segment of a path (8 batches)
+SEGMENT = 250  # images per timed segment of a path: 4 segments cover the 1000 ImageNet sample images
 PAIRS = 20  # interleaved pairs of segments per throughput run
 
 
@@ -436,10 +438,11 @@ def throughput_rounds(samples, contenders: dict[str, Callable[[Any], float]], pa
 
 
 def agreement(samples, field_a: str, field_b: str) -> dict[str, float]:
-    """Top-1 agreement (%) between two Classification fields, by label."""
-    a, b = samples.values(f"{field_a}.label"), samples.values(f"{field_b}.label")
-    same = sum(x == y and x is not None for x, y in zip(a, b))
-    return {"agree": same, "images": len(a), "pct": 100 * same / len(a)}
+    """Top-1 agreement (%) between two Classification fields, by label, on the samples both labeled."""
+    pairs = [(x, y) for x, y in zip(samples.values(f"{field_a}.label"), samples.values(f"{field_b}.label"))
+             if x is not None and y is not None]
+    same = sum(x == y for x, y in pairs)
+    return {"agree": same, "images": len(pairs), "pct": 100 * same / max(len(pairs), 1)}
 
 
 def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None, pairs: int,
@@ -460,11 +463,13 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
         if "runtime only" in paths:
             batches = [np.stack([tensors[(i + k) % len(tensors)] for k in range(BATCH_SIZE)])
                        for i in range(0, len(images.files), BATCH_SIZE)]
-            contenders["runtime only"] = runtime_only_path(clf, batches)
+            contenders["runtime only"] = runtime_only_path(model, batches)
             if single is not None:
-                contenders[SINGLE_SESSION_RUNTIME] = runtime_only_path(single.classifier, batches)
+                contenders[SINGLE_SESSION_RUNTIME] = runtime_only_path(single, batches)
         if "apply_model" in paths:
-            contenders["apply_model"] = apply_model_path(model, "apply")
+            # its own model: apply_model closes the model it ran, which must not reload annotate's in its segment
+            apply = load_model(THROUGHPUT_MODEL, threads=THROUGHPUT_THREADS)
+            contenders["apply_model"] = apply_model_path(apply, "apply")
             contenders[SINGLE_SESSION_APPLY] = apply_model_path(single, "apply1")
         contenders["annotate"] = annotate_path(model)
         onnx = shared / "onnx" / ONNX_MODELS[THROUGHPUT_MODEL][0] if shared else None
@@ -493,6 +498,8 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
             agree["ONNX Runtime model vs truth"] = accuracy_vs_truth(dataset, "ort", clf)
     finally:
         model.close()
+        if "apply_model" in paths:
+            apply.close()
         if single is not None:
             single.close()
         dataset.delete()
@@ -503,11 +510,12 @@ def throughput(paths: Sequence[str], images: LabeledImages, shared: Path | None,
 
 
 def accuracy_vs_truth(samples, field: str, clf) -> dict[str, float]:
-    """Top-1 (%) of a label field against the `truth` keys (names mapped to keys through the label set)."""
+    """Top-1 (%) of a label field against the `truth` keys (names mapped to keys through the label set), on the
+    samples the field labeled."""
     key = {n: clf.labels.key(i) for i, n in enumerate(clf.labels.names)}
-    labels, truth = samples.values(f"{field}.label"), samples.values("truth")
-    hits = sum(key.get(lbl) == t for lbl, t in zip(labels, truth))
-    return {"agree": hits, "images": len(truth), "pct": 100 * hits / len(truth)}
+    pairs = [(lbl, t) for lbl, t in zip(samples.values(f"{field}.label"), samples.values("truth")) if lbl is not None]
+    hits = sum(key.get(lbl) == t for lbl, t in pairs)
+    return {"agree": hits, "images": len(pairs), "pct": 100 * hits / max(len(pairs), 1)}
 
 
 def throughput_ratios(measured: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -1,8 +1,9 @@
-"""FiftyOne App operators for fiftyone-mslite: apply a catalog model (or a model file), evaluate predictions.
+"""FiftyOne App operators for fiftyone-mslite: apply a catalog model (or a model file), evaluate predictions
+(optionally followed by FiftyOne Brain), compute embeddings and a 2-D map for the Embeddings panel.
 
 FiftyOne loads this file as a plugin (see fiftyone.yml); `fiftyone-mslite plugin install` links this
 directory into `fo.config.plugins_dir`. The heavy lifting is the package's own `annotate` and `evaluate`,
-so the App, the CLI and Python give the same results.
+so the App, the CLI and Python give the same results. The Brain steps are `fiftyone_mslite.integration.brain`.
 
 Operators run on the server with parameters from the browser, so whoever can open the App must not read the
 server's files nor make it fetch URLs (docs/security.md): models and label sets come from the catalog by
@@ -24,6 +25,8 @@ from fiftyone_mslite.errors import AppAccessError
 from fiftyone_mslite.runtime import settings
 
 SINGLE, MULTI = (fo.Classification,), (fo.Classifications,)
+BRAIN_HEADLINE = (("likely_label_mistakes", "Likely label mistakes"), ("brain_views", "Brain views"),
+                  ("brain_keys", "Brain keys"))
 PROGRESS_STEPS = 20  # progress updates per run: enough to look alive, few enough to keep batches large
 ALLOWED_DIRS_ENV = "FIFTYONE_MSLITE_APP_ALLOWED_DIRS"
 ALLOW_URLS_ENV = "FIFTYONE_MSLITE_APP_ALLOW_URLS"
@@ -73,6 +76,14 @@ def _label_ref(value: str, what: str) -> str:
 def _label_fields(samples, label_types: tuple) -> list[str]:
     schema = samples.get_field_schema(embedded_doc_type=fo.Label)
     return sorted(name for name, field in schema.items() if issubclass(field.document_type, label_types))
+
+
+def _vector_fields(samples) -> list[str]:
+    """Top-level fields that hold vectors (embeddings written by annotate or compute_embeddings)."""
+    import fiftyone.core.fields as fof
+
+    return sorted(name for name, field in samples.get_field_schema().items()
+                  if isinstance(field, (fof.VectorField, fof.ArrayField)))
 
 
 def _field_choice(inputs: types.Object, name: str, fields: list[str], label: str, description: str,
@@ -215,6 +226,17 @@ class _Evaluate(foo.Operator):
         inputs.str("eval_key", required=True, default=self.default_key, label="Evaluation key",
                    description="Names the evaluation run and the per-sample fields it writes")
         self.extra_inputs(inputs, ctx)
+        inputs.bool("run_brain", default=False, label="Run FiftyOne Brain",
+                    description="Then likely label mistakes and hardness (from the stored logits), and with "
+                                "embeddings uniqueness, a 2-D map for the Embeddings panel and a similarity index; "
+                                "each step saves a view or a brain run (docs/brain.md)")
+        if ctx.params.get("run_brain"):
+            vectors = types.AutocompleteView()
+            for field in _vector_fields(ctx.dataset):
+                vectors.add_choice(field, label=field)
+            inputs.str("embeddings_field", label="Embeddings field", view=vectors,
+                       description="By default the field that the predictions' annotate run wrote (none: "
+                                   "uniqueness and the 2-D map are skipped)")
         return types.Property(inputs, view=types.View(label=self.config.label))
 
     def extra_inputs(self, inputs: types.Object, ctx) -> None:
@@ -226,17 +248,37 @@ class _Evaluate(foo.Operator):
 
     def execute(self, ctx) -> dict:
         summary, view = self.run(ctx)
+        if ctx.params.get("run_brain"):
+            summary["brain"] = self.brain(ctx)
         if not ctx.delegated:
             # By stages, not by name: the App's list of saved views predates this run, so it would refuse
             # a view saved just now (reopening the dataset lists it).
             ctx.trigger("reload_dataset")
             ctx.ops.set_view(view=ctx.dataset.load_saved_view(view))
-        return {"summary": summary, "headline": {key: _shown(summary.get(key)) for key, _ in self.headline}}
+        headline = {key: _shown(summary.get(key)) for key, _ in self.headline}
+        if "brain" in summary:
+            brain = summary["brain"]
+            headline.update(likely_label_mistakes=_shown(brain["likely_label_mistakes"]),
+                            brain_views=", ".join(brain["views"].values()),
+                            brain_keys=", ".join(brain["brain_keys"].values()))
+        return {"summary": summary, "headline": headline}
+
+    def brain(self, ctx) -> dict:
+        """`run_brain` on the evaluated view: its summary (brain keys, saved views, notes)."""
+        from fiftyone_mslite.integration.brain import run_brain
+
+        p = ctx.params
+        if ctx.delegated:  # an immediate run has no progress dialog (not a generator): the result says it all
+            ctx.set_progress(progress=0.5, label="evaluated; running FiftyOne Brain")
+        summary = run_brain(ctx.target_view(), p["pred_field"], gt_field=p["gt_field"],
+                            embeddings_field=p.get("embeddings_field") or None, progress=False)
+        return summary.to_dict()
 
     def resolve_output(self, ctx) -> types.Property:
         """The headline numbers; the full summary (per-class report included) is in the result for scripts."""
         headline = types.Object()
-        for key, label in self.headline:
+        rows = self.headline + (BRAIN_HEADLINE if ctx.params.get("run_brain") else ())
+        for key, label in rows:
             headline.str(key, label=label, view=types.LabelValueView())
         outputs = types.Object()
         outputs.define_property("headline", headline, label="Results")
@@ -291,7 +333,185 @@ class EvaluateMultilabel(_Evaluate):
         return summary.to_dict(), summary.errors_view
 
 
+class ComputeEmbeddings(foo.Operator):
+    """Embeddings from a catalog model (only for the samples that lack them, unless recomputing), then a 2-D
+    map under a brain key for the App's Embeddings panel and, optionally, a uniqueness ranking saved as a view.
+
+    With a predictions field the embeddings come from `annotate` (labels, logits and embeddings from one
+    inference); without one from FiftyOne's `compute_embeddings` (the model's `EmbeddingsMixin`)."""
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="compute_embeddings", label="MindSpore Lite: compute embeddings & visualization",
+                                  dynamic=True, execute_as_generator=True, allow_immediate_execution=True,
+                                  allow_delegated_execution=True,
+                                  description="Embeddings from a MindSpore Lite model and a 2-D map for the "
+                                              "Embeddings panel")
+
+    def resolve_input(self, ctx) -> types.Property:
+        from fiftyone_mslite.catalog.registry import catalog
+
+        inputs = types.Object()
+        p = ctx.params
+        inputs.view_target(ctx, action_description="Compute for")
+        vectors = types.AutocompleteView()
+        for field in _vector_fields(ctx.dataset):
+            vectors.add_choice(field, label=field)
+        inputs.str("embeddings_field", required=True, default="embeddings", label="Embeddings field", view=vectors,
+                   description="New or existing field for the embeddings; samples that already have them are "
+                               "not run again")
+        inputs.bool("recompute", default=False, label="Recompute",
+                    description="Run the model on every sample, replacing stored embeddings (and predictions)")
+        choices = types.DropdownView()
+        for name, entry in sorted(catalog().models.items()):
+            choices.add_choice(name, label=name, description=entry.description or None)
+        emb = p.get("embeddings_field") or "embeddings"
+        need = bool(p.get("recompute")) or not ctx.dataset.has_sample_field(emb) \
+            or bool(ctx.target_view().exists(emb, False).count())
+        inputs.enum("model", choices.values(), required=need, label="Model", view=choices,
+                    description="A model from the fiftyone-mslite catalog; needed unless every sample already "
+                                "has embeddings")
+        labels = types.AutocompleteView()
+        for field in _label_fields(ctx.dataset, SINGLE + MULTI):
+            labels.add_choice(field, label=field)
+        inputs.str("label_field", label="Predictions field", view=labels,
+                   description="Optional: also store the model's predictions (with logits) here, from the same "
+                               "inference; empty: embeddings only")
+        colour = types.DropdownView()
+        for field in _colour_fields(ctx.dataset):
+            colour.add_choice(field, label=field)
+        if colour.choices:
+            inputs.enum("color_field", colour.values(), label="Colour by", view=colour,
+                        description="A label or evaluation field to colour the points by in the Embeddings panel")
+        inputs.str("brain_key", required=True, default=_default_brain_key(emb), label="Brain key",
+                   description="Names the visualization run (an earlier run under this key is replaced)")
+        inputs.bool("uniqueness", default=True, label="Rank by uniqueness",
+                    description="Also compute uniqueness from the embeddings and save the most unique first as "
+                                "the view '<embeddings field>-unique'")
+        inputs.int("batch_size", min=1, default=16, label="Batch size")
+        return types.Property(inputs, view=types.View(label="Compute embeddings & visualization"))
+
+    def resolve_run_name(self, ctx) -> str:
+        return f"mslite: embeddings → {ctx.params.get('brain_key')}"
+
+    def execute(self, ctx):
+        """A generator when immediate (progress dialog, then the result shown in the App); the result itself
+        when delegated (the run records it, and progress through `ctx.set_progress`)."""
+        if ctx.delegated:
+            result = {}
+            for fraction, label in self._steps(ctx, result):
+                ctx.set_progress(progress=fraction, label=label)
+            return result
+        return self._immediate(ctx)
+
+    def _immediate(self, ctx):
+        result = {}
+        for fraction, label in self._steps(ctx, result):
+            yield ctx.ops.set_progress(progress=fraction, label=label)
+        yield ctx.ops.show_output(self.resolve_output(ctx).to_json(), result)
+        view = f", view '{result['views']['uniqueness']}'" if result["views"] else ""
+        yield ctx.ops.notify(f"brain key '{result['brain_key']}' ({result['num_points']} points, "
+                             f"{result['method']}){view}: open the Embeddings panel", variant="success")
+        yield ctx.trigger("reload_dataset")
+
+    def _steps(self, ctx, result: dict):
+        """(fraction, label) after each step; fills `result` (brain key, fields, views, counts)."""
+        from fiftyone_mslite.integration import brain
+
+        p = ctx.params
+        emb, key = p["embeddings_field"], p["brain_key"]
+        target = ctx.target_view()
+        todo = target if p.get("recompute") or not ctx.dataset.has_sample_field(emb) else target.exists(emb, False)
+        computed = len(todo)
+        if computed:
+            yield from self._embed(ctx, todo, emb, computed)
+        yield 0.8, f"2-D map ({brain.visualization_method()})"
+        with_emb = target.exists(emb)
+        _visualize(with_emb, emb, key)
+        views = {}
+        if p.get("uniqueness", True):
+            yield 0.9, "uniqueness"
+            brain.most_unique(target, emb, emb, progress=False)
+            views["uniqueness"] = brain.view_name(emb, "unique")
+        result.update(brain_key=key, embeddings_field=emb, color_field=p.get("color_field"),
+                      label_field=p.get("label_field") or None, method=brain.visualization_method(),
+                      computed=computed, num_points=len(with_emb), views=views,
+                      saved_views=", ".join(views.values()) or "—")
+        yield 1.0, f"{len(with_emb)} points under '{key}'"
+
+    def _embed(self, ctx, todo, emb: str, count: int):
+        from fiftyone_mslite.integration.annotation import annotate, ensure_embeddings_field
+
+        p = ctx.params
+        if not p.get("model"):
+            raise ValueError(f"{count} samples have no '{emb}' yet: choose a model to compute them")
+        batch_size, pred = int(p.get("batch_size") or 16), p.get("label_field") or None
+        done = 0
+        with _load_catalog(p["model"]) as model:
+            ensure_embeddings_field(todo, emb, model, pred or "")  # refuses another model's vectors first
+            for chunk in _chunks(todo.values("id"), batch_size):
+                samples = todo.select(chunk)
+                if pred:
+                    annotate(samples, model, pred, batch_size=batch_size, store_logits=True, embeddings_field=emb,
+                             overwrite=bool(p.get("recompute")), progress=False)
+                else:
+                    samples.compute_embeddings(model, embeddings_field=emb, batch_size=batch_size, progress=False)
+                done += len(chunk)
+                yield 0.8 * done / count, f"embeddings {done}/{count} samples"
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        for key, label in (("brain_key", "Brain key"), ("embeddings_field", "Embeddings field"),
+                           ("num_points", "Points"), ("method", "Method"), ("color_field", "Colour by")):
+            outputs.str(key, label=label, view=types.LabelValueView())
+        outputs.str("saved_views", label="Saved views", view=types.LabelValueView())
+        return types.Property(outputs, view=types.View(label="Embeddings & visualization"))
+
+
+def _default_brain_key(embeddings_field: str) -> str:
+    from fiftyone_mslite.integration.brain import brain_key
+
+    return brain_key(embeddings_field, "viz")
+
+
+def _colour_fields(samples) -> list[str]:
+    """What the Embeddings panel can colour by that this package writes: label fields, evaluation booleans."""
+    import fiftyone.core.fields as fof
+
+    flags = [name for name, field in samples.get_field_schema().items() if isinstance(field, fof.BooleanField)]
+    return sorted(set(_label_fields(samples, SINGLE + MULTI)) | set(flags))
+
+
+def _load_catalog(name: str):
+    from fiftyone_mslite.integration.model import load_model
+
+    return load_model(_catalog_model(name))
+
+
+def _visualize(samples, embeddings_field: str, key: str):
+    """`brain.visualize` under the brain key the form chose (that helper names the run after a field): the
+    same method and the same caps on t-SNE's perplexity and PCA step for small datasets; no PCA step when
+    the vectors are already that short (PCA cannot add dimensions)."""
+    import fiftyone.brain as fob
+    import numpy as np
+
+    from fiftyone_mslite.integration import brain, compat
+
+    method, count = brain.visualization_method(), len(samples)
+    options = {}
+    if method == "tsne":
+        dims = np.asarray(samples.first()[embeddings_field]).size
+        pca = min(50, count)
+        options = {"pca_dims": pca if dims > pca else None, "perplexity": min(30.0, max(1.0, (count - 1) / 3))}
+    dataset = compat.root_dataset(samples)
+    if dataset.has_brain_run(key):
+        dataset.delete_brain_run(key)
+    return fob.compute_visualization(samples, embeddings=embeddings_field, method=method, brain_key=key,
+                                     progress=False, **options)
+
+
 def register(p) -> None:
     p.register(ApplyModel)
     p.register(Evaluate)
     p.register(EvaluateMultilabel)
+    p.register(ComputeEmbeddings)

@@ -4,6 +4,7 @@ Creates DATASET from the files (in the database FIFTYONE_DATABASE_URI names) unl
 real CLI. After the first write of labels it prints "saved N" and waits for a line on stdin, so the parent
 can kill mongod at exactly that point.
 """
+import os
 import sys
 
 import fiftyone as fo
@@ -24,7 +25,7 @@ def flush_then_pause(self, force=True):
     flush(self, force)
     if self.saved and not paused:
         paused.append(True)
-        print(f"saved {self.saved}", flush=True)
+        os.write(1, f"\nsaved {self.saved}\n".encode())  # past the progress bar's capture of sys.stdout
         sys.stdin.readline()
 
 

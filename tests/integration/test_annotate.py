@@ -88,11 +88,12 @@ def bad_dir(tmp_path_factory) -> dict[str, Path]:
     rotated_jpeg(files.setdefault("exif", d / "exif.jpg"))
     huge_jpeg(files.setdefault("huge_jpeg", d / "huge.jpg"))
     huge_png_header(files.setdefault("huge_png", d / "huge.png"))
+    os.mkfifo(files.setdefault("fifo", d / "fifo.jpg"))  # opening it for reading blocks until a writer comes
     return files
 
 
 FAILING = {"truncated": "truncated", "empty": "empty file", "missing": "not found", "text": "not an image",
-           "huge_png": "too large"}
+           "huge_png": "too large", "fifo": "a FIFO, not a regular file"}
 
 
 def _dataset(paths) -> fo.Dataset:

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 PLUGIN = "@fiftyone-mslite/mslite"
-APPLY, EVALUATE, EVALUATE_ML = (f"{PLUGIN}/{op}" for op in ("apply_model", "evaluate", "evaluate_multilabel"))
+APPLY, EVALUATE, EVALUATE_ML, EMBED = (f"{PLUGIN}/{op}" for op in ("apply_model", "evaluate", "evaluate_multilabel",
+                                                                     "compute_embeddings"))
 CLASSES = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
 
@@ -76,7 +77,7 @@ def test_fiftyone_discovers_the_plugin(plugin):
 
     assert PLUGIN in [p.name for p in fop.list_plugins()]
     uris = {op.uri for op in foo.list_operators(builtin=False)}
-    assert {APPLY, EVALUATE, EVALUATE_ML} <= uris
+    assert {APPLY, EVALUATE, EVALUATE_ML, EMBED} <= uris
 
 
 def test_apply_model_form_lists_the_catalog(plugin, dataset, tiny_model):
@@ -158,6 +159,127 @@ def test_evaluate_multilabel(plugin, dataset, tiny_model):
     assert "ml" in dataset.list_runs()
     assert summary["tp"] + summary["fn"] == sum(1 + i % 3 for i in range(len(dataset)))
     assert stages(triggered(result)["set_view"]["view"]) == stages(dataset.load_saved_view("ml-errors")._serialize())
+
+
+# ----------------------------------------------------------------------------------- embeddings and FiftyOne Brain
+
+
+def test_compute_embeddings_and_visualization(plugin, dataset, tiny_model):
+    params = {"model": tiny_model, "embeddings_field": "emb", "label_field": "preds", "color_field": "ground_truth",
+              "brain_key": "emb_map", "batch_size": 3}
+    result = run(EMBED, dataset, params, view=dataset.limit(8))
+    assert [len(v) for v in dataset.values("emb")[:8]] == [4] * 8  # TinyNet's pooled features
+    assert dataset.values("emb")[8:] == [None] * 2  # only the view the App was showing
+    assert all(p.label in CLASSES and len(p.logits) == 5 for p in dataset.values("preds")[:8])  # same inference
+    assert "emb_map" in dataset.list_brain_runs()
+    info = dataset.get_brain_info("emb_map")
+    assert info.config.embeddings_field == "emb" and info.config.method in ("umap", "tsne")
+    assert len(dataset.load_brain_results("emb_map").points) == 8
+    assert "emb-unique" in dataset.list_saved_views() and dataset.has_field("emb_uniqueness")
+    assert len(dataset.load_saved_view("emb-unique")) == 8
+    sent = triggered(result)
+    shown = sent["show_output"]["results"]
+    assert shown["brain_key"] == "emb_map" and shown["views"] == {"uniqueness": "emb-unique"}
+    assert shown["computed"] == 8 and shown["num_points"] == 8 and shown["color_field"] == "ground_truth"
+    assert "emb_map" in sent["notify"]["message"] and "reload_dataset" in sent
+    # every sample of the view has embeddings now: no model needed, nothing recomputed, the map is redone
+    again = run(EMBED, dataset, {"embeddings_field": "emb", "brain_key": "emb_map", "uniqueness": False},
+                view=dataset.limit(8))
+    assert triggered(again)["show_output"]["results"]["computed"] == 0
+    assert dataset.list_brain_runs() == ["emb_map"]
+
+
+def test_compute_embeddings_without_predictions_uses_compute_embeddings(plugin, dataset, tiny_model):
+    import numpy as np
+
+    from fiftyone_mslite.integration.model import load_model
+
+    run(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "brain_key": "map", "uniqueness": False})
+    assert not dataset.has_field("predictions") and "map" in dataset.list_brain_runs()
+    assert "emb-unique" not in dataset.list_saved_views()
+    with load_model(tiny_model) as model:
+        first = model.embed(np.asarray(Image.open(dataset.first().filepath).convert("RGB")))
+    np.testing.assert_allclose(dataset.first()["emb"], first, rtol=1e-5, atol=1e-6)
+
+
+def test_compute_embeddings_refusals(plugin, dataset, tiny_model):
+    message = refused(EMBED, dataset, {"embeddings_field": "emb", "brain_key": "map"})
+    assert "Model" in message or "choose a model" in message  # the form requires one: no sample has 'emb'
+    message = refused(EMBED, dataset, {"model": "/etc/passwd", "embeddings_field": "emb", "brain_key": "map"})
+    assert "Invalid enum value" in message or "not in the catalog" in message
+    dataset.set_values("emb", [[0.0] * 7 for _ in range(len(dataset))])  # another model's vectors
+    message = refused(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "brain_key": "map",
+                                       "recompute": True})
+    assert "holds embeddings of size 7" in message
+    assert not dataset.list_brain_runs()
+
+
+def test_compute_embeddings_delegated_reports_progress(plugin, dataset, tiny_model):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    params = {"model": tiny_model, "embeddings_field": "emb", "label_field": "preds", "brain_key": "emb_map",
+              "batch_size": 2}
+    queued = run(EMBED, dataset, params, request_delegation=True)
+    assert queued.delegated and not dataset.has_field("emb")
+    service = DelegatedOperationService()
+    [done] = service.execute_queued_operations(operator=EMBED, dataset_name=dataset.name)
+    assert done.error is None, done.error
+    op = service.get(queued.result["id"])
+    assert op.run_state == "completed"
+    assert op.status.progress == 1.0 and op.status.label == "10 points under 'emb_map'"
+    assert op.result.result["brain_key"] == "emb_map" and op.result.result["views"] == {"uniqueness": "emb-unique"}
+    dataset.reload()
+    assert dataset.count("emb") == len(dataset) and dataset.count("preds") == len(dataset)
+    assert "emb_map" in dataset.list_brain_runs() and "emb-unique" in dataset.list_saved_views()
+
+
+BRAIN_VIEWS = {"mistakenness": "predictions-likely-label-mistakes", "hardness": "predictions-hardest",
+               "uniqueness": "predictions-unique"}
+BRAIN_KEYS = {"predictions_viz", "predictions_sim"}  # the runs; mistakenness/hardness/uniqueness are fields
+
+
+def test_evaluate_runs_the_brain(plugin, dataset, tiny_model):
+    run(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "label_field": "predictions",
+                         "brain_key": "emb_viz", "uniqueness": False})
+    result = run(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
+                                     "run_brain": True})
+    brain = result.result["summary"]["brain"]
+    assert brain["embeddings_field"] == "emb"  # found from the annotate run that wrote the predictions
+    assert brain["views"] == BRAIN_VIEWS
+    assert BRAIN_KEYS <= set(dataset.list_brain_runs())
+    for field in ("predictions_mistakenness", "predictions_hardness", "predictions_uniqueness"):
+        assert dataset.count(field) == len(dataset), field
+    assert set(BRAIN_VIEWS.values()) | {"ev-mistakes"} <= set(dataset.list_saved_views())
+    headline = result.result["headline"]
+    assert headline["brain_views"] == ", ".join(BRAIN_VIEWS.values())
+    assert headline["likely_label_mistakes"] == str(brain["likely_label_mistakes"])
+    assert stages(triggered(result)["set_view"]["view"]) == stages(dataset.load_saved_view("ev-mistakes")._serialize())
+
+
+def test_evaluate_brain_delegated(plugin, dataset, tiny_model):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    run(APPLY, dataset, {"model": tiny_model, "label_field": "predictions", "store_logits": True})
+    run(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "brain_key": "emb_viz",
+                         "uniqueness": False})  # embeddings only: the predictions' run wrote none
+    queued = run(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
+                                     "run_brain": True, "embeddings_field": "emb"}, request_delegation=True)
+    service = DelegatedOperationService()
+    [done] = service.execute_queued_operations(operator=EVALUATE, dataset_name=dataset.name)
+    assert done.error is None, done.error
+    op = service.get(queued.result["id"])
+    assert op.run_state == "completed"
+    assert op.result.result["summary"]["brain"]["views"] == BRAIN_VIEWS
+    dataset.reload()
+    assert BRAIN_KEYS <= set(dataset.list_brain_runs())
+    assert set(BRAIN_VIEWS.values()) | {"ev-mistakes"} <= set(dataset.list_saved_views())
+
+
+def test_evaluate_brain_without_logits_says_to_store_them(plugin, dataset, tiny_model):
+    run(APPLY, dataset, {"model": tiny_model, "label_field": "predictions"})
+    message = refused(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
+                                          "run_brain": True})
+    assert "store_logits" in message
 
 
 # ----------------------------------------------------------------------------------- browser-supplied paths and URLs

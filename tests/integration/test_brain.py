@@ -74,7 +74,15 @@ def test_cli_evaluate_brain(labeled):
     assert "likely label mistakes" in text.stdout and "2-D map by tsne" in text.stdout, text.stdout + text.stderr
 
 
-def test_demo_brain_prints_the_top_likely_label_mistakes(shared_dir):
+@pytest.fixture
+def demo_dataset():
+    """The demo's dataset, deleted afterwards: other tests expect to build it themselves."""
+    yield "mslite-demo-imagenet"
+    if fo.dataset_exists("mslite-demo-imagenet"):
+        fo.load_dataset("mslite-demo-imagenet").delete()
+
+
+def test_demo_brain_prints_the_top_likely_label_mistakes(shared_dir, demo_dataset):
     run = cli("demo", "--limit", "60", "--brain", "--json", FIFTYONE_MSLITE_SHARED=str(shared_dir))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     data = json.loads(run.stdout)

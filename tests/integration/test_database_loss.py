@@ -3,6 +3,8 @@ resumes. Runs against a private real mongod (the test session's shared one must 
 import subprocess
 import sys
 
+import pymongo
+
 from helpers.env import REPO, python_env
 from helpers.mongod import private_mongod, start_mongod
 
@@ -20,20 +22,25 @@ def test_lost_database_is_one_line_and_keeps_what_was_saved(tiny_model, tmp_path
     cli_args = ["--", "annotate", "--dataset", "lost", "--model", tiny_model, "--field", "pred", "--batch-size", "4"]
     with private_mongod(dbpath) as (mongod, port):
         env = python_env(FIFTYONE_DATABASE_URI=f"mongodb://127.0.0.1:{port}", FIFTYONE_DATABASE_VALIDATION="false")
-        child = subprocess.Popen([sys.executable, str(HELPER), "lost", *files, *cli_args], env=env, text=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        errors = tmp_path / "stderr.txt"
+        with errors.open("w") as sink:  # a file: a full stderr pipe must not block the child
+            child = subprocess.Popen([sys.executable, str(HELPER), "lost", *files, *cli_args], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sink)
         try:
-            first = child.stdout.readline()
-            assert first.startswith("saved "), first + child.stderr.read()
-            saved = int(first.split()[1])
+            said = next((line for line in child.stdout if line.startswith("saved ")), "")  # after progress bars
+            assert said, errors.read_text()
+            saved = int(said.split()[1])
+            # acknowledged writes reach the journal within 100 ms; make that now, then kill mongod for real
+            pymongo.MongoClient(port=port).admin.command("fsync")
             mongod.kill()
             mongod.wait(timeout=60)
             child.stdin.write("\n")
             child.stdin.flush()
-            out, err = child.communicate(timeout=300)
+            out, _ = child.communicate(timeout=300)
         finally:
             child.kill()
             child.wait()
+    err = errors.read_text()
     assert child.returncode == 1, out + err
     assert "Traceback" not in err and "pymongo" not in err, err
     lines = [line for line in err.splitlines() if "database" in line]
