@@ -22,16 +22,26 @@ import json
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-from measure import Component, CpuMeter, cmdline_contains, cores, describe_machine, machine_info, run_paired
-from suite import DOCS_DIR, ensure_models, imagenet, isolate_fiftyone, replace_section, setup_sources
+# read when Ray is imported: its nodes stay on 127.0.0.1, no usage report
+os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0")
+
+import numpy as np  # noqa: E402
+from measure import (  # noqa: E402
+    Component,
+    CpuMeter,
+    cmdline_contains,
+    cores,
+    describe_machine,
+    machine_info,
+    run_paired,
+)
+from suite import DOCS_DIR, ensure_models, imagenet, isolate_fiftyone, replace_section, setup_sources  # noqa: E402
 
 MODEL = "tv-mobilenet-v2"
 BATCH = 16
-SEGMENT = 250  # images per timed segment of the engine comparison (4 segments cycle over the 1000 images)
+SEGMENT = 500  # images per timed segment of the engine comparison (2 segments cycle over the 1000 images)
 CHUNKS = (256, 512, 1024, 2048, 4096)
 WRITE_SAMPLES = 4096
 DOC = DOCS_DIR / "scale-out.md"
@@ -56,6 +66,7 @@ def engines(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
     n = cores()
     starts: list[float] = []
     steady: list[float] = []
+    marks: list[tuple[float, int]] = []  # (time, images) of each block a Ray segment receives
     write = ray_engine._write
 
     def timed(model, writer, records) -> None:  # the first record of a segment marks the pool as started
@@ -77,11 +88,9 @@ def engines(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
             return len(samples) / (t1 - t0)
         return run
 
-    marks: list[tuple[float, int]] = []
     ray_engine._write = timed
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=n, object_store_memory=200 << 20, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
+    ray.init(address="local", num_cpus=n, object_store_memory=200 << 20, include_dashboard=False,
+             log_to_driver=False)
     local = load_model(MODEL, threads=n)  # the local engine's default: one process, threads = cores
     one = load_model(MODEL, threads=1)  # Ray: `cores` actors x 1 thread (docs/scale-out.md's sizing rule)
     try:
@@ -99,7 +108,7 @@ def engines(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
     return out
 
 
-def write_capacity(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
+def write_capacity(dataset, images, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Images/s the driver labels and writes (to_labels + _Writer flushes of `chunk` samples), per chunk size."""
     from fiftyone_mslite.adapters.images import load_image
     from fiftyone_mslite.integration import annotation as an
@@ -107,34 +116,32 @@ def write_capacity(dataset, pairs: int, log: Callable[[str], None]) -> dict[str,
     from fiftyone_mslite.integration.locks import FieldLock
     from fiftyone_mslite.integration.model import load_model
 
+    def path(model, chunk: int, predictions: list) -> Callable[[Any], float]:
+        def run(samples) -> float:
+            ids = samples.values("id")
+            name = f"w{chunk}_{int(model.store_logits)}"
+            with FieldLock(compat.root_dataset(samples).name, name) as lock:
+                writer = an._Writer(samples, name, "bench", set(), an.AnnotateSummary(name, model.name), lock)
+                t = time.perf_counter()
+                for lo in range(0, len(ids), chunk):
+                    part = ids[lo:lo + chunk]
+                    for k in range(0, len(part), BATCH):  # as annotate records them: a batch at a time
+                        rows = [(i, "") for i in part[k:k + BATCH]]
+                        an._record(model, writer, rows, (predictions[:len(rows)], None))
+                    writer.flush()
+                return len(ids) / (time.perf_counter() - t)
+        return run
+
     with load_model(MODEL, threads=cores()) as model:
         clf = model.classifier
-        files = dataset.values("filepath")[:BATCH]
+        files = images.files[:BATCH]
         predictions = clf.infer(np.stack([clf.prepare(load_image(f)) for f in files]))
         out: dict[str, Any] = {}
         for logits in (False, True):
             model.store_logits = logits
-
-            def path(chunk: int) -> Callable[[Any], float]:
-                def run(samples) -> float:
-                    ids = samples.values("id")
-                    name = f"w{chunk}_{int(logits)}"
-                    summary = an.AnnotateSummary(name, model.name)
-                    with FieldLock(compat.root_dataset(samples).name, name) as lock:
-                        writer = an._Writer(samples, name, "bench", set(), summary, lock)
-                        t = time.perf_counter()
-                        for lo in range(0, len(ids), chunk):
-                            part = ids[lo:lo + chunk]
-                            for k in range(0, len(part), BATCH):
-                                rows = [(i, "") for i in part[k:k + BATCH]]
-                                an._record(model, writer, rows, (predictions[:len(rows)], None))
-                            writer.flush()
-                        return len(ids) / (time.perf_counter() - t)
-                return run
-
             log(f"write capacity, logits={logits}")
-            res = run_paired({f"chunk {c}": path(c) for c in CHUNKS}, dataset, WRITE_SAMPLES, pairs=pairs,
-                             meter=_meter(), essential=(), log=log)
+            res = run_paired({f"chunk {c}": path(model, c, predictions) for c in CHUNKS}, dataset, WRITE_SAMPLES,
+                             pairs=pairs, meter=_meter(), essential=(), log=log)
             out["with logits" if logits else "without logits"] = res.to_dict()
         return out
 
@@ -200,10 +207,9 @@ def main() -> None:
     dataset.add_samples([fo.Sample(filepath=str(f)) for f in images.files])
     writes = fo.Dataset()
     writes.add_samples([fo.Sample(filepath=f"/bench/{i}.jpg") for i in range(WRITE_SAMPLES)])
-    writes_view = writes.view()
     res = {"machine": machine_info(("fiftyone", "ray", "numpy")),
            "engines": engines(dataset, args.pairs, log),
-           "writes": write_capacity(writes_view.limit(WRITE_SAMPLES), max(2, args.pairs // 2), log)}
+           "writes": write_capacity(writes.view(), images, max(2, args.pairs // 2), log)}
     text = render(res)
     print(text)
     if args.write_docs:
@@ -212,5 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    Path(DOCS_DIR).mkdir(exist_ok=True)
     main()

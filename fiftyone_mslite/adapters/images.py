@@ -1,10 +1,11 @@
-"""Image files → RGB pixels, one policy for every entry point (CLI predict, annotate).
+"""Image files → RGB pixels, one policy for every entry point (CLI predict, annotate, apply_model).
 
 Real collections hold grayscale, RGBA, CMYK, 16-bit, palette and EXIF-rotated files, and the odd huge or
 broken one. Each is decoded to what FiftyOne itself would hand a model (RGB uint8, orientation applied,
-alpha dropped), or refused with a message that names the file. JPEG draft mode (DCT-domain downscaling by
-1/2, 1/4 or 1/8 while decoding) is used only down to the size the model's resize step needs, and also
-decodes JPEGs too large to hold in memory at full size.
+alpha dropped), or refused with a message that names the file. Only regular files are read, and at most
+MAX_FILE_BYTES of them. JPEG draft mode (DCT-domain downscaling by 1/2, 1/4 or 1/8 while decoding) is used
+only down to the size the model's resize step needs, and also decodes JPEGs too large to hold in memory at
+full size.
 """
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def _open_file(path: str | Path) -> BinaryIO:
             kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
             raise ImageDecodeError(f"cannot decode image {path}: {kind}, not a regular file")
         if st.st_size > MAX_FILE_BYTES:
-            raise ImageDecodeError(f"cannot decode image {path}: the file is {st.st_size / 2**30:.1f} GiB, above "
-                                   f"the {MAX_FILE_BYTES >> 30} GiB read limit for one image")
+            raise ImageDecodeError(f"cannot decode image {path}: {st.st_size} bytes, above the read limit for one "
+                                   f"image ({MAX_FILE_BYTES} bytes)")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

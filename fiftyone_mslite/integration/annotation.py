@@ -5,6 +5,10 @@ whole batch when one image fails. `annotate` decodes and pre-processes in a thre
 previous batch runs (a bounded number of batches in flight), writes labels in bulk, isolates failures
 per sample (recorded in `<field>_error` and in the summary), and records a run so that an interrupted
 or crashed job resumes where it stopped. Labels come from `MSLiteModel.to_labels`, as in `apply_model`.
+
+Resuming is exact: each label's sample also gets the digest of the settings that made it (`<field>_run`),
+and only samples labeled with the run record's settings are skipped. One run writes a field at a time
+(`locks.FieldLock`), and the settings check covers the whole field, not only the view being annotated.
 """
 from __future__ import annotations
 

@@ -137,8 +137,8 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
     (Ctrl-C, an error), what was written stays written and the actors are stopped."""
     ray = _ray()
     started = not ray.is_initialized()
-    if started:  # the caller's own Ray session otherwise (and its runtime_env)
-        ray.init(address=address, log_to_driver=False)
+    if started:  # else the caller's own Ray session (and its runtime_env); actors log to files, one per actor
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False)
     try:
         threads = model.config.threads
         cpus = int(ray.cluster_resources().get("CPU", 0))

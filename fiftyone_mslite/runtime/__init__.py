@@ -63,8 +63,9 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
     resized to it); fixed-batch graphs are looped over automatically. `streams` > 1 loads the model that
     many times, `threads // streams` threads each, splits every batch across them and adds `submit` for
     pipelined callers; "auto" starts with one session and switches to `threads` streams at the first
-    batch (see `streams.py`). Streams are capped at the usable cores: each is a loaded model (a worker
-    process), and more than the cores only contend. Asking for more threads than cores warns.
+    batch (see `streams.py`), capped at the usable cores: each stream is a loaded model (a worker process),
+    and more than the cores only contend. Asking for more threads or streams than cores warns; an explicit
+    `streams` number is still honoured.
     """
     from .specs import detect_model_format
 
@@ -76,8 +77,8 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
     cores = usable_cores()
     if threads > cores or (streams != "auto" and int(streams) > cores):
         warnings.warn("threads={}, streams={} asks for more than the {} CPU cores this process may use: extra "
-                      "threads only contend; starting at most {} streams".format(threads, streams, cores, cores),
-                      RuntimeWarning, stacklevel=2)
+                      "threads and streams only contend (streams='auto' starts at most {})".format(
+                          threads, streams, cores, cores), RuntimeWarning, stacklevel=2)
 
     def open_one(threads):
         if inprocess:
@@ -93,7 +94,7 @@ def open_model(path, threads=2, batch_size=None, backend=None, python=None, stre
 
     if streams == "auto" and min(threads, cores) > 1:
         return AdaptiveSession(open_streams, threads, streams=min(threads, cores))
-    streams = 1 if streams == "auto" else min(int(streams), cores)  # "auto" here: one thread or one core
+    streams = 1 if streams == "auto" else int(streams)  # "auto" here: one thread or one core
     return open_streams(max(1, threads // streams), streams)
 
 

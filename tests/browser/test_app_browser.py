@@ -205,3 +205,30 @@ def test_operators_run_from_the_app(app, server, demo, tmp_path):
     page.get_by_text(f"{len(mistakes)} samples", exact=True).wait_for(timeout=TIMEOUT_MS)  # now on the mistakes
     page.get_by_text("app_eval", exact=True).first.wait_for(timeout=TIMEOUT_MS)  # the new per-sample field
     assert 0 < len(mistakes) < len(dataset)
+
+
+def test_explore_embeddings(app, server, demo, tmp_path):
+    import fiftyone.operators as foo
+    (session, url), (dataset, _) = server, demo
+    import concurrent.futures
+    res = concurrent.futures.ThreadPoolExecutor(1).submit(foo.execute_operator, "@fiftyone-mslite/mslite/compute_embeddings",
+                               ctx={"dataset": dataset.name, "params": {"model": "tv-mobilenet-v2", "embeddings_field": "embeddings", "brain_key": "embeddings_viz", "color_field": "eval"}}).result()
+    assert res.error is None, res.error_message
+    session.clear_view()
+    app.open(url, len(dataset))
+    page = app.page
+    out = Path("/tmp/explore"); out.mkdir(exist_ok=True)
+    page.screenshot(path=str(out / "0.png"))
+    (out / "0.html").write_text(page.content())
+    import time
+    t = time.time()
+    while not (out / "stop").exists() and time.time() - t < 1500:
+        cmd = out / "cmd.py"
+        if cmd.exists():
+            code = cmd.read_text(); cmd.unlink()
+            try:
+                exec(code, {"page": page, "out": out, "dataset": dataset, "session": session})
+                (out / "result.txt").write_text("ok")
+            except Exception as e:
+                (out / "result.txt").write_text(repr(e))
+        page.wait_for_timeout(300)

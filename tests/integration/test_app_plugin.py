@@ -186,12 +186,10 @@ def test_compute_embeddings_and_visualization(plugin, dataset, tiny_model):
     again = run(EMBED, dataset, {"embeddings_field": "emb", "brain_key": "emb_map", "uniqueness": False},
                 view=dataset.limit(8))
     assert triggered(again)["show_output"]["results"]["computed"] == 0
-    assert dataset.list_brain_runs() == ["emb_map"]
+    assert sorted(dataset.list_brain_runs()) == ["emb_map", "emb_uniqueness"]  # the map replaced, not added
 
 
 def test_compute_embeddings_without_predictions_uses_compute_embeddings(plugin, dataset, tiny_model):
-    import numpy as np
-
     from fiftyone_mslite.integration.model import load_model
 
     run(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "brain_key": "map", "uniqueness": False})
@@ -204,10 +202,10 @@ def test_compute_embeddings_without_predictions_uses_compute_embeddings(plugin, 
 
 def test_compute_embeddings_refusals(plugin, dataset, tiny_model):
     message = refused(EMBED, dataset, {"embeddings_field": "emb", "brain_key": "map"})
-    assert "Model" in message or "choose a model" in message  # the form requires one: no sample has 'emb'
+    assert "Path: model" in message and "Required" in message  # the form requires one: no sample has 'emb'
     message = refused(EMBED, dataset, {"model": "/etc/passwd", "embeddings_field": "emb", "brain_key": "map"})
     assert "Invalid enum value" in message or "not in the catalog" in message
-    dataset.set_values("emb", [[0.0] * 7 for _ in range(len(dataset))])  # another model's vectors
+    dataset.set_values("emb", [np.zeros(7) for _ in range(len(dataset))])  # another model's vectors
     message = refused(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "brain_key": "map",
                                        "recompute": True})
     assert "holds embeddings of size 7" in message
@@ -235,11 +233,27 @@ def test_compute_embeddings_delegated_reports_progress(plugin, dataset, tiny_mod
 
 BRAIN_VIEWS = {"mistakenness": "predictions-likely-label-mistakes", "hardness": "predictions-hardest",
                "uniqueness": "predictions-unique"}
-BRAIN_KEYS = {"predictions_viz", "predictions_sim"}  # the runs; mistakenness/hardness/uniqueness are fields
+BRAIN_KEYS = {"predictions_mistakenness", "predictions_hardness", "predictions_uniqueness", "predictions_viz",
+              "predictions_sim"}
 
 
-def test_evaluate_runs_the_brain(plugin, dataset, tiny_model):
-    run(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "label_field": "predictions",
+@pytest.fixture()
+def imagenet(imagenet_dir, tv_mobilenet, tmp_path):
+    """12 real ImageNet sample images with their true class (the Brain's 2-D map needs real-sized embeddings)."""
+    from fiftyone_mslite.integration.datasets import import_directory
+
+    files = sorted(imagenet_dir.glob("*.JPEG"))
+    for f in files[:: len(files) // 12][:12]:
+        (tmp_path / f.name).symlink_to(f)
+    ds = import_directory("mslite-app-brain", tmp_path, labels_from="filename-synset", overwrite=True)
+    yield ds
+    ds.delete()
+
+
+@pytest.mark.shared
+def test_evaluate_runs_the_brain(plugin, imagenet, tv_mobilenet):
+    dataset = imagenet
+    run(EMBED, dataset, {"model": tv_mobilenet, "embeddings_field": "emb", "label_field": "predictions",
                          "brain_key": "emb_viz", "uniqueness": False})
     result = run(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
                                      "run_brain": True})
@@ -249,6 +263,7 @@ def test_evaluate_runs_the_brain(plugin, dataset, tiny_model):
     assert BRAIN_KEYS <= set(dataset.list_brain_runs())
     for field in ("predictions_mistakenness", "predictions_hardness", "predictions_uniqueness"):
         assert dataset.count(field) == len(dataset), field
+    assert len(dataset.load_brain_results("predictions_viz").points) == len(dataset)
     assert set(BRAIN_VIEWS.values()) | {"ev-mistakes"} <= set(dataset.list_saved_views())
     headline = result.result["headline"]
     assert headline["brain_views"] == ", ".join(BRAIN_VIEWS.values())
@@ -256,11 +271,13 @@ def test_evaluate_runs_the_brain(plugin, dataset, tiny_model):
     assert stages(triggered(result)["set_view"]["view"]) == stages(dataset.load_saved_view("ev-mistakes")._serialize())
 
 
-def test_evaluate_brain_delegated(plugin, dataset, tiny_model):
+@pytest.mark.shared
+def test_evaluate_brain_delegated(plugin, imagenet, tv_mobilenet):
     from fiftyone.operators.delegated import DelegatedOperationService
 
-    run(APPLY, dataset, {"model": tiny_model, "label_field": "predictions", "store_logits": True})
-    run(EMBED, dataset, {"model": tiny_model, "embeddings_field": "emb", "brain_key": "emb_viz",
+    dataset = imagenet
+    run(APPLY, dataset, {"model": tv_mobilenet, "label_field": "predictions", "store_logits": True})
+    run(EMBED, dataset, {"model": tv_mobilenet, "embeddings_field": "emb", "brain_key": "emb_viz",
                          "uniqueness": False})  # embeddings only: the predictions' run wrote none
     queued = run(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
                                      "run_brain": True, "embeddings_field": "emb"}, request_delegation=True)

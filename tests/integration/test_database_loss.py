@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pymongo
-
 from helpers.env import REPO, python_env
 from helpers.mongod import private_mongod, start_mongod
 

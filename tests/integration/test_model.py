@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_mslite.adapters.images import load_image
+from fiftyone_mslite.adapters.images import ImageDecodeError, load_image
 from fiftyone_mslite.classifier import load_classifier
 from fiftyone_mslite.integration.annotation import annotate
 from fiftyone_mslite.integration.model import MSLiteModel, load_model
@@ -140,3 +140,29 @@ def test_streams_setting_changes_speed_not_labels(tiny_model, odd_sized):
     for bad in (0, "fast", 1.5):
         with pytest.raises(ValueError, match="streams must be 'auto' or a positive integer"):
             load_model(tiny_model, streams=bad)
+
+
+def test_apply_model_reads_files_as_annotate_does(tiny_model, tmp_path, monkeypatch):
+    """FiftyOne hands a non-torch model pixels it decoded itself with OpenCV (truncated JPEGs accepted, any size);
+    ours reads the samples' files with annotate's decoder: the same failures, and bounded decoding."""
+    import cv2
+
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(whole, quality=90)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert cv2.imread(str(truncated)) is not None  # what FiftyOne decodes and hands over
+    large = tmp_path / "large.png"
+    Image.open(whole).save(large)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60 * 80 - 1)  # large.png is above the limit: refused unread
+    with load_model(tiny_model) as model:
+        for path, why in ((truncated, "truncated"), (large, "too large")):
+            ds = _dataset([path])
+            for batch_size in (None, 2):
+                with pytest.raises(ImageDecodeError, match=why):
+                    ds.apply_model(model, "pred", batch_size=batch_size, skip_failures=False)
+            summary = annotate(ds, model, "ours", progress=False)
+            assert summary.failed == 1 and why in summary.failures[0].error and not ds.has_sample_field("pred")
+        ds = _dataset([whole])
+        ds.apply_model(model, "pred", batch_size=2)
+        assert ds.first().pred.label == _direct(tiny_model, [whole])[0].label

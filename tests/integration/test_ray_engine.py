@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -15,16 +17,21 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 import pytest
-import ray
 from helpers.cli import cli
 from PIL import Image
-from ray.cluster_utils import Cluster
 
 from fiftyone_mslite.catalog.user import user_catalog_path
 from fiftyone_mslite.errors import EngineUnavailableError
 from fiftyone_mslite.integration import ray_engine
 from fiftyone_mslite.integration.annotation import annotate, run_key
 from fiftyone_mslite.integration.model import load_model
+
+# Read when Ray is imported, and inherited by its daemons and by the CLI's driver: every node on 127.0.0.1 (Ray
+# otherwise swaps a loopback address for the machine's own), and no usage report.
+os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0",
+                  FIFTYONE_MSLITE_TESTS_PID=str(os.getpid()))
+import ray  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
 
 MB = 1 << 20
 MARKER = "FIFTYONE_MSLITE_TEST_RAY"  # in every actor's environment (and its worker's): finds what we started
@@ -81,7 +88,7 @@ def cluster(request, tiny_model):
     address and the marker in every actor's environment. Always shut down; nothing may be left running."""
     fo.Dataset().delete()  # connect (FiftyOne starts the session's mongod) before asking for its URI
     marker = uuid.uuid4().hex
-    os.environ.update(RAY_USAGE_STATS_ENABLED="0", FIFTYONE_MSLITE_TESTS_PID=str(os.getpid()))
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live below it
     env_vars = {MARKER: marker, "FIFTYONE_DATABASE_URI": ray_engine.database_uri(),
                 "FIFTYONE_MSLITE_USER_CATALOG": str(user_catalog_path()),
                 "FIFTYONE_MSLITE_HOME": os.environ["FIFTYONE_MSLITE_HOME"],
@@ -90,25 +97,26 @@ def cluster(request, tiny_model):
     nodes = None
     try:
         if request.param == "local":
-            ray.init(num_cpus=2, object_store_memory=200 * MB, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     **init)
+            ray.init(address="local", num_cpus=2, object_store_memory=200 * MB, include_dashboard=False,
+                     _temp_dir=temp, **init)
             address = ray.get_runtime_context().gcs_address
         else:  # a head that only schedules, and two one-CPU worker nodes: actors on different raylets
             nodes = Cluster(initialize_head=True, head_node_args={
-                "num_cpus": 0, "object_store_memory": 80 * MB, "include_dashboard": False,
-                "node_ip_address": "127.0.0.1"})
+                "num_cpus": 0, "object_store_memory": 80 * MB, "include_dashboard": False, "temp_dir": temp})
             for _ in range(2):
-                nodes.add_node(num_cpus=1, object_store_memory=80 * MB, node_ip_address="127.0.0.1")
+                nodes.add_node(num_cpus=1, object_store_memory=80 * MB)
             nodes.wait_for_nodes()
             address = nodes.address
             ray.init(address=address, **init)
-        yield {"address": address, "marker": marker, "kind": request.param}
+        assert address.startswith("127.0.0.1:")
+        yield {"address": address, "marker": marker}
     finally:
         ray.shutdown()
         if nodes is not None:
             nodes.shutdown()
         _wait_gone(_ray_daemons, "Ray processes")
         _wait_gone(_ours(marker), "actors or their MindSpore Lite workers")
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
