@@ -28,6 +28,7 @@ from typing import Any, Union
 from fiftyone_mslite.demo import find_shared, shared_path  # noqa: F401 - the one locator, re-exported for scripts
 
 REPO = Path(__file__).resolve().parents[1]
+THREAD_POLL_S = 0.05  # how often tagged threads are read, so that ended ones keep their CPU
 REST = "rest"  # the caller's CPU not claimed by a component
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
@@ -212,8 +213,9 @@ class CpuSnapshot:
 @dataclass
 class CpuUsage:
     """CPU seconds of the process tree over an interval, by component (incl. `rest`), plus the machine's noise.
-    Limits: a tagged process or thread that ends inside the interval has its CPU counted in `rest` (the kernel folds
-    it into the parent), and /proc counts in clock ticks (10 ms per process), so intervals should be ≥ ~1 s."""
+    Limits: a tagged process that ends inside the interval has its CPU counted in `rest` (the kernel folds it into the
+    parent; tagged threads are polled, so an ended one keeps its share to within one poll), and /proc counts in clock
+    ticks (10 ms per process), so intervals should be ≥ ~1 s."""
     wall_s: float
     total_s: float  # caller (all threads) + descendants, without `separate`
     components: dict[str, float]
@@ -253,6 +255,24 @@ class CpuMeter:
             raise ValueError("a separate component names processes only")
         self.components = tuple(components)
         self.separate = tuple(separate)
+        # Tagged threads that end inside an interval (a decode pool shut down at the end of an annotate call) would
+        # take their CPU with them: a daemon thread polls them every `THREAD_POLL_S` and keeps each one's last
+        # counter, so an ended thread stays attributed (to within one poll of CPU).
+        self._seen: dict[_Key, tuple[str, float]] = {}
+        self._seen_lock = threading.Lock()
+        if any(c.threads is not None for c in self.components):
+            threading.Thread(target=self._poll_threads, name="cpumeter-poll", daemon=True).start()
+
+    def _poll_threads(self) -> None:
+        while True:
+            self._tracked_threads()
+            time.sleep(THREAD_POLL_S)
+
+    def _tracked_threads(self) -> dict[_Key, tuple[str, float]]:
+        fresh = self._threads(os.getpid())
+        with self._seen_lock:
+            self._seen.update(fresh)
+            return dict(self._seen)
 
     def snapshot(self) -> CpuSnapshot:
         t_before, caller_before = time.perf_counter(), _caller_cpu()
@@ -282,7 +302,7 @@ class CpuMeter:
                          if c.processes is not None and _matches(c.processes, pid, p.comm, False)), by_pid.get(p.ppid))
             if name:
                 by_pid[pid] = owner[p.key] = name
-        threads = self._threads(me)
+        threads = self._tracked_threads()
         jiffies = _cpu_jiffies()
         reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         t_after, caller_after = time.perf_counter(), _caller_cpu()

@@ -427,7 +427,7 @@ class ComputeEmbeddings(foo.Operator):
             yield from self._embed(ctx, todo, emb, computed)
         yield 0.8, f"2-D map ({brain.visualization_method()})"
         with_emb = target.exists(emb)
-        _visualize(with_emb, emb, key)
+        brain.visualize(with_emb, emb, emb, progress=False, key=key)
         views = {}
         if p.get("uniqueness", True):
             yield 0.9, "uniqueness"
@@ -486,28 +486,6 @@ def _load_catalog(name: str):
     from fiftyone_mslite.integration.model import load_model
 
     return load_model(_catalog_model(name))
-
-
-def _visualize(samples, embeddings_field: str, key: str):
-    """`brain.visualize` under the brain key the form chose (that helper names the run after a field): the
-    same method and the same caps on t-SNE's perplexity and PCA step for small datasets; no PCA step when
-    the vectors are already that short (PCA cannot add dimensions)."""
-    import fiftyone.brain as fob
-    import numpy as np
-
-    from fiftyone_mslite.integration import brain, compat
-
-    method, count = brain.visualization_method(), len(samples)
-    options = {}
-    if method == "tsne":
-        dims = np.asarray(samples.first()[embeddings_field]).size
-        pca = min(50, count)
-        options = {"pca_dims": pca if dims > pca else None, "perplexity": min(30.0, max(1.0, (count - 1) / 3))}
-    dataset = compat.root_dataset(samples)
-    if dataset.has_brain_run(key):
-        dataset.delete_brain_run(key)
-    return fob.compute_visualization(samples, embeddings=embeddings_field, method=method, brain_key=key,
-                                     progress=False, **options)
 
 
 def register(p) -> None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import fiftyone as fo
 import fiftyone.brain as fob
+import numpy as np
 from fiftyone import ViewField as F
 
 from ..errors import DatasetError
@@ -131,16 +132,20 @@ def most_unique(samples: Samples, pred_field: str, embeddings_field: str,
 
 
 def visualize(samples: Samples, pred_field: str, embeddings_field: str, method: str | None = None,
-              progress: bool | None = None):
-    """A 2-D map of the stored embeddings for the App's Embeddings panel, under brain key `<field>_viz`.
-    t-SNE's PCA step and perplexity are capped by the sample count (its defaults, 50 and 30, need more)."""
+              progress: bool | None = None, key: str | None = None):
+    """A 2-D map of the stored embeddings for the App's Embeddings panel, under brain key `key` (default
+    `<field>_viz`). t-SNE's PCA step and perplexity are capped by the sample count (its defaults, 50 and 30, need
+    more), and there is no PCA step when the vectors are already that short (PCA cannot add dimensions)."""
     with_emb = samples.exists(embeddings_field)
     method = method or visualization_method()
     count = len(with_emb)
-    options = {"pca_dims": min(50, count), "perplexity": min(30.0, max(1.0, (count - 1) / 3))} if method == "tsne" \
-        else {}
+    options = {}
+    if method == "tsne":
+        dims = np.asarray(with_emb.first()[embeddings_field]).size if count else 0
+        pca = min(50, count)
+        options = {"pca_dims": pca if dims > pca else None, "perplexity": min(30.0, max(1.0, (count - 1) / 3))}
     return fob.compute_visualization(with_emb, embeddings=embeddings_field, method=method, progress=progress,
-                                     brain_key=_fresh(samples, brain_key(pred_field, "viz")), **options)
+                                     brain_key=_fresh(samples, key or brain_key(pred_field, "viz")), **options)
 
 
 def similarity(samples: Samples, pred_field: str, embeddings_field: str):

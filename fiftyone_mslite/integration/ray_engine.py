@@ -154,24 +154,26 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
         blocks = [pa.table({"id": [i for i, _ in todo[lo:lo + per_block]],
                             "filepath": [p for _, p in todo[lo:lo + per_block]]})
                   for lo in range(0, len(todo), per_block)]
-        results = ray.data.from_arrow(blocks).map_batches(
-            _Annotator, batch_size=batch_size, batch_format="numpy", num_cpus=threads,
-            compute=ray.data.ActorPoolStrategy(size=size), runtime_env=_runtime_env(ray),
-            fn_constructor_kwargs={"config": model.config.serialize(), "expected": model.settings(), "draft": draft,
-                                   "embed": writer.embeddings_field is not None})
-        context = ray.data.DataContext.get_current()
-        shown, context.enable_progress_bars = context.enable_progress_bars, False  # ours is fed by our writes
-        stream = iter(results.iter_batches(batch_size=None, batch_format="numpy"))  # a generator: close() stops
+        context = ray.data.DataContext.get_current()  # copied into the dataset: set before it is made
+        shown, context.enable_progress_bars = context.enable_progress_bars, False  # ours, fed by our writes
         try:
-            with fou.ProgressBar(total=len(todo), progress=progress) as pb:
-                for records in stream:
-                    _write(model, writer, records)
-                    writer.flush(force=False)
-                    pb.update(len(records["id"]))
+            results = ray.data.from_arrow(blocks).map_batches(
+                _Annotator, batch_size=batch_size, batch_format="numpy", num_cpus=threads,
+                compute=ray.data.ActorPoolStrategy(size=size), runtime_env=_runtime_env(ray),
+                fn_constructor_kwargs={"config": model.config.serialize(), "expected": model.settings(),
+                                       "draft": draft, "embed": writer.embeddings_field is not None})
+            stream = iter(results.iter_batches(batch_size=None, batch_format="numpy"))  # a generator
+            try:
+                with fou.ProgressBar(total=len(todo), progress=progress) as pb:
+                    for records in stream:
+                        _write(model, writer, records)
+                        writer.flush(force=False)
+                        pb.update(len(records["id"]))
+            finally:
+                stream.close()  # shuts the streaming executor down, with its actors
+                writer.flush()
         finally:
             context.enable_progress_bars = shown
-            stream.close()  # shuts the streaming executor down, with its actors
-            writer.flush()
     finally:
         if started:
             ray.shutdown()

@@ -1,12 +1,15 @@
-"""The FiftyOne App, in a real (headless Debian chromium) browser, showing our predictions and mistakes view.
+"""The FiftyOne App, in a real (headless Debian chromium) browser, showing our predictions, the mistakes view and
+the Embeddings panel on a map our compute-embeddings operator made.
 
 Screenshots go to a temporary directory; with FIFTYONE_MSLITE_UPDATE_SCREENSHOTS=1 they replace
 docs/images/app-*.png (shown in the README and docs/app.md).
 """
+import io
 import os
 import re
 import shutil
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -207,28 +210,73 @@ def test_operators_run_from_the_app(app, server, demo, tmp_path):
     assert 0 < len(mistakes) < len(dataset)
 
 
-def test_explore_embeddings(app, server, demo, tmp_path):
+
+RIGHT, WRONG = "#33cc33", "#ee0000"  # the eval field's colours (the App's default pool puts two dark greens)
+
+
+def _coloured_pixels(png: bytes) -> tuple[int, int]:
+    """(green, red) pixels of a screenshot: points coloured RIGHT and WRONG (drawn translucent: about
+    (48, 127, 48) and (144, 21, 21) on the dark background)."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((g > 90) & (g > 2 * r) & (g > 2 * b)).sum()), int(((r > 90) & (r > 3 * g) & (r > 3 * b)).sum())
+
+
+def test_app_embeddings_panel(app, server, demo, tmp_path):
+    """Our operator computes embeddings and a 2-D map; the App's Embeddings panel lists the brain key and draws the
+    points, coloured by the evaluation's right/wrong field."""
+    import fiftyone as fo
     import fiftyone.operators as foo
-    (session, url), (dataset, _) = server, demo
-    import concurrent.futures
-    res = concurrent.futures.ThreadPoolExecutor(1).submit(foo.execute_operator, "@fiftyone-mslite/mslite/compute_embeddings",
-                               ctx={"dataset": dataset.name, "params": {"model": "tv-mobilenet-v2", "embeddings_field": "embeddings", "brain_key": "embeddings_viz", "color_field": "eval"}}).result()
-    assert res.error is None, res.error_message
+
+    (session, url), (dataset, summary) = server, demo
+    params = {"model": "tv-mobilenet-v2", "embeddings_field": "embeddings", "brain_key": "embeddings_viz",
+              "color_field": summary.eval_key}
+    ctx = {"dataset": dataset.name, "params": params}
+    with ThreadPoolExecutor(1) as pool:  # playwright's loop runs in this thread: the executor needs its own
+        result = pool.submit(foo.execute_operator, "@fiftyone-mslite/mslite/compute_embeddings", ctx=ctx).result()
+    assert result.error is None, result.error_message
+    dataset.reload()
+    assert "embeddings_viz" in dataset.list_brain_runs() and dataset.count("embeddings") == len(dataset)
+    right, wrong = (dataset.count_values(summary.eval_key).get(v, 0) for v in (True, False))
+    assert wrong == summary.num_mistakes
+
+    before = session.color_scheme
+    session.color_scheme = fo.ColorScheme(fields=[{"path": summary.eval_key, "valueColors": [
+        {"value": "true", "color": RIGHT}, {"value": "false", "color": WRONG}]}])
     session.clear_view()
-    app.open(url, len(dataset))
-    page = app.page
-    out = Path("/tmp/explore"); out.mkdir(exist_ok=True)
-    page.screenshot(path=str(out / "0.png"))
-    (out / "0.html").write_text(page.content())
-    import time
-    t = time.time()
-    while not (out / "stop").exists() and time.time() - t < 1500:
-        cmd = out / "cmd.py"
-        if cmd.exists():
-            code = cmd.read_text(); cmd.unlink()
-            try:
-                exec(code, {"page": page, "out": out, "dataset": dataset, "session": session})
-                (out / "result.txt").write_text("ok")
-            except Exception as e:
-                (out / "result.txt").write_text(repr(e))
-        page.wait_for_timeout(300)
+    try:
+        app.open(url, len(dataset))
+        page = app.page
+        page.locator("[data-cy=new-panel-btn]").first.click()
+        page.get_by_text("Embeddings", exact=True).last.click()  # the new-panel menu's entry
+        runs = page.locator("[data-cy=embeddings-runs-page]")
+        runs.get_by_text("embeddings_viz", exact=True).wait_for(timeout=TIMEOUT_MS)  # the brain key's card
+        assert "pre-computed embeddings" in runs.inner_text()
+        teaser = runs.get_by_text("Dismiss", exact=True)  # an Enterprise advert above the runs
+        if teaser.count():
+            teaser.click()
+        runs.get_by_text("embeddings_viz", exact=True).click()
+        page.get_by_text(f"{len(dataset)} points", exact=True).wait_for(timeout=TIMEOUT_MS)
+        page.get_by_label("Color by", exact=True).click()
+        page.get_by_role("option", name=summary.eval_key, exact=True).click()
+        legend = page.locator(".emb-legend")
+        legend.get_by_text("false", exact=True).wait_for(timeout=TIMEOUT_MS)
+        rows = dict(zip(legend.locator(".emb-legend-label").all_inner_texts(),
+                        legend.locator(".emb-legend-count").all_inner_texts()))
+        assert rows == {"true": str(right), "false": str(wrong)}, rows
+        plot = page.locator("canvas[data-engine^='three.js']")
+        assert plot.count() == 1 and plot.bounding_box()["width"] > 300
+        for _ in range(TIMEOUT_MS // 500):  # the points are drawn (WebGL) once their colours arrive
+            green, red = _coloured_pixels(plot.screenshot(mask=[page.locator(".emb-floating-panel")]))
+            if green and red:
+                break
+            page.wait_for_timeout(500)
+        assert green > red > 0, f"{green} green and {red} red pixels in the plot: the points are not drawn"
+        text = page.inner_text("body")
+        assert "Embeddings" in text and "embeddings_viz" in text and f"Color by\n{summary.eval_key}" in text
+        assert _screenshot(page, "app-embeddings.png", tmp_path).stat().st_size > 10_000
+    finally:
+        session.color_scheme = before

@@ -163,3 +163,22 @@ def test_find_shared_honours_the_setting(tmp_path, monkeypatch):
     info = measure.machine_info(["pytest"])
     assert info["cores"] == measure.cores() >= 1 and info["versions"]["pytest"]
     assert str(info["cores"]) in measure.describe_machine(info)
+
+
+def test_thread_that_ended_inside_the_interval_keeps_its_cpu():
+    """A decode pool shut down before the end snapshot (as at the end of an annotate call) is still counted."""
+    spent = []
+
+    def spin() -> None:
+        while time.thread_time() < SPIN_S:
+            pass
+        spent.append(time.thread_time())
+        time.sleep(3 * measure.THREAD_POLL_S)  # let the poller read the final counter
+
+    meter = measure.CpuMeter([measure.Component("decode", threads="spin-decode")])
+    start = meter.snapshot()
+    worker = threading.Thread(target=spin, name="spin-decode_1")
+    worker.start()
+    worker.join()
+    usage = meter.snapshot().since(start)
+    assert_attributed(usage.components["decode"], spent[0], usage)
