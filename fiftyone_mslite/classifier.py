@@ -162,6 +162,7 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
             update["preprocess"] = entry.preprocess.with_changes(**pre)
         if update:
             entry = ModelEntry.model_validate({**entry.model_dump(), **update})
+        cat.labels(entry.labels)  # a bad label file fails before a model download or conversion
         found = model_file(entry, progress=progress)
         if found.embedding is not None:
             entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})

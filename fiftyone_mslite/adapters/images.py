@@ -10,8 +10,7 @@ full size.
 from __future__ import annotations
 
 import math
-import os
-import stat
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from ..errors import ImageDecodeError
+from ..files import UnreadableFile, open_regular
 from .preprocessing import PreprocessConfig
 
 ORIENTATION = 0x0112
@@ -39,28 +39,13 @@ def needed_size(size: tuple[int, int], input_hw: tuple[int, int], cfg: Preproces
 
 MAX_FILE_BYTES = 1 << 30  # what reading one image may cost; above Pillow's pixel limit even for 16-bit RGBA TIFF
 
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
-
-
 def _open_file(path: str | Path) -> BinaryIO:
-    """Open `path` for reading only if it is a regular file of at most MAX_FILE_BYTES: a FIFO would block
-    the reading thread forever (and with it Ctrl-C), a device would never end. The open itself does not
-    block (O_NONBLOCK), and the check is made on the opened file, so nothing can swap it in between."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    """`files.open_regular` with MAX_FILE_BYTES, its refusals worded for an image: a FIFO would block the reading
+    thread forever (and with it Ctrl-C), a device would never end."""
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
-            raise ImageDecodeError(f"cannot decode image {path}: {kind}, not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ImageDecodeError(f"cannot decode image {path}: {st.st_size} bytes, above the read limit for one "
-                                   f"image ({MAX_FILE_BYTES} bytes)")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return open_regular(path, MAX_FILE_BYTES, "one image")
+    except UnreadableFile as exc:
+        raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
 
 
 def _open(f: BinaryIO) -> Image.Image:
@@ -77,6 +62,10 @@ def _open(f: BinaryIO) -> Image.Image:
 
 
 _LARGE_HINT = "only JPEGs that large are decoded (at reduced size); downscale the image"
+
+# Pillow warns (DecompressionBombWarning) about images between its pixel limit and twice that; this module decides
+# about those itself (draft-decoded if JPEG, else refused with the file named), so the warning is only noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _too_large(img: Image.Image, max_pixels: int) -> str:

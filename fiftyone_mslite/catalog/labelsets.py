@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from .. import downloads
+from ..files import UnreadableFile, open_regular
 from .schema import CatalogError, LabelSetEntry
 
 BACKGROUND = "background"
@@ -51,7 +52,14 @@ def _read(entry: LabelSetEntry, key: str) -> str:
     if not url:
         raise CatalogError(f"label set '{entry.name}': loader '{entry.loader}' needs urls.{key}")
     if "://" not in url:
-        return Path(url).expanduser().read_text(encoding="utf-8")
+        path = Path(url).expanduser()
+        try:
+            with open_regular(path, downloads.size_cap("labels"), "a label file") as f:  # the cap downloads use
+                return f.read().decode("utf-8")
+        except FileNotFoundError:
+            raise CatalogError(f"label set '{entry.name}': no such label file {path}") from None
+        except (UnreadableFile, UnicodeDecodeError, OSError) as exc:
+            raise CatalogError(f"label set '{entry.name}': cannot read label file {path}: {exc}") from None
     return downloads.fetch(url, sha256=entry.sha256.get(key), kind="labels").read_text(encoding="utf-8")
 
 

@@ -35,7 +35,9 @@ class Catalog:
             elif "://" in ref or "/" in ref or "." in ref:
                 self._labels[ref] = file_label_set(ref)
             else:
-                raise CatalogError(f"unknown label set '{ref}' (known: {', '.join(sorted(self.label_sets))}); "
+                close = difflib.get_close_matches(ref, self.label_sets, n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise CatalogError(f"unknown label set '{ref}'.{hint} Known: {', '.join(sorted(self.label_sets))}; "
                                    "give a label set name or a label file path/URL")
         return self._labels[ref]
 

@@ -86,8 +86,9 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
             raise CatalogError(f"--source {source}: sha256 is {digest}, expected {sha256}")
         src = {"path": str(local), "sha256": digest}
     cat = registry.catalog()
-    if labels not in cat.label_sets and "://" not in labels:
+    if labels not in cat.label_sets and "://" not in labels and Path(labels).expanduser().exists():
         labels = str(Path(labels).expanduser().resolve())
+    label_set = cat.labels(labels)  # a typo or a dead label URL fails here, before any conversion
     base = dataclasses.replace(cat.model(like).preprocess, input_size=None) if like else PreprocessConfig()
     preprocess = base.with_changes(input_size=input_size, resize=resize, crop_fraction=crop_fraction,
                                    interpolation=interpolation, mean=mean, std=std, channel_order=channel_order)
@@ -104,7 +105,7 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
         entry = entry.model_copy(update={"facts": (*entry.facts, Fact(
             field="input", value={"layout": inp.layout, "shape": list(inp.shape), "dtype": inp.dtype},
             status="verified", source="read from the loaded model file by models add"))})
-        cat.adapter_class(entry)(entry, cat.labels(entry.labels)).bind(session.inputs, outputs)
+        cat.adapter_class(entry)(entry, label_set).bind(session.inputs, outputs)
         if emb is not None:  # recorded, so that `models info` shows it and later loads need not search
             spec = session.outputs[emb]
             entry = entry.model_copy(update={"embedding": Embedding(tensor=spec.name, size=prod(spec.shape[1:]))})

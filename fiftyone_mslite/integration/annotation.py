@@ -93,7 +93,11 @@ def _type_name(f: fof.Field) -> str:
 def check_target(samples, label_field: str, label_type: type, model_name: str) -> None:
     """Refuse, before any work, collections whose labels could not be written or would be lost."""
     if samples.media_type != "image":
-        raise ValueError(f"annotate() labels images; this collection's media type is '{samples.media_type}'")
+        if not len(samples):
+            name = compat.root_dataset(samples).name
+            raise DatasetError(f"dataset '{name}' has no samples" if samples is compat.root_dataset(samples)
+                               else f"this view of dataset '{name}' has no samples: nothing to annotate")
+        raise DatasetError(f"annotate() labels images; this collection's media type is '{samples.media_type}'")
     if compat.is_generated(samples):
         raise ValueError(f"annotate() cannot write to a {type(samples).__name__}: its sample fields live in a "
                          "temporary generated dataset, so labels written there never reach the source dataset "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Any
 
 import fiftyone as fo
@@ -35,7 +36,8 @@ FORWARDED = ("FIFTYONE_MSLITE_USER_CATALOG", "FIFTYONE_MSLITE_BACKEND", "FIFTYON
              "FIFTYONE_MSLITE_VERBOSE")
 
 
-def _ray():
+def _ray() -> ModuleType:
+    """Ray, imported only when asked for: it is an optional extra."""
     try:
         import ray
         import ray.data  # noqa: F401 - the extra's other half
@@ -60,8 +62,8 @@ def ray_engine(address: str | None, actors: int | None) -> Engine:
 
 
 def database_uri() -> str:
-    """The MongoDB this driver writes to, as a URI another machine can use (FiftyOne's own service has none
-    configured: then its host and port)."""
+    """The MongoDB this driver writes to, as a URI (FiftyOne's own service has none configured: then its host
+    and port, which only this machine reaches)."""
     if fo.config.database_uri:
         return fo.config.database_uri
     host, port = food.get_db_client().address
@@ -147,6 +149,7 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
             raise ValueError(f"{size} actors x {threads} threads need {size * threads} CPUs; the Ray cluster has "
                              f"{cpus}: pass fewer actors or threads")
         batches = -(-len(todo) // batch_size)
+        size = min(size, batches)  # an actor without a block would only cost its start
         per_block = batch_size * max(1, min(MAX_BATCHES_PER_BLOCK, batches // (4 * size)))
         import pyarrow as pa  # Ray Data's own dependency
 

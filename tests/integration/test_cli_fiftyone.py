@@ -50,3 +50,38 @@ def test_fiftyone_commands_name_a_missing_dataset():
                  ["evaluate", "--dataset", "nope", "--pred", "p"]):
         result = cli(*args)
         assert result.returncode != 0 and "no FiftyOne dataset named 'nope'" in result.stderr
+
+
+def test_empty_dataset_and_unknown_dataset_are_one_line_each(tiny_model):
+    import fiftyone as fo
+
+    fo.Dataset("cli-empty", overwrite=True).persistent = True
+    empty = cli("annotate", "--dataset", "cli-empty", "--model", tiny_model)
+    assert empty.returncode == 1 and empty.stderr.strip() == "error: dataset 'cli-empty' has no samples"
+    unknown = cli("annotate", "--dataset", "no-such-dataset", "--model", tiny_model, "--json")
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)["error"] == "DatasetError"
+    assert "oldest supported major version" not in empty.stderr + unknown.stderr  # FiftyOne's MongoDB 6 notice
+
+
+def test_concurrent_first_starts_give_pure_json(tmp_path):
+    """Several commands at once with no database running yet: each starts or joins FiftyOne's database
+    service, and --json stdout stays pure JSON even though mongod inherits the process's file descriptors."""
+    import subprocess
+
+    from helpers.cli import CLI
+    from helpers.env import python_env
+
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "imgs" / label / "0.png")
+    env = python_env(FIFTYONE_DATABASE_DIR=str(tmp_path / "db"), HOME=str(tmp_path))
+    runs = [subprocess.Popen([*CLI, "dataset", "import", "--name", f"race-{i}", "--dir", str(tmp_path / "imgs"),
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for i in range(3)]
+    try:
+        outs = [p.communicate(timeout=300) for p in runs]
+    finally:
+        subprocess.run(["pkill", "-f", str(tmp_path / "db")], check=False)  # the private mongod this test started
+    for p, (out, err) in zip(runs, outs):
+        assert p.returncode == 0, err
+        assert json.loads(out)["samples"] == 2
