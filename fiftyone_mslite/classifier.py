@@ -95,10 +95,19 @@ class Classifier:
     def embedding_size(self) -> int | None:
         return self.entry.embedding.size if self.has_embeddings else None
 
-    def prepare(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None) -> np.ndarray:
-        """RGB image (HWC uint8 array or PIL) → one model input sample; `config` tries another recipe
-        (calibration) on this loaded model."""
-        return self._adapter.preprocess(image, config)
+    def prepare(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """RGB image (HWC uint8 array or PIL) → one model input sample, written into `out` if given (a row of a
+        batch buffer: see `batch_buffer`); `config` tries another recipe (calibration) on this loaded model."""
+        return self._adapter.preprocess(image, config, out)
+
+    def batch_buffer(self, size: int) -> np.ndarray | None:
+        """An uninitialised batch of the model input, for `prepare(..., out=buffer[i])`; None when the input has
+        dynamic sample dims (then stack prepared samples instead)."""
+        spec = self.session.inputs[0]
+        if any(d < 0 for d in spec.shape[1:]):
+            return None
+        return np.empty((size, *spec.shape[1:]), spec.dtype)
 
     def postprocess(self, outputs: list[np.ndarray]) -> list:
         """Raw outputs of a batch → one prediction per sample."""

@@ -82,12 +82,13 @@ class Adapter(ABC):
         """The class of each output index."""
         return self.labels.names
 
-    def preprocess(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None) -> np.ndarray:
-        """One image → one sample of the model input (no batch dim); `config` tries another recipe on the same
-        loaded model (calibration) instead of the entry's."""
+    def preprocess(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+        """One image → one sample of the model input (no batch dim), written into `out` if given (a row of a
+        batch); `config` tries another recipe on the same loaded model (calibration) instead of the entry's."""
         if self.input is None:
             raise RuntimeError(f"adapter of '{self.entry.name}' used before bind()")
-        return preprocess(image, self.input, config or self.config)
+        return preprocess(image, self.input, config or self.config, out)
 
     @abstractmethod
     def postprocess(self, outputs: list[np.ndarray]) -> list:

@@ -106,7 +106,8 @@ def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | N
             if img.width * img.height > max_pixels:
                 raise ImageDecodeError(f"cannot decode image {path}: {_too_large(img, max_pixels)}")
             img.load()
-            return to_rgb(ImageOps.exif_transpose(img))
+            ImageOps.exif_transpose(img, in_place=True)  # not the default: that copies every unrotated image
+            return to_rgb(img)
     except FileNotFoundError:
         raise ImageDecodeError(f"image not found: {path}") from None
     except UnidentifiedImageError:

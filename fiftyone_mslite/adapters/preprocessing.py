@@ -105,29 +105,40 @@ def _affine_rows(cfg: PreprocessConfig, width: int) -> tuple[np.ndarray, np.ndar
     return np.tile(scale, width).astype(np.float32), np.tile(offset, width).astype(np.float32)
 
 
-def to_tensor(pixels: np.ndarray, spec: TensorSpec, cfg: PreprocessConfig) -> np.ndarray:
-    """HWC uint8 (already at the input size) → one sample of `spec` (no batch dim)."""
+def to_tensor(pixels: np.ndarray, spec: TensorSpec, cfg: PreprocessConfig, out: np.ndarray | None = None
+              ) -> np.ndarray:
+    """HWC uint8 (already at the input size) → one sample of `spec` (no batch dim). With `out` (a C-contiguous
+    array of the sample's shape and dtype, e.g. one row of a batch), the sample is written there and returned:
+    a batch is then filled in place, without stacking copies."""
     if cfg.channel_order == "BGR":
         pixels = pixels[..., ::-1]
+    h, w, c = pixels.shape
+    direct = out is not None and spec.layout != "NCHW" and spec.dtype == "float32"
     if spec.dtype in ("uint8", "int8"):
         # Quantized graphs take raw pixels; int8 ones centred on zero.
-        out = pixels if spec.dtype == "uint8" else (pixels.astype(np.int16) - 128).astype(np.int8)
+        sample = pixels if spec.dtype == "uint8" else (pixels.astype(np.int16) - 128).astype(np.int8)
     else:
-        h, w, c = pixels.shape
         scale, offset = _affine_rows(cfg, w)
-        out = np.multiply(pixels.reshape(h, w * c), scale, dtype=np.float32)  # this runs once per image
-        out += offset
-        out = out.reshape(h, w, c).astype(spec.dtype, copy=False)
+        rows = out.reshape(h, w * c) if direct else None
+        sample = np.multiply(pixels.reshape(h, w * c), scale, out=rows, dtype=np.float32)  # once per image
+        sample += offset
+        sample = sample.reshape(h, w, c).astype(spec.dtype, copy=False)
     if spec.layout == "NCHW":
-        out = out.transpose(2, 0, 1)
-    return np.ascontiguousarray(out)
+        sample = sample.transpose(2, 0, 1)
+    if out is None:
+        return np.ascontiguousarray(sample)
+    if not direct:
+        out[...] = sample
+    return out
 
 
-def preprocess(image: np.ndarray | Image.Image, spec: TensorSpec, cfg: PreprocessConfig) -> np.ndarray:
-    """RGB image (array HWC uint8 or PIL) → one sample for the session input `spec`."""
+def preprocess(image: np.ndarray | Image.Image, spec: TensorSpec, cfg: PreprocessConfig,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """RGB image (array HWC uint8 or PIL) → one sample for the session input `spec` (written into `out` if given,
+    see `to_tensor`)."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     if image.mode != "RGB":
         image = image.convert("RGB")
     cropped = resize_and_crop(image, input_hw(spec), cfg)
-    return to_tensor(np.asarray(cropped), spec, cfg)
+    return to_tensor(np.asarray(cropped), spec, cfg, out)

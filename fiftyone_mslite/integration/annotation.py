@@ -241,14 +241,15 @@ class _Writer:
                                 f"({type(exc).__name__})") from None
 
 
-def _preparer(model: MSLiteModel, draft: bool) -> Callable[[str], np.ndarray | Failed]:
-    """Thread-pool task: file → model input tensor, or why not."""
+def _preparer(model: MSLiteModel, draft: bool) -> Callable[..., np.ndarray | Failed]:
+    """Thread-pool task: file → model input tensor (written into `out`, a row of the batch buffer, if given),
+    or why not."""
     clf = model.classifier
     fit = (clf.input_hw, clf.preprocess_config)
 
-    def prepare(path: str) -> np.ndarray | Failed:
+    def prepare(path: str, out: np.ndarray | None = None) -> np.ndarray | Failed:
         try:
-            return clf.prepare(open_rgb(path, fit, draft=draft))
+            return clf.prepare(open_rgb(path, fit, draft=draft), out=out)
         except ValueError as exc:  # ImageDecodeError and pre-processing refusals name the file
             return Failed(str(exc) if path in str(exc) else f"{path}: {exc}")
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop the job
@@ -360,13 +361,15 @@ def _engine(engine: str, address: str | None, actors: int | None, num_workers: i
 
 @dataclass
 class _Batch:
-    """One batch on its way: its samples, those that decoded (id, path, tensor) and its inference."""
+    """One batch on its way: its samples, those that decoded (id, path, tensor), its inference, and the batch
+    buffer its samples were decoded into (returned for reuse once the inference has read it)."""
 
     chunk: list[tuple[str, str]]
     ready: list[tuple[str, str, np.ndarray]]
     tensors: np.ndarray | None = None
     inference: Future | None = None
     written: bool = False
+    buffer: np.ndarray | None = None
 
 
 def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, workers: int,
@@ -377,28 +380,36 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
     clf = model.classifier
     depth = clf.streams + 1
     starts = iter(range(0, len(todo), batch_size))
-    decoding: deque[tuple[list[tuple[str, str]], list[Future]]] = deque()
+    decoding: deque[tuple[list[tuple[str, str]], list[Future], np.ndarray | None]] = deque()
     inferring: deque[_Batch] = deque()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="mslite-decode")
+    spare: list[np.ndarray] = []  # batch buffers whose inference is done: decoded into again, never re-allocated
 
     def decode_next() -> None:
         lo = next(starts, None)
         if lo is not None:
             chunk = todo[lo:lo + batch_size]
-            decoding.append((chunk, [pool.submit(prepare, path) for _, path in chunk]))
+            buffer = spare.pop() if spare else clf.batch_buffer(batch_size)
+            rows = [None] * len(chunk) if buffer is None else list(buffer)
+            decoding.append((chunk, [pool.submit(prepare, path, row) for (_, path), row in zip(chunk, rows)], buffer))
 
     def infer_next() -> None:
-        chunk, futures = decoding.popleft()
+        chunk, futures, buffer = decoding.popleft()
         decode_next()
-        item = _Batch(chunk, [])
-        for (sid, path), fut in zip(chunk, futures):
+        item = _Batch(chunk, [], buffer=buffer)
+        ok = []
+        for k, ((sid, path), fut) in enumerate(zip(chunk, futures)):
             result = fut.result()
             if isinstance(result, Failed):
                 writer.fail(sid, path, result.reason)
             else:
                 item.ready.append((sid, path, result))
+                ok.append(k)
         if item.ready:
-            item.tensors = np.stack([t for _, _, t in item.ready])
+            if buffer is None:
+                item.tensors = np.stack([t for _, _, t in item.ready])
+            else:  # decoded in place: no copy unless a sample failed (then the others move up)
+                item.tensors = buffer[:len(ok)] if ok == list(range(len(ok))) else buffer[ok]
             item.inference = clf.submit(item.tensors)
         inferring.append(item)
 
@@ -408,6 +419,8 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
             writer.summary.crashed_batches += crashes
             _record(model, writer, [(sid, path) for sid, path, _ in item.ready], result)
         item.written = True
+        if item.buffer is not None and (item.inference is None or item.inference.done()):
+            spare.append(item.buffer)
 
     try:
         with fou.ProgressBar(total=len(todo), progress=progress) as pb:

@@ -135,3 +135,20 @@ def test_bgr_channel_order_reverses_channels_before_normalising():
     assert rgb[0, 0].tolist() == [1.0, 0.0, 0.0] and bgr[0, 0].tolist() == [0.0, 0.0, 1.0]
     assert "channel_order" not in cfg.to_dict()  # run settings recorded before the field existed still match
     assert cfg.with_changes(channel_order="BGR").to_dict()["channel_order"] == "BGR"
+
+
+@pytest.mark.parametrize("layout, dtype, order", [("NHWC", "float32", "RGB"), ("NCHW", "float32", "RGB"),
+                                                  ("NHWC", "float32", "BGR"), ("NHWC", "uint8", "RGB"),
+                                                  ("NCHW", "int8", "RGB")])
+def test_writing_into_a_batch_row_gives_the_same_tensor(layout, dtype, order):
+    """annotate decodes straight into its batch buffer: the row must equal the tensor made on its own."""
+    shape = (1, 6, 5, 3) if layout == "NHWC" else (1, 3, 6, 5)
+    spec = TensorSpec("x", shape, dtype, layout)
+    cfg = PreprocessConfig(resize="squash", crop_fraction=1.0, channel_order=order)
+    image = np.random.default_rng(0).integers(0, 256, (17, 11, 3)).astype(np.uint8)
+    batch = np.full((3, *shape[1:]), 7, dtype)
+    alone = preprocess(image, spec, cfg)
+    row = preprocess(image, spec, cfg, out=batch[1])
+    assert row is batch[1] or np.shares_memory(row, batch)
+    np.testing.assert_array_equal(batch[1], alone)
+    assert (batch[0] == 7).all() and (batch[2] == 7).all()  # nothing else touched
