@@ -1,6 +1,6 @@
 """Render docs/catalog.md from the catalog: the seed page's figures next to what we established.
 
-`python -m render_catalog_docs > docs/catalog.md`; a test keeps the committed file current.
+`.venv/bin/python scripts/render_catalog_docs.py > docs/catalog.md`; a test keeps the committed file current.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fiftyone_mslite.catalog.schema import ModelEntry
 
 HEADER = """# Model catalog
 
-Generated from `models.yaml` by `python -m render_catalog_docs > docs/catalog.md` (a test checks it is
+Generated from `models.yaml` by `.venv/bin/python scripts/render_catalog_docs.py > docs/catalog.md` (a test checks it is
 current). *Reported* columns are MindSpore Lite's "Image Classification Model" page verbatim (Mate30, 4 threads);
 *facts* are what we established, each marked **verified** (read from the file, the upstream code or hub page),
 **corrected** (the seed page is wrong) or *inferred*, with its source. Format "ms (v0 → upgraded)": a seed file

@@ -1,6 +1,6 @@
 """Render docs/cli.md from the click commands themselves, so the reference cannot drift from the CLI.
 
-`python -m render_cli_docs > docs/cli.md`; a test keeps the committed file current.
+`.venv/bin/python scripts/render_cli_docs.py > docs/cli.md`; a test keeps the committed file current.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fiftyone_mslite.cli import main
 
 HEADER = """# CLI reference
 
-Generated from the commands by `python -m render_cli_docs > docs/cli.md`. Every command prints for people
-by default and a machine-readable JSON summary with `--json` (`predict --json`: one object per image per line).
+Generated from the commands by `.venv/bin/python scripts/render_cli_docs.py > docs/cli.md`. Every command prints for
+people by default and a machine-readable JSON summary with `--json` (`predict --json`: one object per image per line).
 Exit status: 0 on success, 1 on an error (message on stderr, or a JSON `{"error", "message"}` with `--json`) or
 when some images/samples failed.
 """

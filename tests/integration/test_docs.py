@@ -44,14 +44,14 @@ def test_catalog_doc_is_generated_from_models_yaml():
     from fiftyone_mslite.catalog.registry import catalog
 
     assert (REPO / "docs" / "catalog.md").read_text() == render(catalog()), \
-        "docs/catalog.md is stale: python -m render_catalog_docs > docs/catalog.md"
+        "docs/catalog.md is stale: .venv/bin/python scripts/render_catalog_docs.py > docs/catalog.md"
 
 
 def test_cli_reference_is_generated_from_the_commands():
     from render_cli_docs import render
 
     assert (REPO / "docs" / "cli.md").read_text() == render(), \
-        "docs/cli.md is stale: python -m render_cli_docs > docs/cli.md"
+        "docs/cli.md is stale: .venv/bin/python scripts/render_cli_docs.py > docs/cli.md"
 
 
 def test_public_api_names_stay_functions_after_their_modules_load():
