@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import downloads, runtime
 from ..errors import EmbeddingNotFoundError, LegacyUpgradeError
 from ..modelfiles.convert import convert_model
-from ..modelfiles.embedding import AUTO, EmbeddingOutput
+from ..modelfiles.embedding import AUTO, EMBEDDING_FORMATS, EmbeddingOutput
 from ..modelfiles.legacy import is_legacy, upgraded_copy
 from ..modelfiles.ms_inspect import MsInspectError, inspect_ms
 from .schema import CatalogError, Conversion, ModelEntry, Source
@@ -129,11 +129,11 @@ def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> Mo
             src = _current_schema(entry, source, src)
             if tensor:
                 return _ms_with_embedding(entry, source, src)
-        problem = f"an embedding tensor is found automatically in ONNX sources only; {embedding_hint(entry)}"
+        problem = f"an embedding tensor is found automatically in ONNX and TFLite sources only; {embedding_hint(entry)}"
         return ModelFile(src, source, converted=False, embedding_problem=problem)
     conv = source.conversion
     key = (source.sha256 or sha256_of(src))[:16]
-    embedding = (tensor or AUTO) if source.resolved_format == "onnx" else None
+    embedding = (tensor or AUTO) if fmt in EMBEDDING_FORMATS else None
 
     def cached(request: str | None) -> Path:
         variant = ("-float" if conv.dequantize else "") + (f"-emb-{_short(request)}" if request else "")
@@ -149,7 +149,8 @@ def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> Mo
             raise CatalogError(f"model '{entry.name}': {exc}; {embedding_hint(entry)}") from None
     found, problem = _read_embedding(out)
     if embedding is None:
-        problem = f"embedding outputs are added to ONNX sources only (this one is {fmt}); {embedding_hint(entry)}"
+        problem = (f"embedding outputs are added to ONNX and TFLite sources only (this one is {fmt}); "
+                   f"{embedding_hint(entry)}")
     elif problem:
         problem = f"model '{entry.name}': {problem}; {embedding_hint(entry)}"
     return ModelFile(out, source, converted=True, embedding=found, embedding_problem=problem)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from .. import runtime
 from ..errors import ConversionError, ModelFileError, OnnxFixError, TFLiteDequantizeError
-from .embedding import EmbeddingOutput
+from .embedding import EMBEDDING_FORMATS, EmbeddingOutput
 from .formats import MS, MS_V0, detect_format
 from .onnx_fixes import prepare_onnx
 from .tflite_dequant import dequantize_tflite
+from .tflite_outputs import add_tflite_embedding
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
                   embedding: str | None = None) -> ConversionResult:
     """Convert `source` to a .ms or .mindir at `output` (suffix added if missing).
 
-    `embedding` (a tensor name, or `embedding.AUTO` to find the classifier layer's input) of an ONNX source
-    becomes an extra output, so one inference gives logits and embeddings.
+    `embedding` (a tensor name, or `embedding.AUTO` to find the classifier layer's input) of an ONNX or TFLite
+    source becomes an extra output, so one inference gives logits and embeddings.
 
     `dequantize` rewrites a quantized TFLite model as float32 first: MindSpore Lite 2.0.0's int8 kernels have
     no SIMD on x86 and run 60-90x slower than its fp32 ones (docs/quantized.md)."""
@@ -70,8 +71,9 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
     with tempfile.TemporaryDirectory(prefix="fiftyone-mslite-convert-") as work:
         fixes: tuple[str, ...] = ()
         feed, extra = source, None
-        if embedding and fmk != "onnx":
-            raise ConversionError(f"embedding outputs are added to ONNX sources only, {source} is {fmk}")
+        if embedding and fmk not in EMBEDDING_FORMATS:
+            raise ConversionError(f"embedding outputs are added to {'/'.join(EMBEDDING_FORMATS)} sources only, "
+                                  f"{source} is {fmk}")
         if fmk == "onnx":
             try:
                 report = prepare_onnx(source, Path(work), embedding=embedding)
@@ -86,5 +88,8 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
             except TFLiteDequantizeError as exc:
                 raise ConversionError(f"{source}: {exc}") from exc
             fixes = ("dequantized to float32 before conversion (fast fp32 kernels)",)
+        if fmk == "tflite" and embedding:  # on the file that is converted: the dequantized one if requested
+            extra = add_tflite_embedding(feed, Path(work) / "embedding.tflite", embedding, where=str(source))
+            feed = Path(work) / "embedding.tflite"
         written = runtime.convert(feed, fmk, output, save_type=save_type, backend=backend, **options)
     return ConversionResult(source, fmk, Path(written), save_type, fixes, extra)

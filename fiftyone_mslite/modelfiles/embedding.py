@@ -1,4 +1,5 @@
-"""Which ONNX tensor is a classifier's embedding: the input of its final classifier layer.
+"""Which tensor is a classifier's embedding: the input of its final classifier layer (ONNX here; TFLite in
+`tflite_outputs`, sharing the format-independent checks below).
 
 FiftyOne's embeddings (Embeddings panel, similarity, uniqueness) want the penultimate features, the
 global-pool / flatten output that the last Gemm/MatMul/Conv maps to logits. Exposing that tensor as an extra
@@ -16,6 +17,8 @@ from ..errors import EmbeddingNotFoundError
 
 #: sentinel for "find the tensor automatically"
 AUTO = "auto"
+#: source formats whose conversion can add the embedding as an extra output
+EMBEDDING_FORMATS = ("onnx", "tflite")
 CLASSIFIER_OPS = ("Gemm", "MatMul", "Conv")
 # ops between the classifier layer and the graph output that keep it "the logits"
 _HEAD_OPS = ("Softmax", "LogSoftmax", "Sigmoid", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze",
@@ -89,14 +92,28 @@ def resolve_embedding(model: onnx.ModelProto, requested: str, where: str) -> Emb
     elif requested in produced or requested in {i.name for i in graph.input}:
         tensor = requested
     else:
-        tail = ", ".join(repr(n) for n in produced[-8:])
-        raise EmbeddingNotFoundError(f"{where}: the graph has no tensor named {requested!r} (its last tensors: "
-                                     f"{tail})")
-    dims = _static_shapes(model).get(tensor)
-    size = prod(dims[1:]) if dims and all(d for d in dims[1:]) else None
-    if dims and len(dims) == 4 and all(dims[2:]) and dims[2] * dims[3] > 1:
-        raise EmbeddingNotFoundError(f"{where}: tensor {tensor!r} is a {dims[2]}x{dims[3]} feature map "
-                                     f"(shape {dims}), not a pooled embedding")
+        raise missing_tensor(where, requested, produced)
+    return pooled_embedding(tensor, _static_shapes(model).get(tensor), (2, 3), where)
+
+
+def missing_tensor(where: str, requested: str, tail: list[str]) -> EmbeddingNotFoundError:
+    """The error for a requested tensor name the graph lacks, naming the graph's last tensors."""
+    names = ", ".join(repr(n) for n in tail[-8:])
+    return EmbeddingNotFoundError(f"{where}: the graph has no tensor named {requested!r} (its last tensors: {names})")
+
+
+def pooled_embedding(tensor: str, dims: list[int | None] | None, spatial: tuple[int, int],
+                     where: str) -> EmbeddingOutput:
+    """`tensor` with its per-sample size from its static shape `dims` (batch first; unknown dims None or <= 0).
+    A rank-4 tensor of more than one spatial position (axes `spatial`: (2, 3) NCHW, (1, 2) NHWC) is refused:
+    it is a feature map, not an embedding."""
+    known = bool(dims) and all(d and d > 0 for d in dims[1:])
+    size = prod(dims[1:]) if known else None
+    if dims and len(dims) == 4:
+        h, w = dims[spatial[0]], dims[spatial[1]]
+        if h and w and h > 0 and w > 0 and h * w > 1:
+            raise EmbeddingNotFoundError(f"{where}: tensor {tensor!r} is a {h}x{w} feature map "
+                                         f"(shape {list(dims)}), not a pooled embedding")
     return EmbeddingOutput(tensor, size)
 
 

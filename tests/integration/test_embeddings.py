@@ -1,5 +1,6 @@
 """Embeddings from MindSpore Lite models: the penultimate tensor exposed at conversion, checked against ONNX
-Runtime at the same node, and used by stock FiftyOne / FiftyOne Brain calls (real worker, real MongoDB)."""
+Runtime (LiteRT for TFLite sources) at the same node, and used by stock FiftyOne / FiftyOne Brain calls (real
+worker, real MongoDB)."""
 import json
 
 import fiftyone as fo
@@ -8,19 +9,26 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 from helpers.catalog import write_user_catalog
 from helpers.cli import cli
 from PIL import Image, ImageOps
 
+from fiftyone_mslite import downloads
 from fiftyone_mslite.adapters.images import load_image
 from fiftyone_mslite.catalog.registry import catalog
+from fiftyone_mslite.catalog.store import model_file
 from fiftyone_mslite.classifier import load_classifier
 from fiftyone_mslite.errors import CatalogError, DatasetError, EmbeddingNotFoundError
 from fiftyone_mslite.integration.annotation import annotate
 from fiftyone_mslite.integration.model import MSLiteModel, load_model
 from fiftyone_mslite.modelfiles.convert import convert_model
+from fiftyone_mslite.modelfiles.embedding import EmbeddingOutput
+from fiftyone_mslite.modelfiles.tflite_dequant import dequantize_tflite
 
 TV_EMBEDDING = "/Flatten_output_0"  # torchvision MobileNetV2: GlobalAveragePool → Flatten → Gemm (classifier)
+TFLITE_MODEL = "mobilenet-v1-0.25-224-tflite"  # float TFLite: AVERAGE_POOL_2D → CONV_2D → SQUEEZE → SOFTMAX
+TFLITE_EMBEDDING = "MobilenetV1/Logits/AvgPool_1a/AvgPool"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +49,20 @@ def _ort_at(onnx_path, tensor: str, batch_nchw: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name  # the export takes batches of one
     return np.concatenate([session.run([tensor], {name: x[None]})[0].reshape(1, -1) for x in batch_nchw])
+
+
+def _litert_at(tflite_path, tensor: str, batch_nhwc: np.ndarray) -> np.ndarray:
+    """LiteRT on the source TFLite with every tensor kept: the reference embedding at `tensor`."""
+    interp = Interpreter(model_path=str(tflite_path), experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    (index,) = [t["index"] for t in interp.get_tensor_details() if t["name"] == tensor]
+    feed = interp.get_input_details()[0]["index"]
+    rows = []
+    for x in batch_nhwc:  # the file takes batches of one
+        interp.set_tensor(feed, x[None].astype(np.float32))
+        interp.invoke()
+        rows.append(interp.get_tensor(index).reshape(1, -1).copy())
+    return np.concatenate(rows)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -214,3 +236,46 @@ def test_cli_annotate_embeddings(tv_mobilenet, sample_files):
         assert [len(v) for v in ds.values("emb")] == [1280] * 6 and ds.count("predictions") == 6
     finally:
         ds.delete()
+
+
+def test_tflite_conversion_adds_the_penultimate_tensor(mirror):
+    """A float TFLite source gets its classifier layer's input as an extra output, found by the graph walk."""
+    assert catalog().model(TFLITE_MODEL).embedding.tensor is None  # nothing named in the catalog: found
+    with load_classifier(TFLITE_MODEL) as clf:
+        assert [o.name for o in clf.session.outputs] == ["MobilenetV1/Predictions/Reshape_1", TFLITE_EMBEDDING]
+        assert clf.has_embeddings and clf.embedding_size == 256 and len(clf.labels) == 1001
+        assert clf.entry.embedding.tensor == TFLITE_EMBEDDING
+    found = model_file(catalog().model(TFLITE_MODEL))  # recorded beside the converted file, reused as it is
+    assert found.embedding == EmbeddingOutput(TFLITE_EMBEDDING, 256) and found.embedding_problem is None
+
+
+def test_tflite_embeddings_equal_litert_at_the_same_node(mirror, sample_files):
+    entry = catalog().model(TFLITE_MODEL)
+    source = downloads.fetch(entry.source.url, sha256=entry.source.sha256)
+    images = [load_image(p) for p in sample_files[:8]]
+    with load_model(TFLITE_MODEL) as model:
+        ours = model.embed_all(images)
+        batch = np.stack([model.classifier.prepare(img) for img in images])  # NHWC, as both files take it
+        labels = [p.label for p in model.classifier.predict(images)]
+    ref = _litert_at(source, TFLITE_EMBEDDING, batch)
+    assert ours.shape == (len(images), 256) and ours.dtype == np.float32
+    cos = _cosine(ours.astype(np.float64), ref.astype(np.float64))
+    assert cos.min() >= 0.9999, cos.min()
+    assert len(set(labels)) > 1  # real, distinct predictions from the same inference
+
+
+def test_quantized_tflite_gets_the_output_on_the_dequantized_file(mirror, sample_files, tmp_path):
+    """`dequantize: true`: the output is added to the float file that is converted, and equals LiteRT there."""
+    name = "coral-mobilenet-v1-0.25-128-quant"
+    entry = catalog().model(name)
+    assert entry.source.conversion.dequantize
+    found = model_file(entry)
+    assert found.embedding == EmbeddingOutput(TFLITE_EMBEDDING, 256)
+    images = [load_image(p) for p in sample_files[:4]]
+    with load_model(name) as model:
+        ours = model.embed_all(images)
+        batch = np.stack([model.classifier.prepare(img) for img in images])
+    floated = dequantize_tflite(downloads.fetch(entry.source.url, sha256=entry.source.sha256),
+                                tmp_path / "float.tflite")
+    cos = _cosine(ours.astype(np.float64), _litert_at(floated, TFLITE_EMBEDDING, batch).astype(np.float64))
+    assert cos.min() >= 0.9999, cos.min()
