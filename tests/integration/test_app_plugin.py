@@ -49,6 +49,21 @@ def run(uri: str, dataset, params: dict, view=None, **ctx):
     return result
 
 
+def run_delegated(uri: str, dataset, params: dict, before=None):
+    """Queue `uri` as a delegated operation, check nothing ran yet (`before(dataset)`), execute the queue as a
+    delegated-operation worker would, and return the finished operation (its run must have completed)."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    queued = run(uri, dataset, params, request_delegation=True)
+    assert queued.delegated and (before is None or before(dataset))
+    service = DelegatedOperationService()
+    [done] = service.execute_queued_operations(operator=uri, dataset_name=dataset.name)
+    assert done.error is None, done.error
+    op = service.get(queued.result["id"])
+    assert op.run_state == "completed"
+    return op
+
+
 def refused(uri: str, dataset, params: dict) -> str:
     """Run an operator that must fail; its error with the traceback (all that the browser can be shown)."""
     import fiftyone.operators as foo
@@ -118,16 +133,8 @@ def test_apply_model_from_a_file(plugin, dataset, tiny_model, monkeypatch):
 
 
 def test_apply_model_delegated_reports_progress(plugin, dataset, tiny_model):
-    from fiftyone.operators.delegated import DelegatedOperationService
-
-    queued = run(APPLY, dataset, {"model": tiny_model, "label_field": "delegated", "batch_size": 1},
-                 request_delegation=True)
-    assert queued.delegated and not dataset.has_field("delegated")
-    service = DelegatedOperationService()
-    [done] = service.execute_queued_operations(operator=APPLY, dataset_name=dataset.name)
-    assert done.error is None, done.error
-    op = service.get(queued.result["id"])
-    assert op.run_state == "completed"
+    op = run_delegated(APPLY, dataset, {"model": tiny_model, "label_field": "delegated", "batch_size": 1},
+                       before=lambda ds: not ds.has_field("delegated"))
     assert op.status.progress == 1.0 and op.status.label == "10/10 samples"
     assert dataset.count("delegated") == len(dataset)
 
@@ -213,17 +220,9 @@ def test_compute_embeddings_refusals(plugin, dataset, tiny_model):
 
 
 def test_compute_embeddings_delegated_reports_progress(plugin, dataset, tiny_model):
-    from fiftyone.operators.delegated import DelegatedOperationService
-
     params = {"model": tiny_model, "embeddings_field": "emb", "label_field": "preds", "brain_key": "emb_map",
               "batch_size": 2}
-    queued = run(EMBED, dataset, params, request_delegation=True)
-    assert queued.delegated and not dataset.has_field("emb")
-    service = DelegatedOperationService()
-    [done] = service.execute_queued_operations(operator=EMBED, dataset_name=dataset.name)
-    assert done.error is None, done.error
-    op = service.get(queued.result["id"])
-    assert op.run_state == "completed"
+    op = run_delegated(EMBED, dataset, params, before=lambda ds: not ds.has_field("emb"))
     assert op.status.progress == 1.0 and op.status.label == "10 points under 'emb_map'"
     assert op.result.result["brain_key"] == "emb_map" and op.result.result["views"] == {"uniqueness": "emb-unique"}
     dataset.reload()
@@ -273,19 +272,12 @@ def test_evaluate_runs_the_brain(plugin, imagenet, tv_mobilenet):
 
 @pytest.mark.shared
 def test_evaluate_brain_delegated(plugin, imagenet, tv_mobilenet):
-    from fiftyone.operators.delegated import DelegatedOperationService
-
     dataset = imagenet
     run(APPLY, dataset, {"model": tv_mobilenet, "label_field": "predictions", "store_logits": True})
     run(EMBED, dataset, {"model": tv_mobilenet, "embeddings_field": "emb", "brain_key": "emb_viz",
                          "uniqueness": False})  # embeddings only: the predictions' run wrote none
-    queued = run(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
-                                     "run_brain": True, "embeddings_field": "emb"}, request_delegation=True)
-    service = DelegatedOperationService()
-    [done] = service.execute_queued_operations(operator=EVALUATE, dataset_name=dataset.name)
-    assert done.error is None, done.error
-    op = service.get(queued.result["id"])
-    assert op.run_state == "completed"
+    op = run_delegated(EVALUATE, dataset, {"pred_field": "predictions", "gt_field": "ground_truth", "eval_key": "ev",
+                                           "run_brain": True, "embeddings_field": "emb"})
     assert op.result.result["summary"]["brain"]["views"] == BRAIN_VIEWS
     dataset.reload()
     assert BRAIN_KEYS <= set(dataset.list_brain_runs())

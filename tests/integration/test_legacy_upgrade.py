@@ -109,26 +109,20 @@ depthwise_case("dwconv_stride2_same_relu6", s=(2, 2), mode="same", act=3)
 depthwise_case("dwconv_5x5_valid", k=(5, 5), pads=(0, 0, 0, 0), mode="valid")
 
 
-@case("dedwconv_2x2_stride2")
-def _dedw():
-    x, w = rand(1, 5, 4, 6), rand(6, 2, 2, 1)
-    g = V0Graph()
-    o = g.activation((1, 10, 8, 6))
-    g.node("DeDepthwiseConv2D", [g.input(x.shape), g.const(w, KHWC)], [o], channelMultiplier=1,
-           **window_attrs((2, 2), (2, 2), (0, 0, 0, 0), "pad"))
-    g.outputs = [o]
-    return g, [x], [ref.deconv2d_depthwise(x, w)]
+def dedepthwise_case(name, k, out_hw, pads=(0, 0, 0, 0)):
+    @case(name)
+    def build():
+        x, w = rand(1, 5, 4, 6), rand(6, *k, 1)
+        g = V0Graph()
+        o = g.activation((1, *out_hw, 6))
+        g.node("DeDepthwiseConv2D", [g.input(x.shape), g.const(w, KHWC)], [o], channelMultiplier=1,
+               **window_attrs(k, (2, 2), pads, "pad"))
+        g.outputs = [o]
+        return g, [x], [ref.deconv2d_depthwise(x, w, pads=pads)]
 
 
-@case("dedwconv_3x3_stride2_pad1")
-def _dedw3():
-    x, w = rand(1, 5, 4, 6), rand(6, 3, 3, 1)
-    g = V0Graph()
-    o = g.activation((1, 9, 7, 6))
-    g.node("DeDepthwiseConv2D", [g.input(x.shape), g.const(w, KHWC)], [o], channelMultiplier=1,
-           **window_attrs((3, 3), (2, 2), (1, 1, 1, 1), "pad"))
-    g.outputs = [o]
-    return g, [x], [ref.deconv2d_depthwise(x, w, pads=(1, 1, 1, 1))]
+dedepthwise_case("dedwconv_2x2_stride2", (2, 2), (10, 8))
+dedepthwise_case("dedwconv_3x3_stride2_pad1", (3, 3), (9, 7), pads=(1, 1, 1, 1))
 
 
 @case("deconv_2x2_stride2")
