@@ -1,17 +1,19 @@
 """annotate(engine="ray") against the local engine, and where a cluster's database becomes the limit.
 
-Three measurements on this machine, one run:
+Measurements on this machine, one run, paired and interleaved (`measure.run_paired`), tv-mobilenet-v2,
+batch 16, at the same total cores (a local Ray with `num_cpus` = this machine's cores; local = 1 process x
+`cores` threads, ray = `cores` actors x 1 thread, docs/scale-out.md's sizing rule):
 
-* **engine overhead**: Ray vs local `annotate` at the same total cores (a local Ray with `num_cpus` = this
-  machine's cores, actors x threads = cores) on the 1000 ImageNet sample images, tv-mobilenet-v2, batch 16,
-  paired and interleaved (`measure.run_paired`). A Ray segment includes starting its actor pool (each actor
-  imports FiftyOne and opens its MindSpore Lite session); the time to the first result is reported apart, and the
-  steady rate after it is the per-node throughput a long job sees.
+* **a long job**: one call over the 1000 ImageNet sample images repeated `LONG_PASSES` times per engine, end
+  to end: the Ray call pays its actor pool's start once, as a real job does.
+* **one call on the 1000 images**, end to end, and the pool's **start** (a call of one batch per actor); the
+  **steady** rate of a started pool, per pair = (1000 - that batch) / (the call's time - the median start).
 * **write capacity**: the driver's side of a run alone, as many images per second as it can turn into labels and
-  write: `model.to_labels` + the annotate writer (`_Writer`: id-keyed `set_values` of labels and run digests),
-  for chunk sizes 256-4096, with and without stored logits; mongod's CPU reported apart.
+  write: the classifier's post-processing of raw outputs (what actors send back) + `model.to_labels` + the
+  annotate writer (`_Writer`: id-keyed `set_values` of labels and run digests), for chunk sizes 256-4096, with and
+  without stored logits.
 * **projection**: nodes a cluster can have before the driver + database, not inference, is the limit =
-  write capacity / per-node throughput.
+  write capacity / per-node steady throughput.
 
     .venv/bin/python benchmarks/ray_engine.py [--pairs N] [--write-docs]
 """
@@ -35,13 +37,15 @@ from measure import (  # noqa: E402
     cores,
     describe_machine,
     machine_info,
+    pair_ratios,
     run_paired,
+    spread,
 )
 from suite import DOCS_DIR, ensure_models, imagenet, isolate_fiftyone, replace_section, setup_sources  # noqa: E402
 
 MODEL = "tv-mobilenet-v2"
 BATCH = 16
-SEGMENT = 500  # images per timed segment of the engine comparison (2 segments cycle over the 1000 images)
+LONG_PASSES = 5  # the long job: the 1000 images this many times in one call
 CHUNKS = (256, 512, 1024, 2048, 4096)
 WRITE_SAMPLES = 4096
 RAY_PROCESSES = ("raylet", "gcs_server")
@@ -59,8 +63,8 @@ def _meter() -> CpuMeter:
                                         or cmdline_contains("ray::")(pid, name))])
 
 
-def engines(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Local vs Ray annotate on the same segments (end to end), then the Ray pool's start and steady rate."""
+def engines(dataset, long_job, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Local vs Ray annotate: a long job, one call on the 1000 images, the pool's start and its steady rate."""
     import ray
 
     from fiftyone_mslite.integration.annotation import annotate
@@ -75,7 +79,7 @@ def engines(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
                          progress=False, engine=engine, **extra)
             if s.processed != len(samples):
                 raise RuntimeError(f"{engine}: {s.processed} of {len(samples)} labeled")
-            return len(samples) / (time.perf_counter() - t)
+            return time.perf_counter() - t
         return run
 
     ray.init(address="local", num_cpus=n, object_store_memory=200 << 20, include_dashboard=False,
@@ -83,38 +87,42 @@ def engines(dataset, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
     local = load_model(MODEL, threads=n)  # the local engine's default: one process, threads = cores
     one = load_model(MODEL, threads=1)  # Ray: `cores` actors x 1 thread (docs/scale-out.md's sizing rule)
     try:
-        ray_path = path(one, "ray", actors=n)
-        result = run_paired({"local": path(local, "local"), "ray": ray_path}, dataset, SEGMENT, pairs=pairs,
-                            baseline="local", meter=_meter(), essential=("inference", "decode"), log=log)
-        # Start vs steady rate, by difference: a run of one batch per actor (start + one batch) against the whole
-        # set (start + everything), alternating; the start cancels in the difference of the medians.
-        small, times = n * BATCH, {"small": [], "all": []}
-        for r in range(pairs):
-            for key in (("small", "all") if r % 2 == 0 else ("all", "small")):
-                items = dataset[:small] if key == "small" else dataset
-                times[key].append(len(items) / ray_path(items))
-            log(f"  start/steady {r + 1}/{pairs}: one batch per actor {times['small'][-1]:.1f} s, "
-                f"all {len(dataset)} {times['all'][-1]:.1f} s")
+        paths = {"local": path(local, "local"), "ray": path(one, "ray", actors=n)}
+        log(f"long job: {len(long_job)} images per call")
+        long = run_paired(paths, long_job, len(long_job), pairs=max(2, pairs // 3), baseline="local",
+                          meter=_meter(), essential=("inference", "decode"), log=log)
+        log(f"one call: {len(dataset)} images")
+        call = run_paired(paths, dataset, len(dataset), pairs=pairs, baseline="local", meter=_meter(),
+                          essential=("inference", "decode"), log=log)
+        small = n * BATCH  # one batch per actor: the pool's start and one batch
+        starts = [paths["ray"](dataset[:small]) for _ in range(pairs)]
+        log(f"  start: {', '.join(f'{t:.2f}' for t in starts)} s")
     finally:
         local.close()
         one.close()
         ray.shutdown()
-    t_small, t_all = float(np.median(times["small"])), float(np.median(times["all"]))
-    out = result.to_dict()
-    out.update(ray_runs_s=times, ray_small=small, ray_start_s=t_small,
-               ray_steady_images_per_s=(len(dataset) - small) / (t_all - t_small))
-    return out
+    start = float(np.median(starts))
+    steady = [(len(dataset) - small) / (len(dataset) / rate - start) for rate in call.paths["ray"].segments]
+    return {"long": long.to_dict(), "call": call.to_dict(), "start_runs_s": starts, "start_s": start,
+            "start_images": small, "steady": spread(steady).to_dict(),
+            "steady_ratio": pair_ratios(steady, call.paths["local"].segments).to_dict()}
 
 
 def write_capacity(dataset, images, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Images/s the driver labels and writes (to_labels + _Writer flushes of `chunk` samples), per chunk size."""
+    """Images/s the driver labels and writes, per chunk size: blocks of raw outputs as actors send them back,
+    recorded as the Ray driver records them (`annotation._record`: post-processing, to_labels, the writer),
+    `_Writer` flushes of `chunk` samples."""
     from fiftyone_mslite.adapters.images import load_image
     from fiftyone_mslite.integration import annotation as an
     from fiftyone_mslite.integration import compat
     from fiftyone_mslite.integration.locks import FieldLock
     from fiftyone_mslite.integration.model import load_model
+    from fiftyone_mslite.integration.ray_engine import MAX_BATCHES_PER_BLOCK
+    from fiftyone_mslite.pipeline import Batch
 
-    def path(model, chunk: int, predictions: list) -> Callable[[Any], float]:
+    block = BATCH * MAX_BATCHES_PER_BLOCK
+
+    def path(model, chunk: int, outputs: list[np.ndarray]) -> Callable[[Any], float]:
         def run(samples) -> float:
             ids = samples.values("id")
             name = f"w{chunk}_{int(model.store_logits)}"
@@ -123,56 +131,64 @@ def write_capacity(dataset, images, pairs: int, log: Callable[[str], None]) -> d
                 t = time.perf_counter()
                 for lo in range(0, len(ids), chunk):
                     part = ids[lo:lo + chunk]
-                    for k in range(0, len(part), BATCH):  # as annotate records them: a batch at a time
-                        rows = [(i, "") for i in part[k:k + BATCH]]
-                        an._record(model, writer, rows, (predictions[:len(rows)], None))
+                    for k in range(0, len(part), block):  # as the Ray driver records them: a block at a time
+                        rows = [(i, "") for i in part[k:k + block]]
+                        an._record(model, writer, Batch(rows, ready=rows, outputs=[o[:len(rows)] for o in outputs]))
                     writer.flush()
                 return len(ids) / (time.perf_counter() - t)
         return run
 
     with load_model(MODEL, threads=cores()) as model:
         clf = model.classifier
-        files = images.files[:BATCH]
-        predictions = clf.infer(np.stack([clf.prepare(load_image(f)) for f in files]))
+        files = images.files[:block]
+        outputs = clf.submit(np.stack([clf.prepare(load_image(f)) for f in files])).result()
         out: dict[str, Any] = {}
         for logits in (False, True):
             model.store_logits = logits
             log(f"write capacity, logits={logits}")
-            res = run_paired({f"chunk {c}": path(model, c, predictions) for c in CHUNKS}, dataset, WRITE_SAMPLES,
+            res = run_paired({f"chunk {c}": path(model, c, outputs) for c in CHUNKS}, dataset, WRITE_SAMPLES,
                              pairs=pairs, meter=_meter(), essential=(), log=log)
             out["with logits" if logits else "without logits"] = res.to_dict()
         return out
 
 
+def _row(name: str, p: dict[str, Any], ratio: dict[str, Any] | None) -> str:
+    t = p["throughput"]
+    r = "1" if ratio is None else f"**{ratio['median']:.3f}** ({ratio['q1']:.3f}–{ratio['q3']:.3f})"
+    return (f"| {name} | {t['median']:.1f} ({t['q1']:.1f}–{t['q3']:.1f}) | {r} | {p['steal_pct']:.1f} | "
+            f"{p['idle_pct']:.1f} |")
+
+
 def render(res: dict[str, Any]) -> str:
     m, e = res["machine"], res["engines"]
-    local, ray_ = e["paths"]["local"], e["paths"]["ray"]
-    ratio = e["ratios"]["ray"]
-    start, steady = e["ray_start_s"], e["ray_steady_images_per_s"]
+    long, call = e["long"], e["call"]
+    n, images = call["cores"], call["segment"]
+    steady, sr = e["steady"], e["steady_ratio"]
+    head = ["| engine | img/s median (IQR) | ÷ local, per pair (IQR) | steal % | idle % |", "|---|---:|---:|---:|---:|"]
     lines = [f"Measured {m['date']} on {describe_machine(m)}, a **shared** machine (other engineers' jobs ran "
-             f"beside it: steal {e['steal_pct']:.1f} %, idle {e['idle_pct']:.1f} % over the engine run). "
-             f"Rerun: `.venv/bin/python benchmarks/ray_engine.py --write-docs`. Raw: `docs/images/ray_engine.json`.",
-             "", f"**Engines at {e['cores']} cores** (tv-mobilenet-v2, batch {BATCH}, {e['pairs']} interleaved pairs "
-             f"of {e['segment']}-image segments; local = 1 process x {e['cores']} threads, ray = {e['cores']} "
-             "actors x 1 thread on a local Ray):", "",
-             "| engine | img/s median (IQR) | ÷ local, per pair (IQR) | core-ms/img | steal % | idle % |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for name, p in (("local", local), ("ray", ray_)):
-        r = "1" if name == "local" else f"{ratio['median']:.3f} ({ratio['q1']:.3f}–{ratio['q3']:.3f})"
-        t = p["throughput"]
-        cpu = f"{p['cpu_ms_per_item']:.2f}" if name == "local" else "— (see the meter's note)"
-        lines.append(f"| {name} | {t['median']:.1f} ({t['q1']:.1f}–{t['q3']:.1f}) | {r} | {cpu} | "
-                     f"{p['steal_pct']:.1f} | {p['idle_pct']:.1f} |")
-    lines += ["", f"Every Ray segment starts its own {e['cores']} actors (each imports FiftyOne and opens its "
-              f"session): a run of one batch per actor ({e['ray_small']} images) takes **{start:.1f} s** (median). "
-              f"By difference with runs over all 1000 images, the started pool labels **{steady:.1f} img/s** "
-              f"(**{steady / local['throughput']['median']:.2f}x** local's end-to-end median): the per-node "
-              f"throughput of a long job on a {e['cores']}-core node, where the start is paid once. Ray's own CPU "
-              "is not counted per image: its actors exit inside a segment and are reaped outside the measured "
-              "tree.", "",
-              "**Driver + MongoDB write capacity** (to_labels + id-keyed bulk writes of labels and run digests, "
-              f"{WRITE_SAMPLES} samples per segment; mongod on the same machine):", "",
-              "| chunk | labels/s without logits (IQR) | labels/s with 1000 logits (IQR) |", "|---:|---:|---:|"]
+             f"beside it: steal {call['steal_pct']:.1f} %, idle {call['idle_pct']:.1f} % over the 1000-image "
+             "calls). Rerun: `.venv/bin/python benchmarks/ray_engine.py --write-docs`. Raw: "
+             "`docs/images/ray_engine.json`. Both engines at the same "
+             f"{n} cores: local = 1 process x {n} threads; ray = {n} actors x 1 thread on a local Ray with "
+             f"{n} CPUs; tv-mobilenet-v2, batch {BATCH}.", "",
+             f"**A long job** ({long['segment']} images in one call: the 1000 ImageNet sample images "
+             f"{long['segment'] // images} times; {long['pairs']} interleaved pairs, end to end, the Ray pool's "
+             "start included):", "", *head,
+             _row("local", long["paths"]["local"], None), _row("ray", long["paths"]["ray"], long["ratios"]["ray"]),
+             "", f"**One call on the {images} images** ({call['pairs']} interleaved pairs, end to end):", "", *head,
+             _row("local", call["paths"]["local"], None), _row("ray", call["paths"]["ray"], call["ratios"]["ray"]),
+             "", f"A Ray call first starts its {n} actors (a Ray worker process each, which imports the "
+             "classifier — not FiftyOne — and opens its MindSpore Lite session): a call of one batch per actor "
+             f"({e['start_images']} images) takes **{e['start_s']:.2f} s** (median of {len(e['start_runs_s'])}). "
+             f"Without that start, the pool labels **{steady['median']:.1f} img/s** (IQR {steady['q1']:.1f}–"
+             f"{steady['q3']:.1f}; per pair: (1000 − {e['start_images']}) images / (the call's time − the median "
+             f"start)), **{sr['median']:.3f}x** local (per pair, IQR {sr['q1']:.3f}–{sr['q3']:.3f}): the "
+             f"per-node throughput of a long job on a {n}-core node. Ray's own CPU is not counted per image: its "
+             "actors exit inside a segment and are reaped outside the measured tree.", "",
+             "**Driver + MongoDB write capacity** (post-processing of the raw outputs actors return, to_labels, "
+             f"id-keyed bulk writes of labels and run digests; {WRITE_SAMPLES} samples per segment; mongod on the "
+             "same machine):", "",
+             "| chunk | labels/s without logits (IQR) | labels/s with 1000 logits (IQR) |", "|---:|---:|---:|"]
     w0, w1 = res["writes"]["without logits"]["paths"], res["writes"]["with logits"]["paths"]
     for c in CHUNKS:
         a, b = w0[f"chunk {c}"]["throughput"], w1[f"chunk {c}"]["throughput"]
@@ -180,11 +196,12 @@ def render(res: dict[str, Any]) -> str:
                      f"({b['q1']:.0f}–{b['q3']:.0f}) |")
     best0 = max(w0[f"chunk {c}"]["throughput"]["median"] for c in CHUNKS)
     best1 = max(w1[f"chunk {c}"]["throughput"]["median"] for c in CHUNKS)
-    lines += ["", f"**Projected** (not measured: one node here): with {steady:.0f} img/s per {e['cores']}-core node, "
-              f"one driver and its MongoDB keep up with about **{best1 / steady:.0f} nodes** when logits are stored "
-              f"({best1:.0f} labels/s) and **{best0 / steady:.0f} nodes** without ({best0:.0f} labels/s); past "
+    node = steady["median"]
+    lines += ["", f"**Projected** (not measured: one node here): with {node:.0f} img/s per {n}-core node, one "
+              f"driver and its MongoDB keep up with about **{best1 / node:.0f} nodes** when logits are stored "
+              f"({best1:.0f} labels/s) and **{best0 / node:.0f} nodes** without ({best0:.0f} labels/s); past "
               "that the database, not inference, sets the pace. The write rate was measured with driver and "
-              "mongod sharing these 2 cores; a dedicated database host moves the limit up."]
+              f"mongod sharing these {n} cores; a dedicated database host moves the limit up."]
     return "\n".join(lines)
 
 
@@ -205,10 +222,12 @@ def main() -> None:
     images = imagenet(None)
     dataset = fo.Dataset()
     dataset.add_samples([fo.Sample(filepath=str(f)) for f in images.files])
+    long_job = fo.Dataset()
+    long_job.add_samples([fo.Sample(filepath=str(f)) for _ in range(LONG_PASSES) for f in images.files])
     writes = fo.Dataset()
     writes.add_samples([fo.Sample(filepath=f"/bench/{i}.jpg") for i in range(WRITE_SAMPLES)])
     res = {"machine": machine_info(("fiftyone", "ray", "numpy")),
-           "engines": engines(dataset, args.pairs, log),
+           "engines": engines(dataset, long_job, args.pairs, log),
            "writes": write_capacity(writes.view(), images, max(2, args.pairs // 2), log)}
     text = render(res)
     print(text)

@@ -95,6 +95,12 @@ class Classifier:
     def embedding_size(self) -> int | None:
         return self.entry.embedding.size if self.has_embeddings else None
 
+    def identity(self) -> dict[str, Any]:
+        """What decides this classifier's outputs: two with equal identities give the same predictions (a Ray
+        actor checks its own against the driver's)."""
+        e = self.entry
+        return {"model": e.name, "sha256": e.source.sha256, "labels": e.labels, "preprocess": e.preprocess.to_dict()}
+
     def prepare(self, image: np.ndarray | Image.Image, config: PreprocessConfig | None = None,
                 out: np.ndarray | None = None) -> np.ndarray:
         """RGB image (HWC uint8 array or PIL) → one model input sample, written into `out` if given (a row of a
@@ -112,6 +118,12 @@ class Classifier:
     def postprocess(self, outputs: list[np.ndarray]) -> list:
         """Raw outputs of a batch → one prediction per sample."""
         return self._adapter.postprocess([outputs[i] for i in self._head])
+
+    def used_outputs(self, embeddings: bool) -> list[int]:
+        """Indices of the raw outputs `postprocess` (and, with `embeddings`, `embeddings`) reads: what a caller
+        that ships outputs elsewhere (a Ray actor) has to send; the others may be None."""
+        extra = {self._embedding} if embeddings and self._embedding is not None else set()
+        return sorted(set(self._head) | extra)
 
     def require_embeddings(self) -> None:
         """Raise, before any work, why this model has no embeddings (and how to give it some)."""

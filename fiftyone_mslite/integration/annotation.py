@@ -17,9 +17,7 @@ import json
 import os
 import re
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +30,8 @@ import numpy as np
 import pymongo
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from ..adapters.images import open_rgb
-from ..classifier import Classifier
-from ..errors import DatabaseError, DatasetError, Failed, Interrupted
-from ..runtime import MSLiteError, WorkerCrashedError
+from ..errors import DatabaseError, DatasetError, Interrupted
+from ..pipeline import Batch, run_pipeline
 from . import compat
 from .locks import FieldLock
 from .model import MSLiteModel, load_model
@@ -241,54 +237,19 @@ class _Writer:
                                 f"({type(exc).__name__})") from None
 
 
-def _preparer(model: MSLiteModel, draft: bool) -> Callable[..., np.ndarray | Failed]:
-    """Thread-pool task: file → model input tensor (written into `out`, a row of the batch buffer, if given),
-    or why not."""
-    clf = model.classifier
-    fit = (clf.input_hw, clf.preprocess_config)
-
-    def prepare(path: str, out: np.ndarray | None = None) -> np.ndarray | Failed:
-        try:
-            return clf.prepare(open_rgb(path, fit, draft=draft), out=out)
-        except ValueError as exc:  # ImageDecodeError and pre-processing refusals name the file
-            return Failed(str(exc) if path in str(exc) else f"{path}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - one odd image must not stop the job
-            return Failed(f"{path}: {type(exc).__name__}: {exc}")
-
-    return prepare
-
-
-Inferred = tuple[list, np.ndarray | None]  # a batch's adapter predictions and (if asked) embeddings
-
-
-def _predictions(clf: Classifier, batch: np.ndarray, submitted: Future, embed: bool) -> tuple[Inferred | Failed, int]:
-    """Predictions (and, with `embed`, embeddings: the same outputs) of a submitted batch, or why not, and the
-    worker crashes it took. Shared by both engines: the Ray actors run it too. A crashed worker restarts on
-    the next call, so a crash is retried once; a second crash on the same batch fails its samples (a resumed
-    run retries them)."""
-    for attempt in (1, 2):
-        try:
-            outputs = (submitted if attempt == 1 else clf.submit(batch)).result()
-            return (clf.postprocess(outputs), clf.embeddings(outputs) if embed else None), attempt - 1
-        except WorkerCrashedError as exc:
-            if attempt == 2:
-                return Failed(f"the MindSpore Lite worker crashed twice on this sample's batch: {exc}"), 2
-        except MSLiteError as exc:
-            return Failed(f"inference failed: {exc}"), attempt - 1
-    raise AssertionError("unreachable")
-
-
-def _record(model: MSLiteModel, writer: _Writer, samples: Sequence[tuple[str, str]],
-            result: Inferred | Failed) -> None:
-    """One inferred batch's (id, filepath)s and result into the writer, labels made by `model.to_labels`: the
-    one path from predictions to stored labels, for the local and the Ray engine."""
-    if isinstance(result, Failed):
-        for sid, path in samples:
-            writer.fail(sid, path, result.reason)
-        return
-    predictions, embeddings = result
-    for k, ((sid, _), label) in enumerate(zip(samples, model.to_labels(predictions))):
-        writer.ok(sid, label, None if embeddings is None else embeddings[k])
+def _record(model: MSLiteModel, writer: _Writer, batch: Batch) -> None:
+    """One inferred batch into the writer, labels made by `model.to_labels` from the classifier's
+    post-processing of its raw outputs: the one path from outputs to stored labels, for both engines (a Ray
+    actor returns raw outputs, and the driver records them here)."""
+    for sid, path, reason in batch.failed:
+        writer.fail(sid, path, reason)
+    if batch.ready:
+        clf = model.classifier
+        labels = model.to_labels(clf.postprocess(batch.outputs))
+        embeddings = clf.embeddings(batch.outputs) if writer.embeddings_field else None
+        for k, ((sid, _), label) in enumerate(zip(batch.ready, labels)):
+            writer.ok(sid, label, None if embeddings is None else embeddings[k])
+    writer.summary.crashed_batches += batch.crashes
 
 
 def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predictions", *, batch_size: int = 16,
@@ -359,88 +320,16 @@ def _engine(engine: str, address: str | None, actors: int | None, num_workers: i
                                                                          draft, progress)
 
 
-@dataclass
-class _Batch:
-    """One batch on its way: its samples, those that decoded (id, path, tensor), its inference, and the batch
-    buffer its samples were decoded into (returned for reuse once the inference has read it)."""
-
-    chunk: list[tuple[str, str]]
-    ready: list[tuple[str, str, np.ndarray]]
-    tensors: np.ndarray | None = None
-    inference: Future | None = None
-    written: bool = False
-    buffer: np.ndarray | None = None
-
-
 def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, workers: int,
          draft: bool, progress: bool) -> None:
-    """Decode ahead in a thread pool, keep every inference stream fed (one batch queued beyond the streams,
-    so none waits for the main thread), write labels as batches complete, in order."""
-    prepare = _preparer(model, draft)
-    clf = model.classifier
-    depth = clf.streams + 1
-    starts = iter(range(0, len(todo), batch_size))
-    decoding: deque[tuple[list[tuple[str, str]], list[Future], np.ndarray | None]] = deque()
-    inferring: deque[_Batch] = deque()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="mslite-decode")
-    spare: list[np.ndarray] = []  # batch buffers whose inference is done: decoded into again, never re-allocated
+    """The local engine: `run_pipeline` on this machine, labels written as batches complete, in order."""
+    with fou.ProgressBar(total=len(todo), progress=progress) as pb:
+        def on_batch(batch: Batch) -> None:
+            _record(model, writer, batch)
+            writer.flush(force=False)
+            pb.update(len(batch.items))
 
-    def decode_next() -> None:
-        lo = next(starts, None)
-        if lo is not None:
-            chunk = todo[lo:lo + batch_size]
-            buffer = spare.pop() if spare else clf.batch_buffer(batch_size)
-            rows = [None] * len(chunk) if buffer is None else list(buffer)
-            decoding.append((chunk, [pool.submit(prepare, path, row) for (_, path), row in zip(chunk, rows)], buffer))
-
-    def infer_next() -> None:
-        chunk, futures, buffer = decoding.popleft()
-        decode_next()
-        item = _Batch(chunk, [], buffer=buffer)
-        ok = []
-        for k, ((sid, path), fut) in enumerate(zip(chunk, futures)):
-            result = fut.result()
-            if isinstance(result, Failed):
-                writer.fail(sid, path, result.reason)
-            else:
-                item.ready.append((sid, path, result))
-                ok.append(k)
-        if item.ready:
-            if buffer is None:
-                item.tensors = np.stack([t for _, _, t in item.ready])
-            else:  # decoded in place: no copy unless a sample failed (then the others move up)
-                item.tensors = buffer[:len(ok)] if ok == list(range(len(ok))) else buffer[ok]
-            item.inference = clf.submit(item.tensors)
-        inferring.append(item)
-
-    def finish(item: _Batch) -> None:
-        if item.ready and not item.written:
-            result, crashes = _predictions(clf, item.tensors, item.inference, bool(writer.embeddings_field))
-            writer.summary.crashed_batches += crashes
-            _record(model, writer, [(sid, path) for sid, path, _ in item.ready], result)
-        item.written = True
-        if item.buffer is not None and (item.inference is None or item.inference.done()):
-            spare.append(item.buffer)
-
-    try:
-        with fou.ProgressBar(total=len(todo), progress=progress) as pb:
-            for _ in range(depth + PREFETCH_BATCHES):
-                decode_next()
-            while decoding or inferring:
-                while decoding and len(inferring) < depth:
-                    infer_next()
-                finish(inferring[0])
-                writer.flush(force=False)
-                pb.update(len(inferring.popleft().chunk))
-    except KeyboardInterrupt:
-        for item in inferring:  # keep every finished prediction; drop the rest
-            if item.inference is not None and item.inference.done() and item.inference.exception() is None:
-                finish(item)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        queued = [item.inference for item in inferring if item.inference is not None]
-        for fut in queued:
-            fut.cancel()
-        wait(queued)  # a request still running must not meet a closing session
-        writer.flush()
+        try:
+            run_pipeline(model.classifier, todo, batch_size, workers, draft, on_batch)
+        finally:
+            writer.flush()

@@ -75,10 +75,14 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
     @property
     def classifier(self) -> Classifier:
         if self._classifier is None:
-            c = self.config
-            self._classifier = load_classifier(c.model, labels=c.labels, threads=c.threads, backend=c.backend,
-                                               streams=c.streams, **c.overrides)
+            self._classifier = load_classifier(**self.classifier_args())
         return self._classifier
+
+    def classifier_args(self) -> dict[str, Any]:
+        """`load_classifier` keyword arguments of this model's classifier (also how a Ray actor opens it)."""
+        c = self.config
+        return {"name_or_path": c.model, "labels": c.labels, "threads": c.threads, "backend": c.backend,
+                "streams": c.streams, **c.overrides}
 
     @property
     def label_type(self) -> type[fol.Label]:
@@ -180,10 +184,9 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides this model's labels (identifies a run of it for resuming)."""
-        clf, c = self.classifier, self.config
-        return {"model": self.name, "sha256": clf.entry.source.sha256, "labels": clf.entry.labels,
-                "preprocess": clf.entry.preprocess.to_dict(), "confidence_thresh": c.confidence_thresh,
-                "top_k": c.top_k, "store_top_k": c.store_top_k, "store_logits": self.store_logits}
+        c = self.config
+        return {**self.classifier.identity(), "confidence_thresh": c.confidence_thresh, "top_k": c.top_k,
+                "store_top_k": c.store_top_k, "store_logits": self.store_logits}
 
     def close(self) -> None:
         if self._classifier is not None:

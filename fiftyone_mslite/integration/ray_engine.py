@@ -1,31 +1,31 @@
 """`annotate(..., engine="ray")`: the same run on a Ray cluster (docs/scale-out.md).
 
 Everything that touches the dataset stays on the driver, where `annotate` was called: the resume plan, the run
-record, the field lock and the id-keyed bulk writes (`annotation._Writer`, fed through `annotation._record`, the
-same path as the local engine). Ray Data streams `(id, filepath)` blocks through a pool of actors
-(`map_batches` + `ActorPoolStrategy`, Ray's batch-inference recipe); each actor opens one MindSpore Lite
-session with the driver's settings and keeps it, decodes and pre-processes next to it, and returns compact
-records: id, the adapter's prediction (label, confidence, logits as an array), the embedding if asked, or the
-failure message. Ray retries the tasks of an actor that dies, a task's output is taken once, and writes are
-keyed by sample id: no sample is lost or labeled twice.
+record, the field lock, turning outputs into labels and the id-keyed bulk writes (`annotation._record` into
+`annotation._Writer`, the local engine's path). Ray Data streams `(id, filepath)` blocks through a pool of
+actors (`map_batches` + `ActorPoolStrategy`, Ray's batch-inference recipe); each actor (`ray_actor.Annotator`,
+which never imports FiftyOne) opens one MindSpore Lite session with the driver's settings and keeps it, runs
+the local engine's decode-ahead pipeline on each block, and returns compact records: id, the raw outputs the
+driver's post-processing reads (numeric arrays), or the failure message. Ray retries the tasks of an actor that
+dies, a task's output is taken once, and writes are keyed by sample id: no sample is lost or labeled twice.
 """
 from __future__ import annotations
 
+import logging
 import os
-import socket
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
 
-import fiftyone as fo
-import fiftyone.core.odm.database as food
 import fiftyone.core.utils as fou
 import numpy as np
 
-from ..errors import EngineUnavailableError, Failed, ModelMismatchError
+from ..errors import EngineUnavailableError
+from ..pipeline import Batch
 from ..runtime import settings
-from .annotation import Engine, _predictions, _preparer, _record, _Writer
-from .model import MSLiteModel, MSLiteModelConfig
+from .annotation import Engine, _record, _Writer
+from .model import MSLiteModel
+from .ray_actor import OUTPUT, Annotator
 
 INSTALL = "pip install 'fiftyone-mslite[ray]'"
 MAX_BATCHES_PER_BLOCK = 8  # a Ray task's (and a retry's) unit; fewer when there are few batches per actor
@@ -61,76 +61,44 @@ def ray_engine(address: str | None, actors: int | None) -> Engine:
     return run
 
 
-def database_uri() -> str:
-    """The MongoDB this driver writes to, as a URI (FiftyOne's own service has none configured: then its host
-    and port, which only this machine reaches)."""
-    if fo.config.database_uri:
-        return fo.config.database_uri
-    host, port = food.get_db_client().address
-    return f"mongodb://{host}:{port}"
-
-
-def _runtime_env(ray) -> dict[str, Any]:
-    """Environment of the actors: the forwarded settings and FIFTYONE_DATABASE_URI. Actors never write, but
-    with the URI a FiftyOne import there can never start a MongoDB of its own on a worker node."""
+def _forwarded(ray) -> dict[str, str]:
+    """The driver's FORWARDED settings an actor sets before it loads the model, less those the job's own
+    runtime_env sets. Handed as constructor arguments, not as a per-actor runtime_env: Ray would start a
+    fresh worker process for that environment instead of taking one of its prestarted ones."""
     job = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
-    env = {name: settings.get(name) for name in FORWARDED if settings.get(name)}
-    env["FIFTYONE_DATABASE_URI"] = database_uri()
-    return {"env_vars": {k: v for k, v in env.items() if k not in job}}
+    return {name: settings.get(name) for name in FORWARDED if settings.get(name) and name not in job}
 
 
-class _Annotator:
-    """A Ray actor: one MindSpore Lite session, opened once with the driver's settings and kept for every batch;
-    `threads` decoder threads beside it. Refuses to start on a node whose model differs from the driver's."""
-
-    def __init__(self, config: dict[str, Any], expected: dict[str, Any], draft: bool, embed: bool):
-        self.model = MSLiteModel(MSLiteModelConfig(config))
-        self.model.store_logits = expected["store_logits"]
-        found = self.model.settings()
-        if found != expected:
-            differ = sorted(k for k in expected if found.get(k) != expected[k])
-            self.model.close()
-            raise ModelMismatchError(f"node {socket.gethostname()} loads '{config['model']}' with other "
-                                     f"{', '.join(differ)} than the driver: give every node the same catalog and "
-                                     f"model files (docs/scale-out.md)")
-        self.prepare, self.embed = _preparer(self.model, draft), embed
-        self.pool = ThreadPoolExecutor(self.model.config.threads, thread_name_prefix="mslite-decode")
-        print(f"fiftyone-mslite actor pid {os.getpid()} on {socket.gethostname()}: {self.model.name}, "
-              f"{self.model.config.threads} threads, backend {self.model.classifier.session.backend}", flush=True)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(batch["id"])
-        inputs = list(self.pool.map(self.prepare, batch["filepath"].tolist()))
-        errors = [x.reason if isinstance(x, Failed) else "" for x in inputs]
-        predictions, embeddings = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
-        crashes = np.zeros(n, np.int64)
-        ready = [k for k, x in enumerate(inputs) if not isinstance(x, Failed)]
-        if ready:
-            clf = self.model.classifier
-            tensors = np.stack([inputs[k] for k in ready])
-            result, crashes[0] = _predictions(clf, tensors, clf.submit(tensors), self.embed)
-            for j, k in enumerate(ready):
-                if isinstance(result, Failed):
-                    errors[k] = result.reason
-                else:
-                    predictions[k] = result[0][j]
-                    embeddings[k] = None if result[1] is None else result[1][j]
-        return {"id": batch["id"], "filepath": batch["filepath"], "error": np.array(errors, dtype=object),
-                "prediction": predictions, "embedding": embeddings, "crashes": crashes}
+@contextmanager
+def _quiet_ray_data(ray) -> Iterator[None]:
+    """Ray Data's progress bars and INFO logs off for the run, so that the driver's terminal shows our
+    progress bar (fed by our writes) and real warnings only; restored afterwards."""
+    context = ray.data.DataContext.get_current()  # copied into each dataset: set before the dataset is made
+    levels = {logging.getLogger("ray.data"): logging.WARNING,
+              logging.getLogger("ray.data._internal.progress"): logging.ERROR}  # "progress bars disabled"
+    shown, saved = context.enable_progress_bars, {logger: logger.level for logger in levels}
+    context.enable_progress_bars = False
+    for logger, level in levels.items():
+        logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        context.enable_progress_bars = shown
+        for logger, level in saved.items():
+            logger.setLevel(level)
 
 
 def _write(model: MSLiteModel, writer: _Writer, records: dict[str, np.ndarray]) -> None:
-    """One block of actor records into the writer: failures as failures, the rest through `_record`."""
-    rows = list(zip(records["id"].tolist(), records["filepath"].tolist(), records["error"].tolist(),
-                    records["prediction"], records["embedding"]))
-    for sid, path, error, _, _ in rows:
-        if error:
-            writer.fail(sid, path, error)
-    ok = [row for row in rows if not row[2]]
-    if ok:
-        embeddings = None if writer.embeddings_field is None else [row[4] for row in ok]
-        _record(model, writer, [row[:2] for row in ok], ([row[3] for row in ok], embeddings))
-    writer.summary.crashed_batches += int(records["crashes"].sum())
+    """One block of actor records into the writer, through `_record` as a local batch would be."""
+    ids, paths, errors = records["id"].tolist(), records["filepath"].tolist(), records["error"].tolist()
+    ready = sum(not e for e in errors)  # the ready rows come first
+    outputs: list[np.ndarray | None] = [None] * len(model.classifier.session.outputs)
+    for k in range(len(outputs)):
+        if OUTPUT.format(k) in records:
+            outputs[k] = records[OUTPUT.format(k)][:ready]
+    batch = Batch(items=list(zip(ids, paths)), failed=list(zip(ids[ready:], paths[ready:], errors[ready:])),
+                  ready=list(zip(ids[:ready], paths[:ready])), outputs=outputs, crashes=int(records["crashes"].sum()))
+    _record(model, writer, batch)
 
 
 def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, draft: bool,
@@ -140,7 +108,8 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
     ray = _ray()
     started = not ray.is_initialized()
     if started:  # else the caller's own Ray session (and its runtime_env); actors log to files, one per actor
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False)
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
+                 logging_level=logging.WARNING)
     try:
         threads = model.config.threads
         cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -157,14 +126,14 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
         blocks = [pa.table({"id": [i for i, _ in todo[lo:lo + per_block]],
                             "filepath": [p for _, p in todo[lo:lo + per_block]]})
                   for lo in range(0, len(todo), per_block)]
-        context = ray.data.DataContext.get_current()  # copied into the dataset: set before it is made
-        shown, context.enable_progress_bars = context.enable_progress_bars, False  # ours, fed by our writes
-        try:
+        with _quiet_ray_data(ray):
+            clf, embed = model.classifier, writer.embeddings_field is not None
             results = ray.data.from_arrow(blocks).map_batches(
-                _Annotator, batch_size=batch_size, batch_format="numpy", num_cpus=threads,
-                compute=ray.data.ActorPoolStrategy(size=size), runtime_env=_runtime_env(ray),
-                fn_constructor_kwargs={"config": model.config.serialize(), "expected": model.settings(),
-                                       "draft": draft, "embed": writer.embeddings_field is not None})
+                Annotator, batch_size=None, batch_format="numpy", num_cpus=threads,
+                compute=ray.data.ActorPoolStrategy(size=size),
+                fn_constructor_kwargs={"env": _forwarded(ray), "classifier_args": model.classifier_args(),
+                                       "expected": clf.identity(), "batch_size": batch_size, "draft": draft,
+                                       "outputs": clf.used_outputs(embed)})
             stream = iter(results.iter_batches(batch_size=None, batch_format="numpy"))  # a generator
             try:
                 with fou.ProgressBar(total=len(todo), progress=progress) as pb:
@@ -175,8 +144,6 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
             finally:
                 stream.close()  # shuts the streaming executor down, with its actors
                 writer.flush()
-        finally:
-            context.enable_progress_bars = shown
     finally:
         if started:
             ray.shutdown()

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import fiftyone as fo
+import fiftyone.core.odm.database as food
 import numpy as np
 import pytest
 from helpers.cli import cli
@@ -36,6 +37,12 @@ from ray.cluster_utils import Cluster  # noqa: E402
 MB = 1 << 20
 MARKER = "FIFTYONE_MSLITE_TEST_RAY"  # in every actor's environment (and its worker's): finds what we started
 BAD = {"missing": "not found", "empty": "empty file", "text": "not an image", "truncated": "truncated"}
+
+
+def _database_uri() -> str:
+    """The session's mongod as a URI, for the actors' and a second driver's environment."""
+    host, port = food.get_db_client().address
+    return f"mongodb://{host}:{port}"
 
 
 def _procs(match) -> list[int]:
@@ -89,7 +96,7 @@ def cluster(request, tiny_model):
     fo.Dataset().delete()  # connect (FiftyOne starts the session's mongod) before asking for its URI
     marker = uuid.uuid4().hex
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live below it
-    env_vars = {MARKER: marker, "FIFTYONE_DATABASE_URI": ray_engine.database_uri(),
+    env_vars = {MARKER: marker, "FIFTYONE_DATABASE_URI": _database_uri(),
                 "FIFTYONE_MSLITE_USER_CATALOG": str(user_catalog_path()),
                 "FIFTYONE_MSLITE_HOME": os.environ["FIFTYONE_MSLITE_HOME"],
                 "FIFTYONE_MSLITE_RUNTIME_PYTHON": os.environ.get("FIFTYONE_MSLITE_RUNTIME_PYTHON", "")}
@@ -184,6 +191,23 @@ def test_same_predictions_failures_and_run_record_as_local(cluster, tiny_model, 
     assert ds.count("ray") == 20 and ds.count("ray_error") == 4
 
 
+def test_embeddings_come_back_with_the_labels_as_locally(cluster, tiny_model, files):
+    """Actors send only the outputs the driver reads: the label head, plus the embedding output when asked."""
+    ds = _dataset(files)
+    with load_model(tiny_model, threads=1) as model:
+        assert model.classifier.used_outputs(False) != model.classifier.used_outputs(True)
+        annotate(ds, model, "local", batch_size=4, embeddings_field="local_emb", progress=False)
+        ours = annotate(ds, model, "ray", batch_size=4, embeddings_field="ray_emb", progress=False, engine="ray")
+    assert (ours.processed, ours.failed) == (20, 4)
+    _same_labels(ds, "local", "ray")
+    pairs = list(zip(ds.values("local_emb"), ds.values("ray_emb")))
+    assert sum(b is not None for _, b in pairs) == 20
+    for a, b in pairs:
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+
+
 def test_killed_actor_is_retried_nothing_lost_or_doubled(cluster, tiny_model, big_files, monkeypatch):
     ds = _dataset(big_files)
     delivered, killed = [], []
@@ -240,7 +264,7 @@ def test_cli_joins_the_cluster_by_address(cluster, tiny_model, files):
     try:
         run = cli("annotate", "--dataset", ds.name, "--model", tiny_model, "--field", "pred", "--batch-size", "4",
                   "--engine", "ray", "--address", cluster["address"], "--actors", "2", "--threads", "1", "--json",
-                  FIFTYONE_DATABASE_URI=ray_engine.database_uri())
+                  FIFTYONE_DATABASE_URI=_database_uri())
         assert run.returncode == 1, run.stderr  # 1: some samples failed
         summary = json.loads(run.stdout)
         assert (summary["processed"], summary["failed"]) == (20, 4), run.stderr

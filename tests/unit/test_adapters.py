@@ -7,6 +7,7 @@ from PIL import Image
 
 from fiftyone_mslite.adapters import MultiLabelAdapter, SoftmaxAdapter
 from fiftyone_mslite.adapters.preprocessing import PreprocessConfig, preprocess, resize_and_crop
+from fiftyone_mslite.adapters.softmax import top_k_indices
 from fiftyone_mslite.catalog.labelsets import LabelSet
 from fiftyone_mslite.catalog.schema import ModelEntry, Source
 from fiftyone_mslite.errors import ModelMismatchError
@@ -35,6 +36,19 @@ def test_classifier_softmax_top_k_and_logits():
     assert pred.label == "c1" and pred.index == 1 and pred.confidence == pytest.approx(e[1] / e.sum())
     assert [name for name, _ in pred.top_k] == ["c1", "c2", "c0"]
     np.testing.assert_allclose(pred.logits, [1.0, 3.0, 2.0])
+
+
+def test_top_k_indices_equal_a_stable_full_sort():
+    """The partition shortcut ranks exactly as `argsort(kind="stable")`: ties in index order (also across the k-th
+    place), k beyond the class count, NaN rows."""
+    rng = np.random.default_rng(1)
+    rows = [rng.standard_normal((16, 1000)), rng.integers(0, 4, (16, 50)).astype(float), np.zeros((2, 7)),
+            np.array([[1.0, np.nan, 3.0, np.nan, 0.5], [np.nan] * 5])]
+    for scores in rows:
+        for k in (1, 5, 9):
+            expected = [np.argsort(-r, kind="stable")[:k] for r in scores]
+            for got, want in zip(top_k_indices(scores, k), expected):
+                np.testing.assert_array_equal(got, want)
 
 
 def test_classifier_keeps_probabilities_and_reads_quantized_scores():
