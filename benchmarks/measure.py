@@ -96,6 +96,13 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _on_cpu_s(schedstat: str, fallback: float) -> float:
+    """A thread's time on a CPU in ns resolution from its schedstat (stat counts 10 ms ticks, so a decode thread
+    that worked 8 ms may show 0 or 10), else `fallback`."""
+    text = _read(schedstat)
+    return int(text.split()[0]) / 1e9 if text else fallback
+
+
 @dataclass(frozen=True)
 class _Proc:
     pid: int
@@ -320,6 +327,7 @@ class CpuMeter:
             if not text:
                 continue
             comm, _, own, _, start = _parse_stat(text)
+            own = _on_cpu_s(f"/proc/{me}/task/{entry}/schedstat", own)
             tid = int(entry)
             names = [n for n in (python_names.get(tid), comm) if n]
             comp = next((c for c in tagged if any(_matches(c.threads, tid, n, True) for n in names)), None)

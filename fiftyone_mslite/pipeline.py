@@ -52,7 +52,7 @@ class _InFlight:
     handed: bool = False
 
 
-def file_preparer(clf: Classifier, draft: bool) -> Callable[..., np.ndarray | Failed]:
+def _file_preparer(clf: Classifier, draft: bool) -> Callable[..., np.ndarray | Failed]:
     """Thread-pool task: file → model input tensor (written into `out`, a row of a batch buffer, if given),
     or why not."""
     fit = (clf.input_hw, clf.preprocess_config)
@@ -68,7 +68,7 @@ def file_preparer(clf: Classifier, draft: bool) -> Callable[..., np.ndarray | Fa
     return prepare
 
 
-def outputs_of(clf: Classifier, tensors: np.ndarray, submitted: Future) -> tuple[list[np.ndarray] | Failed, int]:
+def _outputs_of(clf: Classifier, tensors: np.ndarray, submitted: Future) -> tuple[list[np.ndarray] | Failed, int]:
     """Raw outputs of a submitted batch, or why not, and the worker crashes it took. A crashed worker restarts
     on the next call, so a crash is retried once; a second crash on the same batch fails its items (a resumed
     run retries them)."""
@@ -88,7 +88,7 @@ def run_pipeline(clf: Classifier, items: Sequence[Item], batch_size: int, decode
     """Hand every batch of `items`, in order, to `on_batch` once inferred (on this thread). Ctrl-C: the batch
     `on_batch` was busy with and every later batch whose inference had finished are handed (again) before
     the interrupt goes on, so a caller that records idempotently keeps all finished work; the rest is dropped."""
-    prepare = file_preparer(clf, draft)
+    prepare = _file_preparer(clf, draft)
     depth = clf.streams + 1  # one batch queued beyond the streams, so none waits for this thread
     starts = iter(range(0, len(items), batch_size))
     decoding: deque[tuple[_InFlight, list[Future]]] = deque()
@@ -126,7 +126,7 @@ def run_pipeline(clf: Classifier, items: Sequence[Item], batch_size: int, decode
     def hand(f: _InFlight) -> None:
         batch = f.batch
         if f.inference is not None and not f.settled:
-            outputs, batch.crashes = outputs_of(clf, f.tensors, f.inference)
+            outputs, batch.crashes = _outputs_of(clf, f.tensors, f.inference)
             if isinstance(outputs, Failed):
                 batch.failed += [(sid, path, outputs.reason) for sid, path in batch.ready]
                 batch.ready = []

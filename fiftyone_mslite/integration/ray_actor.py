@@ -43,8 +43,8 @@ class Annotator:
               f"{self.threads} threads, backend {self.clf.session.backend}", flush=True)
 
     def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Records of a block: the ready rows first (their outputs in order), then the failed ones (with
-        `error`); the block's worker-crash count rides on its first row."""
+        """Records of a block: the ready rows (their outputs), then the failed ones (`error` set, outputs zero);
+        the block's worker-crash count rides on its first row."""
         batches: list[Batch] = []
         items = list(zip(block["id"].tolist(), block["filepath"].tolist()))
         run_pipeline(self.clf, items, self.batch_size, self.threads, self.draft, batches.append)

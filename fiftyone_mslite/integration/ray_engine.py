@@ -63,8 +63,8 @@ def ray_engine(address: str | None, actors: int | None) -> Engine:
 
 def _forwarded(ray) -> dict[str, str]:
     """The driver's FORWARDED settings an actor sets before it loads the model, less those the job's own
-    runtime_env sets. Handed as constructor arguments, not as a per-actor runtime_env: Ray would start a
-    fresh worker process for that environment instead of taking one of its prestarted ones."""
+    runtime_env sets. Handed as constructor arguments, not as a per-actor runtime_env, for which Ray would
+    need worker processes set up for that environment rather than any idle worker of the job."""
     job = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
     return {name: settings.get(name) for name in FORWARDED if settings.get(name) and name not in job}
 
@@ -89,15 +89,17 @@ def _quiet_ray_data(ray) -> Iterator[None]:
 
 
 def _write(model: MSLiteModel, writer: _Writer, records: dict[str, np.ndarray]) -> None:
-    """One block of actor records into the writer, through `_record` as a local batch would be."""
+    """A block of actor records (or several, or part of one: whatever Ray Data hands over) into the writer,
+    through `_record` as a local batch would be."""
     ids, paths, errors = records["id"].tolist(), records["filepath"].tolist(), records["error"].tolist()
-    ready = sum(not e for e in errors)  # the ready rows come first
+    ok = np.array([not e for e in errors], bool)
     outputs: list[np.ndarray | None] = [None] * len(model.classifier.session.outputs)
     for k in range(len(outputs)):
         if OUTPUT.format(k) in records:
-            outputs[k] = records[OUTPUT.format(k)][:ready]
-    batch = Batch(items=list(zip(ids, paths)), failed=list(zip(ids[ready:], paths[ready:], errors[ready:])),
-                  ready=list(zip(ids[:ready], paths[:ready])), outputs=outputs, crashes=int(records["crashes"].sum()))
+            outputs[k] = records[OUTPUT.format(k)][ok]
+    rows = list(zip(ids, paths, errors))
+    batch = Batch(items=[(i, p) for i, p, _ in rows], failed=[row for row in rows if row[2]],
+                  ready=[(i, p) for i, p, e in rows if not e], outputs=outputs, crashes=int(records["crashes"].sum()))
     _record(model, writer, batch)
 
 
