@@ -182,7 +182,8 @@ def render(summary: DemoSummary) -> str:
     lines = [
         f"Dataset '{summary.dataset}': {summary.samples} images, model '{summary.model}' (MindSpore Lite)",
         f"  annotated {summary.annotated}, already labeled {summary.skipped}, failed {summary.failed}"
-        + (f"; throughput {summary.images_per_s:.1f} images/s" if summary.images_per_s else ""),
+        + (f"; {'throughput' if summary.annotated else 'labeled earlier at'} {summary.images_per_s:.1f} images/s"
+           if summary.images_per_s else ""),
         f"  top-1 accuracy {summary.accuracy:.1%}"
         + (f", top-5 accuracy {summary.top5_accuracy:.1%}" if summary.top5_accuracy is not None else ""),
         f"  {summary.mistakes} mistakes; the most confident ones:",

@@ -11,8 +11,10 @@ dies, a task's output is taken once, and writes are keyed by sample id: no sampl
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -20,7 +22,7 @@ from types import ModuleType
 import fiftyone.core.utils as fou
 import numpy as np
 
-from ..errors import EngineUnavailableError
+from ..errors import EngineUnavailableError, MSLiteError
 from ..pipeline import Batch
 from ..runtime import settings
 from .annotation import Engine, _record, _Writer
@@ -88,6 +90,23 @@ def _quiet_ray_data(ray) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def _actor_start_error(exc: Exception) -> Exception | None:
+    """Our error an actor raised while starting (a node without the runtime, a model that differs from the
+    driver's), rebuilt from the text Ray passes on, without Ray's traceback; None for any other failure."""
+    if not getattr(exc, "actor_init_failed", False):
+        return None
+    for line in reversed(str(getattr(exc, "error_msg", "")).splitlines()):
+        found = re.match(r"(fiftyone_mslite(?:\.\w+)*)\.(\w+): (.+)", line.strip())
+        if found:
+            cls = getattr(importlib.import_module(found[1]), found[2], None)
+            if isinstance(cls, type) and issubclass(cls, MSLiteError):
+                try:
+                    return cls(f"a Ray actor could not start: {found[3]}")
+                except TypeError:  # an error type built from more than a message
+                    return None
+    return None
+
+
 def _write(model: MSLiteModel, writer: _Writer, records: dict[str, np.ndarray]) -> None:
     """A block of actor records (or several, or part of one: whatever Ray Data hands over) into the writer,
     through `_record` as a local batch would be."""
@@ -143,6 +162,11 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
                         _write(model, writer, records)
                         writer.flush(force=False)
                         pb.update(len(records["id"]))
+            except ray.exceptions.RayActorError as exc:
+                ours = _actor_start_error(exc)
+                if ours is None:
+                    raise
+                raise ours from None
             finally:
                 stream.close()  # shuts the streaming executor down, with its actors
                 writer.flush()

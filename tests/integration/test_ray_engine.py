@@ -22,7 +22,7 @@ from helpers.cli import cli
 from PIL import Image
 
 from fiftyone_mslite.catalog.user import user_catalog_path
-from fiftyone_mslite.errors import EngineUnavailableError
+from fiftyone_mslite.errors import EngineUnavailableError, ModelMismatchError
 from fiftyone_mslite.integration import ray_engine
 from fiftyone_mslite.integration.annotation import annotate, run_key
 from fiftyone_mslite.integration.model import load_model
@@ -206,6 +206,20 @@ def test_embeddings_come_back_with_the_labels_as_locally(cluster, tiny_model, fi
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_actor_with_another_model_stops_the_run_with_our_error(cluster, tiny_model, files, monkeypatch):
+    """A node whose model file differs from the driver's (here: the driver expects another sha256): the run stops
+    with ModelMismatchError naming the node and what to do, not Ray's actor traceback; nothing is written."""
+    ds = _dataset(files)
+    with load_model(tiny_model, threads=1) as model:
+        identity = model.classifier.identity
+        monkeypatch.setattr(model.classifier, "identity", lambda: {**identity(), "sha256": "0" * 64})
+        with pytest.raises(ModelMismatchError, match=r"^a Ray actor could not start: node \S+ loads 'tiny' with "
+                                                     r"other sha256 than the driver: give every node the same"):
+            annotate(ds, model, "pred", batch_size=4, progress=False, engine="ray")
+    assert ds.count("pred") == 0
+    _wait_gone(_pool(cluster["marker"]), "the failed run's actors")
 
 
 def test_killed_actor_is_retried_nothing_lost_or_doubled(cluster, tiny_model, big_files, monkeypatch):
