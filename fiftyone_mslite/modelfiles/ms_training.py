@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import LossInputNotFoundError, MsInspectError, NotATrainingGraphError, UnknownOutputTensorError
-from ..errors import TrainingGraphError
-from .flatbuf import CorruptFlatBuffer
+from ..errors import (
+    LossInputNotFoundError,
+    MsInspectError,
+    NotATrainingGraphError,
+    TrainingGraphError,
+    UnknownOutputTensorError,
+)
+from .flatbuf import CorruptFlatBuffer, FlatReader
 from .legacy import schema as S
 from .legacy.graph import Graph, Node, SubGraph
 from .legacy.reader import read_current
@@ -39,7 +44,7 @@ _GRAD_NAME = "Gradients"
 _OPTIMIZER_NAME = "optimizer"  # kOptimizerName: the optimizer's own arithmetic (beta powers, ...)
 _OPTIMIZER_OPS = frozenset({"Adam", "SGD", "ApplyMomentum", "AdamWeightDecay", "Assign", "AssignAdd"})
 _DROPOUT = "Dropout"
-_LAST_2_0_0_PRIMITIVE = S.CURRENT_PRIMITIVES.index("Unsqueeze")
+_LAST_2_0_0_PRIMITIVE = S.CURRENT_PRIMITIVES.index(S.LAST_2_0_0_PRIMITIVE)
 _LISTED = 8
 
 
@@ -159,8 +164,7 @@ class _Network:
         return [t for i in reversed(nodes) if self.graph.nodes[i].op != _DROPOUT for t in self.graph.nodes[i].outputs]
 
 
-def _listing(graph: Graph, tensors: list[int]) -> str:
-    names = [graph.tensors[t].name or str(t) for t in tensors]
+def _listing(names: list[str]) -> str:
     shown = ", ".join(repr(n) for n in names[:_LISTED])
     return shown + (f" (and {len(names) - _LISTED} more)" if len(names) > _LISTED else "")
 
@@ -177,11 +181,21 @@ def _pick_output(net: _Network, output: str, loss_inputs: list[int]) -> int:
             return node.outputs[0]
     raise UnknownOutputTensorError(
         f"no tensor named {output!r} in the network part of this training graph; candidates: "
-        f"{_listing(graph, candidates or everything)}")
+        f"{_listing([graph.tensors[t].name or str(t) for t in candidates or everything])}")
 
 
-def _check_writable(graph: Graph, kept: list[int]) -> None:
-    """Every kept primitive must be one MindSpore Lite 2.0.0 knows, with attributes this package can write."""
+def _set_attributes(data: bytes, node: int) -> list[int]:
+    """Slots of the attributes node ``node`` of ``data`` sets explicitly (none: every attribute at its default)."""
+    rd = FlatReader(data)
+    table = rd.table_in_vector(rd.root("MetaGraph"), S.MG_NODES, node, "MetaGraph.nodes")
+    primitive = rd.sub_table(table, S.N_PRIMITIVE, f"nodes[{node}].primitive")
+    value = None if primitive is None else rd.sub_table(primitive, S.P_VALUE, f"nodes[{node}].primitive.value")
+    return [] if value is None else rd.present_slots(value)
+
+
+def _check_writable(data: bytes, graph: Graph, kept: list[int]) -> None:
+    """Every kept primitive must be one MindSpore Lite 2.0.0 knows, with attributes this package can write: a
+    transcribed table, or none set (then the written table, empty too, reads the same defaults)."""
     for index in kept:
         node = graph.nodes[index]
         known = node.op in S.CURRENT_PRIMITIVES and S.CURRENT_PRIMITIVES.index(node.op) <= _LAST_2_0_0_PRIMITIVE
@@ -189,9 +203,9 @@ def _check_writable(graph: Graph, kept: list[int]) -> None:
             raise TrainingGraphError(
                 f"the network part holds a {node.op} node ({node.name!r}), which MindSpore Lite 2.0.0 does not "
                 "know; export the inference model from the training framework instead")
-        if node.op not in S.CURRENT_TABLES:
+        if node.op not in S.CURRENT_TABLES and _set_attributes(data, index):
             raise TrainingGraphError(
-                f"the network part holds a {node.op} node ({node.name!r}), whose attributes this cut cannot "
+                f"the network part holds a {node.op} node ({node.name!r}) with attributes this cut cannot "
                 "rewrite yet; export the inference model with MindSpore Lite's TrainSession instead")
 
 
@@ -242,16 +256,12 @@ def cut_inference_graph(data: bytes, output: str | None = None) -> bytes:
         outputs = loss_inputs
     else:
         losses = [node.name for node in graph.nodes if _is_loss(node) and not _is_grad(node)]
-        found = f"its loss nodes ({_listing_names(losses)}) are fed by no network op" if losses else (
+        found = f"its loss nodes ({_listing(losses)}) are fed by no network op" if losses else (
             f"no node is named like a loss function ({', '.join(_LOSS_NAME_PARTS)}) or is a loss op")
         raise LossInputNotFoundError(
             f"a training graph whose loss input cannot be found: {found}; name the network's output tensor "
             "(`--output-tensor NAME`) to cut there")
     kept = net.closure(outputs)
-    _check_writable(graph, kept)
+    _check_writable(data, graph, kept)
     return write_current(_rebuild(net, kept, outputs, rename=output is None))
 
-
-def _listing_names(names: list[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:_LISTED])
-    return shown + (f" (and {len(names) - _LISTED} more)" if len(names) > _LISTED else "")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from helpers.ms_files import with_node_input
+from helpers.ms_files import tiny_training_graph, with_node_input
 
 from fiftyone_mslite.errors import (
     LossInputNotFoundError,
     ModelFileError,
     MsInspectError,
     NotATrainingGraphError,
+    TrainingGraphError,
     UnknownOutputTensorError,
 )
 from fiftyone_mslite.modelfiles.legacy.reader import read_current
@@ -116,3 +117,25 @@ def test_files_that_are_no_training_graph_or_are_broken_get_one_line_errors(corp
         with pytest.raises(MsInspectError) as err:
             cut_inference_graph(broken)
         assert "\n" not in str(err.value) and "truncated or corrupt" in str(err.value)
+
+
+def test_dropout_is_bypassed_as_mindspores_inference_export_does():
+    cut = read_current(cut_inference_graph(tiny_training_graph("Dropout")))
+    assert [(n.op, n.inputs, n.outputs) for n in cut.nodes] == [("MatMulFusion", [0, 1], [2]),
+                                                                 ("BiasAdd", [2, 3], [4])]
+    assert [t.name for t in cut.tensors] == ["x", "fc.weight", "net/fc/MatMul", "fc.bias", "net/fc/BiasAdd"]
+    assert (cut.inputs, cut.outputs) == ([0], [4])
+
+
+def test_an_attribute_less_network_op_is_carried_over():
+    cut = read_current(cut_inference_graph(tiny_training_graph("Abs")))
+    assert [n.op for n in cut.nodes] == ["MatMulFusion", "Abs", "BiasAdd"]
+
+
+@pytest.mark.parametrize("op, layout, says", [
+    ("LayerNormFusion", (("begin_norm_axis", "i64", 1), ("epsilon", "f32", 1e-5)), "with attributes this cut cannot"),
+    ("FillV2", (), "which MindSpore Lite 2.0.0 does not know")])
+def test_a_network_op_that_cannot_be_carried_over_is_named(op, layout, says):
+    with pytest.raises(TrainingGraphError) as err:
+        cut_inference_graph(tiny_training_graph(op, layout))
+    assert f"a {op} node ('net/mid')" in str(err.value) and says in str(err.value) and "\n" not in str(err.value)
