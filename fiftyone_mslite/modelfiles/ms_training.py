@@ -248,6 +248,10 @@ def cut_inference_graph(data: bytes, output: str | None = None) -> bytes:
     if not any(_is_training(node) for node in graph.nodes):
         raise NotATrainingGraphError(
             "not a training graph: it holds no loss, gradient or optimizer node, so there is nothing to cut away")
+    if len(graph.subgraphs) > 1:
+        raise TrainingGraphError(
+            f"the training graph has {len(graph.subgraphs)} sub-graphs (control flow), which this cut does not "
+            "follow; export the inference model with MindSpore Lite's TrainSession instead")
     net = _Network.of(graph)
     loss_inputs = net.loss_inputs()
     if output is not None:

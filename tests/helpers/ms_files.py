@@ -18,10 +18,11 @@ def with_node_input(data: bytes, node: int, position: int, tensor: int) -> bytes
     return patch_u32(data, start + 4 * position, tensor)
 
 
-def tiny_training_graph(middle: str = "Dropout", middle_layout: tuple = (), seed: int = 0) -> bytes:
+def tiny_training_graph(middle: str = "Dropout", middle_layout: tuple = (), subgraphs: int = 1, seed: int = 0) -> bytes:
     """A minimal on-device training graph (current schema): x [2,4] -> MatMulFusion (w [3,4], transposed) ->
     `middle` -> BiasAdd -> a loss named as MindSpore names it (with the labels), its gradient and an SGD node.
-    `middle_layout` ((name, kind, default) per field) makes the middle node set those attributes."""
+    `middle_layout` ((name, kind, default) per field) makes the middle node set those attributes; `subgraphs` > 1
+    repeats the main sub-graph (as a control-flow graph lists several)."""
     import numpy as np
 
     from fiftyone_mslite.modelfiles.legacy import schema as S
@@ -50,6 +51,6 @@ def tiny_training_graph(middle: str = "Dropout", middle_layout: tuple = (), seed
              Node("Gradients/net/fc/gradBiasAdd/BiasAddGrad", "BiasAddGrad", {}, [9], [10]),
              Node("Default/optimizer-SGD/SGD", "SGD", {}, [5, 10, 11], [12])]
     sub = SubGraph("main_graph", [0, 7], [8, 12], list(range(len(nodes))), list(range(len(tensors))))
-    graph = Graph("", "MindSpore Lite 1.5.0", 3, [0, 7], [8, 12], nodes, tensors, [sub])
+    graph = Graph("", "MindSpore Lite 1.5.0", 3, [0, 7], [8, 12], nodes, tensors, [sub] * subgraphs)
     tables = S.CURRENT_TABLES | ({middle: middle_layout} if middle_layout else {})
     return write_graph(graph, S.CURRENT_PRIMITIVES, tables, S.IDENT_CURRENT)

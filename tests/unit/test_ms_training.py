@@ -139,3 +139,9 @@ def test_a_network_op_that_cannot_be_carried_over_is_named(op, layout, says):
     with pytest.raises(TrainingGraphError) as err:
         cut_inference_graph(tiny_training_graph(op, layout))
     assert f"a {op} node ('net/mid')" in str(err.value) and says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_control_flow_training_graph_is_refused():
+    with pytest.raises(TrainingGraphError) as err:
+        cut_inference_graph(tiny_training_graph(subgraphs=2))
+    assert "2 sub-graphs (control flow)" in str(err.value)
