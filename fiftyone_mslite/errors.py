@@ -20,6 +20,7 @@ from .runtime.errors import (
 __all__ = [
     "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
     "ConversionError", "MsInspectError", "OnnxFixError", "TFLiteDequantizeError", "LegacyUpgradeError",
+    "TrainingGraphError", "NotATrainingGraphError", "LossInputNotFoundError", "UnknownOutputTensorError",
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
@@ -42,6 +43,22 @@ class TFLiteDequantizeError(ModelFileError):
 
 class LegacyUpgradeError(ModelFileError):
     """A legacy-schema (v0) ``.ms`` cannot be upgraded: unreadable, unsupported ops, or nothing to do."""
+
+
+class TrainingGraphError(ModelFileError):
+    """An on-device training ``.ms`` cannot be cut to its inference graph (the three cases below)."""
+
+
+class NotATrainingGraphError(TrainingGraphError):
+    """The file holds no optimizer, gradient or loss node: there is no training part to cut away."""
+
+
+class LossInputNotFoundError(TrainingGraphError):
+    """A training graph whose loss function's network input cannot be found; naming the output resolves it."""
+
+
+class UnknownOutputTensorError(TrainingGraphError):
+    """The output tensor asked for is not produced by the network (inference) part; the message lists candidates."""
 
 
 class EmbeddingNotFoundError(ModelFileError):

@@ -84,6 +84,12 @@ class FlatReader:
         pos = self.field_pos(tab, slot, flags.bytewidth, what)
         return default if pos is None else tab.Get(flags, pos)
 
+    def present_slots(self, tab: Table) -> list[int]:
+        """The slots of a (validated) table whose fields are present, i.e. not left to the schema's default."""
+        vtable = tab.Pos - encode.Get(N.SOffsetTFlags.packer_type, self.buf, tab.Pos)
+        vsize = encode.Get(N.VOffsetTFlags.packer_type, self.buf, vtable)
+        return [slot for slot in range((vsize - 4) // 2) if tab.Offset(4 + 2 * slot)]
+
     def vector_span(self, tab: Table, slot: int, elem: int, what: str) -> tuple[int, int] | None:
         """(position of the first element, length) of a vector field, bounds-checked; None when absent."""
         pos = self.field_pos(tab, slot, 4, what)

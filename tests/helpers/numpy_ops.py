@@ -106,3 +106,8 @@ def resize_linear(x, oh, ow, align_corners):
     c0, c1, fc = coords(ow, w)
     top = x[:, r0] * (1 - fr)[None, :, None, None] + x[:, r1] * fr[None, :, None, None]
     return top[:, :, c0] * (1 - fc)[None, None, :, None] + top[:, :, c1] * fc[None, None, :, None]
+
+
+def dense(x, w, b=None):
+    """A fully connected layer with MindSpore's weight layout: x [N, in], w [out, in] -> x @ w.T + b."""
+    return x.astype(np.float64) @ w.T + (0 if b is None else b)

@@ -38,18 +38,22 @@ def _index_list(rd: FlatReader, tab: Table, slot: int, what: str) -> list[int]:
     return rd.values(tab, slot, "[u32]", what)
 
 
-def _v0_node(rd: FlatReader, tab: Table, index: int) -> Node:
+def _node(rd: FlatReader, tab: Table, index: int, primitives: tuple[str, ...],
+          tables: dict[str, tuple[S.Field, ...]], open_union: bool) -> Node:
     what = f"nodes[{index}]"
     name = rd.string(tab, S.N_NAME, f"{what}.name")
     prim = rd.sub_table(tab, S.N_PRIMITIVE, f"{what}.primitive")
     if prim is None:
         raise CorruptFlatBuffer(f"{what} ({name or 'unnamed'}) has no primitive")
     type_id = rd.scalar(prim, S.P_TYPE, "u8", 0, f"{what}.primitive.value_type")
-    if not 1 <= type_id <= len(S.V0_PRIMITIVES):
-        raise CorruptFlatBuffer(f"{what} ({name or 'unnamed'}) has primitive type {type_id}, unknown to the v0 schema")
-    op = S.V0_PRIMITIVES[type_id - 1]
+    if 1 <= type_id <= len(primitives):
+        op = primitives[type_id - 1]
+    elif open_union and type_id > len(primitives):
+        op = f"{S.UNKNOWN_PRIMITIVE}{type_id}"  # a member appended by a newer release
+    else:
+        raise CorruptFlatBuffer(f"{what} ({name or 'unnamed'}) has primitive type {type_id}, unknown to the schema")
     attrs: dict[str, Any] = {}
-    layout = S.V0_TABLES.get(op)
+    layout = tables.get(op)
     if layout is not None:
         value = rd.sub_table(prim, S.P_VALUE, f"{what}.primitive.value")
         if value is not None:
@@ -64,30 +68,39 @@ def _v0_node(rd: FlatReader, tab: Table, index: int) -> Node:
 
 def read_v0(buf: bytes | memoryview) -> Graph:
     """Parse a legacy-schema buffer; primitives outside ``V0_TABLES`` keep their name and no attributes."""
+    return _read(buf, S.V0_PRIMITIVES, S.V0_TABLES, open_union=False)
+
+
+def read_current(buf: bytes | memoryview) -> Graph:
+    """Parse a current-schema (``MSL2``) buffer; attributes of primitives outside ``CURRENT_TABLES`` are not read,
+    and members appended to the union after ``CURRENT_PRIMITIVES`` are named ``UNKNOWN_PRIMITIVE<type id>``."""
+    return _read(buf, S.CURRENT_PRIMITIVES, S.CURRENT_TABLES, open_union=True)
+
+
+def _read(buf: bytes | memoryview, primitives: tuple[str, ...], tables: dict[str, tuple[S.Field, ...]],
+          open_union: bool) -> Graph:
     try:
-        return _read_v0(FlatReader(buf))
+        rd = FlatReader(buf)
+        meta = rd.root("MetaGraph")
+        tensors = [_tensor(rd, t, i) for i, t in enumerate(rd.tables(meta, S.MG_TENSORS, "MetaGraph.allTensors"))]
+        nodes = [_node(rd, n, i, primitives, tables, open_union)
+                 for i, n in enumerate(rd.tables(meta, S.MG_NODES, "MetaGraph.nodes"))]
+        subgraphs = [
+            SubGraph(name=rd.string(g, S.SG_NAME, f"subGraph[{i}].name"),
+                     inputs=_index_list(rd, g, S.SG_INPUTS, f"subGraph[{i}].inputIndices"),
+                     outputs=_index_list(rd, g, S.SG_OUTPUTS, f"subGraph[{i}].outputIndices"),
+                     nodes=_index_list(rd, g, S.SG_NODES, f"subGraph[{i}].nodeIndices"),
+                     tensors=_index_list(rd, g, S.SG_TENSORS, f"subGraph[{i}].tensorIndices"))
+            for i, g in enumerate(rd.tables(meta, S.MG_SUBGRAPHS, "MetaGraph.subGraph"))
+        ]
+        graph = Graph(name=rd.string(meta, S.MG_NAME, "MetaGraph.name"),
+                      version=rd.string(meta, S.MG_VERSION, "MetaGraph.version"),
+                      fmk=rd.scalar(meta, S.MG_FMK, "i32", 0, "MetaGraph.fmkType"),
+                      inputs=_index_list(rd, meta, S.MG_INPUTS, "MetaGraph.inputIndex"),
+                      outputs=_index_list(rd, meta, S.MG_OUTPUTS, "MetaGraph.outputIndex"),
+                      nodes=nodes, tensors=tensors, subgraphs=subgraphs)
     except (struct.error, IndexError, ValueError, OverflowError) as exc:
         raise CorruptFlatBuffer(f"unreadable FlatBuffer ({exc})") from None
-
-
-def _read_v0(rd: FlatReader) -> Graph:
-    meta = rd.root("MetaGraph")
-    tensors = [_tensor(rd, t, i) for i, t in enumerate(rd.tables(meta, S.MG_TENSORS, "MetaGraph.allTensors"))]
-    nodes = [_v0_node(rd, n, i) for i, n in enumerate(rd.tables(meta, S.MG_NODES, "MetaGraph.nodes"))]
-    subgraphs = [
-        SubGraph(name=rd.string(g, S.SG_NAME, f"subGraph[{i}].name"),
-                 inputs=_index_list(rd, g, S.SG_INPUTS, f"subGraph[{i}].inputIndices"),
-                 outputs=_index_list(rd, g, S.SG_OUTPUTS, f"subGraph[{i}].outputIndices"),
-                 nodes=_index_list(rd, g, S.SG_NODES, f"subGraph[{i}].nodeIndices"),
-                 tensors=_index_list(rd, g, S.SG_TENSORS, f"subGraph[{i}].tensorIndices"))
-        for i, g in enumerate(rd.tables(meta, S.MG_SUBGRAPHS, "MetaGraph.subGraph"))
-    ]
-    graph = Graph(name=rd.string(meta, S.MG_NAME, "MetaGraph.name"),
-                  version=rd.string(meta, S.MG_VERSION, "MetaGraph.version"),
-                  fmk=rd.scalar(meta, S.MG_FMK, "i32", 0, "MetaGraph.fmkType"),
-                  inputs=_index_list(rd, meta, S.MG_INPUTS, "MetaGraph.inputIndex"),
-                  outputs=_index_list(rd, meta, S.MG_OUTPUTS, "MetaGraph.outputIndex"),
-                  nodes=nodes, tensors=tensors, subgraphs=subgraphs)
     _check_indices(graph)
     return graph
 

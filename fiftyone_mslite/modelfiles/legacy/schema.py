@@ -39,7 +39,8 @@ V0_PRIMITIVES = tuple((
     "SigmoidCrossEntropyWithLogitsGrad Reciprocal Merge Mod GeLU"
 ).split())
 
-# union PrimitiveType of ops.fbs (identical in 2.0.0), up to the last member this package writes.
+# union PrimitiveType of ops.fbs, in order (mindspore-lite master, up to FillV2). The MindSpore Lite 2.0.0 runtime's
+# type-name table ends at LAST_2_0_0_PRIMITIVE; this package writes members up to Unsqueeze.
 CURRENT_PRIMITIVES = tuple((
     "Abs Activation ActivationGrad Adam AddFusion AdderFusion AddGrad AddN All ApplyMomentum ArgMaxFusion "
     "ArgMinFusion Assert Assign AssignAdd AudioSpectrogram AvgPoolFusion AvgPoolGrad BatchNorm BatchNormGrad "
@@ -58,8 +59,17 @@ CURRENT_PRIMITIVES = tuple((
     "SmoothL1Loss SmoothL1LossGrad Softmax SoftmaxCrossEntropyWithLogits SpaceToBatch SpaceToBatchND SpaceToDepth "
     "SparseSoftmaxCrossEntropyWithLogits SparseToDense Split Sqrt Squeeze Square SquaredDifference Stack StridedSlice "
     "SubFusion SubGrad Switch TensorListFromTensor TensorListGetItem TensorListReserve TensorListSetItem "
-    "TensorListStack TileFusion TopKFusion Transpose Unique UnsortedSegmentSum Unsqueeze"
+    "TensorListStack TileFusion TopKFusion Transpose Unique UnsortedSegmentSum Unsqueeze "
+    "Unstack LSTMGrad Where ZerosLike Select ScatterNdUpdate GRU NonZero InvertPermutation Size "
+    "RandomStandardNormal CropAndResize Erf StridedSliceGrad IsFinite LinSpace UniformReal AbsGrad RsqrtGrad "
+    "SqrtGrad LayerNormGrad ResizeGrad Splice LogSoftmax Call Custom CumSum SplitWithOverlap GenOP RaggedRange "
+    "GLU TensorArray TensorArrayRead TensorArrayWrite Affine AllGather ReduceScatter DynamicQuant LSTMGradData "
+    "LSTMGradWeight RandomNormal NLLLoss NLLLossGrad FormatTranspose GatherD GroupNormFusion Log1p "
+    "TensorScatterAdd SparseFillEmptyRows SparseReshape SparseSegmentSum ScatterElements Triu Tril "
+    "AdamWeightDecay FillV2"
 ).split())
+LAST_2_0_0_PRIMITIVE = "Tril"
+UNKNOWN_PRIMITIVE = "PrimitiveType#"  # + type id: a union member newer than CURRENT_PRIMITIVES
 
 # Shared table layouts of model_v0.fbs / model.fbs (the current schema only appends fields).
 QUANT_PARAM: tuple[Field, ...] = (
