@@ -15,11 +15,13 @@ from .runtime.errors import (
     MSLiteError,
     RuntimeUnavailableError,
     WorkerCrashedError,
+    WorkerTimeoutError,
 )
 
 __all__ = [
     "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
-    "ConversionError", "MsInspectError", "OnnxFixError", "TFLiteDequantizeError", "LegacyUpgradeError",
+    "WorkerTimeoutError", "ConversionError", "BenchmarkDataError", "MsInspectError", "OnnxFixError",
+    "TFLiteDequantizeError", "LegacyUpgradeError",
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
@@ -46,6 +48,10 @@ class LegacyUpgradeError(ModelFileError):
 
 class EmbeddingNotFoundError(ModelFileError):
     """A model has no tensor that can serve as its embedding (none found, or the named one is absent)."""
+
+
+class BenchmarkDataError(MSLiteError, ValueError):
+    """A `benchmark` input or golden-output file does not fit the model (count, size, shape) or is unreadable."""
 
 
 # -- downloads ------------------------------------------------------------------------------------------------
