@@ -20,7 +20,8 @@ import numpy as np
 from .. import runtime
 from ..catalog.registry import catalog
 from ..catalog.store import model_file
-from ..errors import BenchmarkDataError
+from ..errors import BenchmarkDataError, MsInspectError
+from ..modelfiles.ms_inspect import inspect_ms
 from ..runtime.specs import check_input_size, concrete_shape
 from .golden import match_outputs, mean_bias, read_golden
 
@@ -144,6 +145,19 @@ def _load_inputs(session: runtime.Session, batch_size: int, in_data_files: list[
     return [_random_input(spec, shape, rng) for spec, shape in zip(specs, shapes)]
 
 
+def _check_declared_inputs(path: Path, batch_size: int) -> None:
+    """Refuse a .ms whose declared inputs are absurdly large before MindSpore Lite sees it: it would refuse
+    tensors over ~2 GB with a misleading "corrupt file", and accept many smaller ones adding up to far more."""
+    if runtime.detect_model_format(path) != runtime.MS:
+        return
+    try:
+        declared = inspect_ms(path).inputs
+    except MsInspectError:
+        return  # what the reader cannot parse, loading reports
+    specs = [runtime.TensorSpec(t.name, t.dims, t.dtype, None) for t in declared if t.dtype in np.sctypeDict]
+    check_input_size(specs, [concrete_shape(spec, batch_size) for spec in specs], str(path))
+
+
 def split_files(value: str | None) -> list[str]:
     """`--inDataFile a.bin,b.bin` (the tool splits on commas and white space)."""
     return [p for p in re.split(r"[\s,]+", value or "") if p]
@@ -162,6 +176,7 @@ def benchmark_model(model: str, threads: int = 2, loop_count: int = 10, warmup_l
     path = Path(model).expanduser()
     if model in cat.models or not (path.exists() or path.suffix in (".ms", ".mindir")):
         path = model_file(cat.model(model)).path  # unknown names get the catalog's "did you mean"
+    _check_declared_inputs(path, batch_size)
     start = time.perf_counter()
     with runtime.open_model(path, threads=threads, batch_size=batch_size, backend=backend) as session:
         prepare_ms = (time.perf_counter() - start) * 1000
