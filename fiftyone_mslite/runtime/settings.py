@@ -30,7 +30,7 @@ SETTINGS = (
     Setting("FIFTYONE_MSLITE_DOWNLOAD_MIN_RATE", "8K", "slowest a download may be (bytes per second, or K/M/G): a "
                                                        "body slower than this over the read timeout (30 s) is "
                                                        "abandoned and resumed later; headers must arrive within "
-                                                       "that timeout"),
+                                                       "twice that timeout"),
     Setting("FIFTYONE_MSLITE_CALL_TIMEOUT", "120", "floor of every runtime call's deadline, in seconds: a model "
                                                    "load, batch or conversion (10x) in the worker that takes longer "
                                                    "than max(this, 50x the model's slowest per-image time so far x "
@@ -68,7 +68,6 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def parse_size(text):
-    # type: (str) -> int
     """``4G``, ``512M``, ``800k`` or plain bytes (binary units; a trailing ``B``/``iB`` is allowed); None if not."""
     match = re.match(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", text.lower())
     return int(match.group(1)) * _SIZE_UNITS[match.group(2)] if match else None
