@@ -424,12 +424,15 @@ def test_slow_server_beyond_timeout_is_retried_then_fails(server, cache):
     assert not cached_path(cache, url).exists()
 
 
-def test_headers_trickled_byte_by_byte_end_the_download(server, cache):
+def test_headers_trickled_byte_by_byte_end_the_download(server, cache, monkeypatch):
     url = server.add("/drip-headers.bin", trickle="headers", every=0.05)  # each byte restarts the read timeout
     with pytest.raises(DownloadError, match=r"did not send its response headers within 1 s") as info:
         fetch(url, cache_dir=cache, timeout=0.5, retries=1, progress=False)
     assert url in str(info.value) and "\n" not in str(info.value)
     assert not cached_path(cache, url).exists()
+    monkeypatch.setenv(downloads.DEADLINE_ENV, "1")  # with the default 30 s read timeout, the deadline ends it
+    with pytest.raises(DownloadError, match=r"took longer than 1 s \(FIFTYONE_MSLITE_DOWNLOAD_DEADLINE\)"):
+        fetch(url, cache_dir=cache, kind="labels", progress=False)
 
 
 def test_a_body_slower_than_the_minimum_rate_is_abandoned_and_resumed_later(server, cache, monkeypatch):
