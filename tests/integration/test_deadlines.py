@@ -2,6 +2,7 @@
 the worker is killed and replaced, annotate goes on. FIFTYONE_MSLITE_CALL_TIMEOUT is set small here."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_a_graph_whose_output_is_a_constant_ends_with_the_deadline(tmp_path, mon
 
     run = cli("benchmark", str(model), "--json", FIFTYONE_MSLITE_CALL_TIMEOUT="4")
     assert run.returncode == 1
-    error = __import__("json").loads(run.stdout)
+    error = json.loads(run.stdout)
     assert str(model) in error["message"]
     # the deadline, or (once the model-file bridge refuses constant outputs up front) that refusal
     assert error["error"] == "WorkerTimeoutError" or "constant" in error["message"]
@@ -127,3 +128,42 @@ def test_annotate_marks_a_hung_batch_failed_and_goes_on(tiny_model, images, monk
         resumed = annotate(ds, model, "pred", batch_size=4, progress=False)
     assert (resumed.skipped, resumed.processed, resumed.failed) == (8, 4, 0)
     assert ds.count("pred") == 12 and ds.count("pred_error") == 0
+
+
+@pytest.fixture
+def trickling_server():
+    """An HTTP server on 127.0.0.1 that answers every GET one byte of its status line every 0.1 s, forever."""
+    import http.server
+    import threading
+    import time
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                while True:
+                    self.wfile.write(b"H")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:  # the client hung up: what the test wants
+                pass
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_models_add_with_a_trickling_label_url_ends(trickling_server, tiny_onnx, tmp_path):
+    url = f"{trickling_server}/labels.txt"
+    run = cli("models", "add", "drip", "--source", str(tiny_onnx), "--labels", url, "--json",
+              FIFTYONE_MSLITE_USER_CATALOG=str(tmp_path / "user.yaml"), FIFTYONE_MSLITE_DOWNLOAD_DEADLINE="2")
+    assert run.returncode == 1
+    error = json.loads(run.stdout)
+    assert error["error"] == "DownloadError" and url in error["message"]
+    assert "took longer than 2 s (FIFTYONE_MSLITE_DOWNLOAD_DEADLINE)" in error["message"]
+    assert not (tmp_path / "user.yaml").exists() or "drip" not in (tmp_path / "user.yaml").read_text()
