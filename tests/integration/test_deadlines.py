@@ -88,6 +88,14 @@ def test_a_declared_input_of_tens_of_gigabytes_is_refused_before_allocating(tmp_
         assert session.run(np.ones((1, 512, 512, 3), np.float32))[0].shape == (1, 512, 512, 3)
 
 
+def test_annotates_batch_buffers_are_capped_too(tiny_model, monkeypatch):
+    monkeypatch.setenv("FIFTYONE_MSLITE_MAX_INPUT_SIZE", "4K")  # tiny's input: 8x8x3 float32 = 768 bytes a sample
+    with load_model(tiny_model, streams=1) as model:
+        assert model.classifier.batch_buffer(4).shape == (4, 8, 8, 3)
+        with pytest.raises(ModelFileError, match=r"\(16, 8, 8, 3\) needs 12 KiB for one call"):
+            model.classifier.batch_buffer(16)
+
+
 @pytest.fixture
 def images(tmp_path) -> list[Path]:
     rng = np.random.default_rng(3)
