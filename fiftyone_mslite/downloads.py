@@ -41,6 +41,7 @@ from urllib3.util.retry import Retry
 from fiftyone_mslite import __version__
 from fiftyone_mslite.runtime import settings
 from fiftyone_mslite.runtime.environment import cache_home
+from fiftyone_mslite.runtime.settings import human_size
 
 from .errors import ChecksumMismatch, DownloadError, DownloadTooLarge, OfflineError
 from .files import atomic_write
@@ -211,13 +212,6 @@ def _sidecar(dest: Path, suffix: str) -> Path:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _human(size: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            return f"{size / scale:.4g} {unit}"
-    return f"{size} bytes"
-
-
 @dataclass(frozen=True)
 class _Cap:
     """The size limit of one download, and how the user raises it (named in the error)."""
@@ -229,7 +223,7 @@ class _Cap:
     def check(self, size: int, source: str, what: str) -> None:
         if size > self.max_bytes:
             raise DownloadTooLarge(
-                f"Refusing {source}: {what} is over the {self.kind} size limit of {_human(self.max_bytes)} "
+                f"Refusing {source}: {what} is over the {self.kind} size limit of {human_size(self.max_bytes)} "
                 f"({self.max_bytes} bytes). If this file really is that large, raise the limit: set "
                 f"{self.env}=<size> (e.g. {self.env}=4G), or pass max_bytes=... to fetch()."
             )
@@ -397,7 +391,7 @@ class _Watchdog:
     """Time limits of one download that a blocking read cannot outlast. requests' read timeout restarts with
     every byte, so a server trickling headers or body holds a plain GET forever; here a thread shuts down the
     download's sockets when its deadline passes (the whole download: $FIFTYONE_MSLITE_DOWNLOAD_DEADLINE; while
-    waiting for response headers: also the read timeout), which ends any read at once. Once it fired, the
+    waiting for response headers: also twice the read timeout), which ends any read at once. Once it fired, the
     download is over: connections opened later (urllib3's retries) are shut at once."""
 
     def __init__(self, source: str, part: Path) -> None:
@@ -726,8 +720,8 @@ def _stream(
                 if elapsed >= window:
                     if counted < floor * elapsed:
                         raise DownloadError(
-                            f"Could not download {source}: it arrived at {_human(int(counted / elapsed))}/s over "
-                            f"{elapsed:.0f} s, below {MIN_RATE_ENV}={_human(floor)}/s; {part.name} keeps the "
+                            f"Could not download {source}: it arrived at {human_size(int(counted / elapsed))}/s over "
+                            f"{elapsed:.0f} s, below {MIN_RATE_ENV}={human_size(floor)}/s; {part.name} keeps the "
                             f"{received} bytes received and the next call resumes it. Use a mirror, or lower "
                             f"{MIN_RATE_ENV} (0 turns the check off).")
                     since, counted = time.monotonic(), 0

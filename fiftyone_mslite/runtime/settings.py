@@ -73,6 +73,15 @@ def parse_size(text):
     return int(match.group(1)) * _SIZE_UNITS[match.group(2)] if match else None
 
 
+def human_size(n):
+    # type: (int) -> str
+    """Bytes as people read them: 36.75 GiB, 48 KiB, 100 bytes (binary units, as the size settings)."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return "{:.4g} {}".format(n / scale, unit)
+    return "{} bytes".format(n)
+
+
 def size(name):
     # type: (str) -> int
     """A byte-count setting (its value, else its documented default); a bad value is a one-line ValueError."""

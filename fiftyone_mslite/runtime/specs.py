@@ -11,6 +11,7 @@ import numpy as np
 from . import settings
 from .errors import InputMismatchError, ModelFileError
 from .formats import DESCRIPTIONS, MINDIR, MS, MS_V0, read_head, sniff
+from .settings import human_size
 
 _IMAGE_CHANNELS = (1, 3, 4)
 MAX_INPUT_ENV = "FIFTYONE_MSLITE_MAX_INPUT_SIZE"
@@ -109,15 +110,8 @@ def check_input_size(specs, shapes, model_path):
         raise ModelFileError(
             "{}: input '{}' {} {} needs {} for one call ({} with every input), over the {} limit of {}: the file's "
             "dims are probably corrupt; if the model really takes that much, raise {}.".format(
-                model_path, spec.name, spec.dtype, tuple(shape), _human(max(sizes)), _human(sum(sizes)),
-                MAX_INPUT_ENV, _human(limit), MAX_INPUT_ENV))
-
-
-def _human(n):
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return "{:.4g} {}".format(n / scale, unit)
-    return "{} bytes".format(n)
+                model_path, spec.name, spec.dtype, tuple(shape), human_size(max(sizes)), human_size(sum(sizes)),
+                MAX_INPUT_ENV, human_size(limit), MAX_INPUT_ENV))
 
 
 def check_inputs(specs, arrays, model_path):
