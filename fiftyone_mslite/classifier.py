@@ -27,6 +27,7 @@ from .errors import EmbeddingNotFoundError
 from .modelfiles.embedding import split_outputs
 from .modelfiles.formats import detect_format
 from .modelfiles.legacy import is_legacy, upgraded_copy
+from .runtime.specs import check_input_size
 
 
 class Classifier:
@@ -113,7 +114,9 @@ class Classifier:
         spec = self.session.inputs[0]
         if any(d < 0 for d in spec.shape[1:]):
             return None
-        return np.empty((size, *spec.shape[1:]), spec.dtype)
+        shape = (size, *spec.shape[1:])
+        check_input_size([spec], [shape], self.session.path)  # a batch of a corrupt file's huge dims: refused
+        return np.empty(shape, spec.dtype)
 
     def postprocess(self, outputs: list[np.ndarray]) -> list:
         """Raw outputs of a batch → one prediction per sample."""

@@ -600,24 +600,44 @@ def app_cmd(dataset_name: str, view: str | None, port: int, address: str) -> Non
 
 
 @main.command("benchmark")
-@click.argument("model")
+@click.argument("model", required=False)
+@click.option("--modelFile", "model_file", metavar="MODEL", help="The model, as MindSpore Lite's tool takes it "
+              "(same as the MODEL argument).")
 @click.option("--threads", "--numThreads", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--loop-count", "--loopCount", default=10, show_default=True, type=click.IntRange(1),
               help="Timed predict calls.")
 @click.option("--warmup-loop-count", "--warmUpLoopCount", default=3, show_default=True, type=click.IntRange(0),
               help="Untimed calls first.")
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--inDataFile", "in_data_file", metavar="FILES",
+              help="Raw binary input files, one per graph input, comma-separated (default: random inputs).")
+@click.option("--benchmarkDataFile", "benchmark_data_file", type=click.Path(dir_okay=False),
+              help="Golden outputs (MindSpore Lite's text format or OpenHarmony's binary .output): run once and "
+                   "report the mean bias instead of timing.")
+@click.option("--accuracyThreshold", "accuracy_threshold", default=0.5, show_default=True,
+              type=click.FloatRange(0), help="Largest mean bias (percent) that passes; above it the exit code is 1.")
 @click.option("--backend", type=click.Choice(["auto", "inprocess", "worker"]), default=None)
 @json_option
-def benchmark_cmd(model: str, threads: int, loop_count: int, warmup_loop_count: int, batch_size: int,
-                  backend: str | None, as_json: bool) -> None:
-    """Runtime latency of a catalog model or .ms/.mindir file on random inputs, reported like MindSpore Lite's
-    `benchmark` tool (min/avg/max per call). Throughput through FiftyOne: `benchmarks/` in the repository."""
-    from .benchmark import benchmark_model
+def benchmark_cmd(model: str | None, model_file: str | None, threads: int, loop_count: int, warmup_loop_count: int,
+                  batch_size: int, in_data_file: str | None, benchmark_data_file: str | None,
+                  accuracy_threshold: float, backend: str | None, as_json: bool) -> None:
+    """Runtime latency of a catalog model or .ms/.mindir file, or its accuracy against golden outputs, with
+    MindSpore Lite's `benchmark` tool's flags and output lines. Throughput through FiftyOne: `benchmarks/`."""
+    from .benchmark import benchmark_model, split_files
 
-    result = benchmark_model(model, threads=threads, loop_count=loop_count, warmup_loop_count=warmup_loop_count,
-                             batch_size=batch_size, backend=backend)
+    if model and model_file and model != model_file:
+        raise click.UsageError(f"two models given: {model} and --modelFile={model_file}; give one.")
+    if not (model or model_file):
+        raise click.UsageError("give the model: `benchmark MODEL` or `benchmark --modelFile=MODEL`.")
+    result = benchmark_model(model or model_file, threads=threads, loop_count=loop_count,
+                             warmup_loop_count=warmup_loop_count, batch_size=batch_size, backend=backend,
+                             in_data_files=split_files(in_data_file), benchmark_data_file=benchmark_data_file,
+                             accuracy_threshold=accuracy_threshold)
     _emit(as_json, result.to_dict(), result.render())
+    if not result.passed:
+        if not as_json:
+            click.echo(result.verdict(), err=True)
+        sys.exit(1)
 
 
 @main.group("plugin")

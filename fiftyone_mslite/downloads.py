@@ -20,7 +20,10 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +34,14 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import requote_uri
 from tqdm import tqdm
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from fiftyone_mslite import __version__
 from fiftyone_mslite.runtime import settings
 from fiftyone_mslite.runtime.environment import cache_home
+from fiftyone_mslite.runtime.settings import human_size
 
 from .errors import ChecksumMismatch, DownloadError, DownloadTooLarge, OfflineError
 from .files import atomic_write
@@ -53,6 +58,8 @@ __all__ = [
     "OFFLINE_ENV",
     "SIZE_CAPS",
     "ChecksumMismatch",
+    "DEADLINE_ENV",
+    "MIN_RATE_ENV",
     "DownloadError",
     "DownloadTooLarge",
     "OfflineError",
@@ -69,12 +76,13 @@ MIRROR_ENV = "FIFTYONE_MSLITE_MIRROR"
 OFFLINE_ENV = "FIFTYONE_MSLITE_OFFLINE"
 MODEL_MAX_ENV = "FIFTYONE_MSLITE_MAX_MODEL_SIZE"
 LABELS_MAX_ENV = "FIFTYONE_MSLITE_MAX_LABELS_SIZE"
+DEADLINE_ENV = "FIFTYONE_MSLITE_DOWNLOAD_DEADLINE"
+MIN_RATE_ENV = "FIFTYONE_MSLITE_DOWNLOAD_MIN_RATE"
 
 #: Size caps by kind: (default bytes, the environment variable that overrides it). Models: 2 GiB, the most a
 #: single ONNX/MindIR protobuf or .ms/TFLite FlatBuffer can hold. Label files (and the gallery/source pages label
 #: sets are parsed from) are text well under 1 MB; 8 MiB leaves room and still stops an endless body at once.
 SIZE_CAPS: dict[str, tuple[int, str]] = {"model": (2 << 30, MODEL_MAX_ENV), "labels": (8 << 20, LABELS_MAX_ENV)}
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 #: Redirect hops followed before giving up (requests' own default is 30; real file hosts use one or two).
 MAX_REDIRECTS = 10
 #: Suffixes of the cache's own bookkeeping files next to a cached file; no cached file may end in one.
@@ -204,20 +212,6 @@ def _sidecar(dest: Path, suffix: str) -> Path:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _parse_size(text: str) -> int | None:
-    """``4G``, ``512M``, ``800k`` or plain bytes (binary units; a trailing ``B``/``iB`` is allowed)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2)] if match else None
-
-
-def _human(size: int) -> str:
-    for unit in ("GiB", "MiB", "KiB"):
-        scale = _SIZE_UNITS[unit[0].lower()]
-        if size >= scale:
-            return f"{size / scale:.4g} {unit}"
-    return f"{size} bytes"
-
-
 @dataclass(frozen=True)
 class _Cap:
     """The size limit of one download, and how the user raises it (named in the error)."""
@@ -229,7 +223,7 @@ class _Cap:
     def check(self, size: int, source: str, what: str) -> None:
         if size > self.max_bytes:
             raise DownloadTooLarge(
-                f"Refusing {source}: {what} is over the {self.kind} size limit of {_human(self.max_bytes)} "
+                f"Refusing {source}: {what} is over the {self.kind} size limit of {human_size(self.max_bytes)} "
                 f"({self.max_bytes} bytes). If this file really is that large, raise the limit: set "
                 f"{self.env}=<size> (e.g. {self.env}=4G), or pass max_bytes=... to fetch()."
             )
@@ -249,7 +243,7 @@ def _cap(kind: str, max_bytes: int | None) -> _Cap:
     raw = (settings.get(env) or "").strip()
     if not raw:
         return _Cap(kind, default, env)
-    parsed = _parse_size(raw)
+    parsed = settings.parse_size(raw)
     if parsed is None:
         raise DownloadError(f"{env}={raw!r} is not a size: give bytes or a number with K, M, G or T (e.g. 4G).")
     return _Cap(kind, parsed, env)
@@ -393,8 +387,123 @@ def _copy_from_mirror(
     return _check_and_commit(part, dest, digest.hexdigest(), sha256, source, _Origin(url, str(src)))
 
 
-def _session(retries: int) -> requests.Session:
-    """A session whose urllib3 Retry backs off on connect/read errors and retryable statuses.
+class _Watchdog:
+    """Time limits of one download that a blocking read cannot outlast. requests' read timeout restarts with
+    every byte, so a server trickling headers or body holds a plain GET forever; here a thread shuts down the
+    download's sockets when its deadline passes (the whole download: $FIFTYONE_MSLITE_DOWNLOAD_DEADLINE; while
+    waiting for response headers: also twice the read timeout), which ends any read at once. Once it fired, the
+    download is over: connections opened later (urllib3's retries) are shut at once."""
+
+    def __init__(self, source: str, part: Path) -> None:
+        self.deadline = settings.seconds(DEADLINE_ENV)
+        self._overall = (time.monotonic() + self.deadline,
+                         f"Could not download {source}: it took longer than {self.deadline:g} s ({DEADLINE_ENV}); "
+                         f"{part.name} keeps what arrived and the next call resumes it. Raise {DEADLINE_ENV} for a "
+                         "slow link, or use a mirror.")
+        self._end, self._why = self._overall
+        self.fired: str | None = None  # why, once it fired
+        self._sockets: list[socket.socket] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._phase: tuple[float, str] | None = None
+        self._thread = threading.Thread(target=self._watch, name="download-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def phase(self, seconds: float, why: str) -> Iterator[None]:
+        """Also end the download if this step takes longer than `seconds` after its latest connection opened
+        (urllib3 retries a silent server on a new connection: each attempt gets its `seconds`)."""
+        with self._cond:
+            self._phase = (seconds, why)
+            self._restart_phase()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._phase = None
+                self._end, self._why = self._overall
+                self._cond.notify()
+
+    def _restart_phase(self) -> None:
+        seconds, why = self._phase
+        self._end, self._why = min((time.monotonic() + seconds, why), self._overall)
+        self._cond.notify()
+
+    def track(self, sock: socket.socket) -> None:
+        with self._cond:
+            self._sockets.append(sock)
+            if self._phase and not self.fired:
+                self._restart_phase()
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed and self.fired is None:
+                left = self._end - time.monotonic()
+                if left <= 0:
+                    self.fired = self._why
+                    break
+                self._cond.wait(left)
+            sockets = list(self._sockets) if self.fired else []
+        for sock in sockets:
+            _shut(sock)
+
+    def check(self) -> None:
+        """Raise the reason it fired, if it did."""
+        if self.fired:
+            raise DownloadError(self.fired)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections report their sockets to a `_Watchdog` (through the pool classes urllib3
+    instantiates, plain and via a proxy)."""
+
+    def __init__(self, watchdog: _Watchdog, **kwargs) -> None:
+        self._watchdog = watchdog  # before super().__init__, which builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self._watch(self.poolmanager)
+
+    def proxy_manager_for(self, proxy, **kwargs):
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        self._watch(manager)
+        return manager
+
+    def _watch(self, manager) -> None:
+        if getattr(manager, "_watched", False):
+            return
+        watchdog, classes = self._watchdog, {}
+        for scheme, pool_cls in manager.pool_classes_by_scheme.items():
+            base = pool_cls.ConnectionCls
+
+            def connect(conn, base=base) -> None:
+                base.connect(conn)
+                watchdog.track(conn.sock)
+
+            conn_cls = type(f"Watched{base.__name__}", (base,), {"connect": connect})
+            classes[scheme] = type(f"Watched{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": conn_cls})
+        manager.pool_classes_by_scheme = classes
+        manager._watched = True
+
+
+def _session(retries: int, watchdog: _Watchdog) -> requests.Session:
+    """A session whose urllib3 Retry backs off on connect/read errors and retryable statuses, its sockets
+    watched by `watchdog`.
 
     Redirects are not followed here but by `_follow`, one checked hop at a time.
     """
@@ -410,7 +519,7 @@ def _session(retries: int) -> requests.Session:
         raise_on_status=False,  # hand back the last 5xx so the error can name the status
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = _WatchedAdapter(watchdog, max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = f"fiftyone-mslite/{__version__}"
@@ -440,7 +549,8 @@ def _hash_prefix(part: Path) -> tuple[hashlib._Hash, int]:
 
 
 def _follow(
-    session: requests.Session, url: str, headers: dict[str, str], timeout: float, pinned: bool, source: str
+    session: requests.Session, url: str, headers: dict[str, str], timeout: float, pinned: bool, source: str,
+    watchdog: _Watchdog,
 ) -> tuple[requests.Response, list[str]]:
     """GET ``url``, following redirects one hop at a time so each target is checked before it is requested.
 
@@ -455,7 +565,10 @@ def _follow(
     """
     chain = [url]
     while True:
-        response = session.get(chain[-1], headers=headers, stream=True, timeout=timeout, allow_redirects=False)
+        slow = (f"Could not download {source}: {chain[-1]} did not send its response headers within "
+                f"{2 * timeout:g} s (the server trickles them or hangs). Try again later, or use a mirror.")
+        with watchdog.phase(2 * timeout, slow):  # twice the read timeout: a silent server times out (and is retried)
+            response = session.get(chain[-1], headers=headers, stream=True, timeout=timeout, allow_redirects=False)
         if not response.is_redirect:
             return response, chain
         response.close()
@@ -509,13 +622,15 @@ def _download(
     """
     source = source or url
     body_retry = Retry(total=retries, backoff_factor=BACKOFF_FACTOR)
-    with _session(retries) as session:
+    watchdog = _Watchdog(source, part)
+    with contextlib.closing(watchdog), _session(retries, watchdog) as session:
         while True:
             digest, offset = _hash_prefix(part)
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
-                response, chain = _follow(session, url, headers, timeout, sha256 is not None, source)
+                response, chain = _follow(session, url, headers, timeout, sha256 is not None, source, watchdog)
             except requests.RequestException as exc:  # already retried by urllib3
+                watchdog.check()
                 raise DownloadError(
                     f"Could not download {source}: {_describe(exc)} (gave up after {retries} retries). "
                     "Check the network connection and the URL, or set "
@@ -549,11 +664,12 @@ def _download(
                 try:
                     if total is not None:
                         cap.check(total, source, f"its announced size ({total} bytes)")
-                    _stream(response, part, mode, digest, offset, total, show, dest.name, cap, source)
+                    _stream(response, part, mode, digest, offset, total, show, dest.name, cap, source, timeout)
                 except DownloadTooLarge:
                     _unlink(part)
                     raise
-                except (requests.RequestException, _BodyInterrupted) as exc:
+                except (requests.RequestException, Urllib3Error, _BodyInterrupted) as exc:
+                    watchdog.check()  # a read the watchdog ended: the download is over, its part kept
                     try:
                         body_retry = body_retry.increment(method="GET", url=url, error=exc)
                     except MaxRetryError:
@@ -580,20 +696,35 @@ def _stream(
     name: str,
     cap: _Cap,
     source: str,
+    window: float,
 ) -> int:
     """Append the body to the part file; raise _BodyInterrupted if it is shorter than announced.
 
     Bytes are counted before they are written, so a body without (or lying about) its length stops at ``cap``.
+    Reads return whatever arrived (`read1`), so a body slower than $FIFTYONE_MSLITE_DOWNLOAD_MIN_RATE over
+    `window` seconds is noticed and abandoned (its bytes kept for a resume) however it trickles.
     """
     received = offset
+    floor = settings.size(MIN_RATE_ENV)
+    since, counted = time.monotonic(), 0
     with part.open(mode) as fh, _progress_bar(show, total, offset, name) as bar:
         try:
-            for chunk in response.iter_content(HTTP_CHUNK_SIZE):
+            for chunk in iter(lambda: response.raw.read1(HTTP_CHUNK_SIZE, decode_content=True), b""):
                 cap.check(received + len(chunk), source, f"the body (more than {received + len(chunk) - 1} bytes)")
                 fh.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
+                counted += len(chunk)
+                elapsed = time.monotonic() - since
+                if elapsed >= window:
+                    if counted < floor * elapsed:
+                        raise DownloadError(
+                            f"Could not download {source}: it arrived at {human_size(int(counted / elapsed))}/s over "
+                            f"{elapsed:.0f} s, below {MIN_RATE_ENV}={human_size(floor)}/s; {part.name} keeps the "
+                            f"{received} bytes received and the next call resumes it. Use a mirror, or lower "
+                            f"{MIN_RATE_ENV} (0 turns the check off).")
+                    since, counted = time.monotonic(), 0
         finally:
             _finish(fh)  # keep what arrived, durably, for the resume
     if total is not None and received < total:

@@ -15,11 +15,13 @@ from .runtime.errors import (
     MSLiteError,
     RuntimeUnavailableError,
     WorkerCrashedError,
+    WorkerTimeoutError,
 )
 
 __all__ = [
     "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
-    "ConversionError", "MsInspectError", "OnnxFixError", "TFLiteDequantizeError", "LegacyUpgradeError",
+    "WorkerTimeoutError", "ConversionError", "BenchmarkDataError", "MsInspectError", "OnnxFixError",
+    "TFLiteDequantizeError", "LegacyUpgradeError",
     "TrainingGraphError", "NotATrainingGraphError", "LossInputNotFoundError", "UnknownOutputTensorError",
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
@@ -63,6 +65,10 @@ class UnknownOutputTensorError(TrainingGraphError):
 
 class EmbeddingNotFoundError(ModelFileError):
     """A model has no tensor that can serve as its embedding (none found, or the named one is absent)."""
+
+
+class BenchmarkDataError(MSLiteError, ValueError):
+    """A `benchmark` input or golden-output file does not fit the model (count, size, shape) or is unreadable."""
 
 
 # -- downloads ------------------------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ import numpy as np
 
 from .adapters.images import open_rgb
 from .classifier import Classifier
-from .errors import Failed
-from .runtime import MSLiteError, WorkerCrashedError
+from .errors import Failed, MSLiteError, WorkerCrashedError, WorkerTimeoutError
 
 PREFETCH_BATCHES = 2  # batches decoded ahead of those queued for inference
 
@@ -75,9 +74,10 @@ def _outputs_of(clf: Classifier, tensors: np.ndarray, submitted: Future) -> tupl
     for attempt in (1, 2):
         try:
             return (submitted if attempt == 1 else clf.submit(tensors)).result(), attempt - 1
-        except WorkerCrashedError as exc:
+        except WorkerCrashedError as exc:  # a hang past its deadline too (WorkerTimeoutError): the worker is gone
             if attempt == 2:
-                return Failed(f"the MindSpore Lite worker crashed twice on this sample's batch: {exc}"), 2
+                how = "stopped answering" if isinstance(exc, WorkerTimeoutError) else "crashed"
+                return Failed(f"the MindSpore Lite worker {how} twice on this sample's batch: {exc}"), 2
         except MSLiteError as exc:
             return Failed(f"inference failed: {exc}"), attempt - 1
     raise AssertionError("unreachable")

@@ -31,11 +31,12 @@ from .ray_actor import OUTPUT, Annotator
 
 INSTALL = "pip install 'fiftyone-mslite[ray]'"
 MAX_BATCHES_PER_BLOCK = 8  # a Ray task's (and a retry's) unit; fewer when there are few batches per actor
-# The driver's settings that decide which model an actor loads and how it is fetched; node-local paths (cache,
-# runtime Python) stay each node's own. A job-level runtime_env that sets one of these wins.
+# The driver's settings that decide which model an actor loads, how it is fetched and how long its calls may
+# take; node-local paths (cache, runtime Python) stay each node's own. A job-level runtime_env that sets one wins.
 FORWARDED = ("FIFTYONE_MSLITE_USER_CATALOG", "FIFTYONE_MSLITE_BACKEND", "FIFTYONE_MSLITE_MIRROR",
              "FIFTYONE_MSLITE_OFFLINE", "FIFTYONE_MSLITE_MAX_MODEL_SIZE", "FIFTYONE_MSLITE_MAX_LABELS_SIZE",
-             "FIFTYONE_MSLITE_VERBOSE")
+             "FIFTYONE_MSLITE_VERBOSE", "FIFTYONE_MSLITE_CALL_TIMEOUT", "FIFTYONE_MSLITE_MAX_INPUT_SIZE",
+             "FIFTYONE_MSLITE_DOWNLOAD_DEADLINE", "FIFTYONE_MSLITE_DOWNLOAD_MIN_RATE")
 
 
 def _ray() -> ModuleType:

@@ -1,7 +1,9 @@
 """The worker backend, parent side: one worker process per session, restarted after a crash.
 
 A native fault in MindSpore Lite kills only the worker; the caller gets a WorkerCrashedError for the
-batch in flight and the next call transparently loads the model again in a fresh worker. Worker logs live
+batch in flight and the next call transparently loads the model again in a fresh worker. A worker that stops
+answering (a graph MindSpore Lite loops on, a stopped process) is treated the same way: every request has a
+deadline (`_Deadlines`), past which the worker is killed and the call raises WorkerTimeoutError. Worker logs live
 in `cache_home()/logs`, named after the owning process: a clean stop deletes its log, and the logs of owners
 that are gone (SIGKILL leaves no chance to clean up) are swept when the next worker of any process starts.
 """
@@ -11,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
 
 from . import errors, protocol, settings
@@ -22,6 +25,9 @@ from .specs import TensorSpec, check_inputs
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 _INITIAL_SHM = 1 << 20
 _LOG_NAME = re.compile(r"worker-(\d+)-.*\.log$")
+CALL_TIMEOUT_ENV = "FIFTYONE_MSLITE_CALL_TIMEOUT"
+_LATENCY_FACTOR = 50  # a batch may take this many times the slowest per-image time seen before it is a hang
+_CONVERT_FACTOR = 10  # conversions (no latency to go by) get this many floors
 
 
 def _alive(pid):
@@ -84,12 +90,21 @@ class _Worker(object):
         self.inbuf, self.outbuf = SharedBuffer(in_fd, _INITIAL_SHM), SharedBuffer(out_fd, _INITIAL_SHM)
         self.python = python
 
-    def request(self, message, what):
+    def request(self, message, what, timeout):
+        """Send one request and wait at most `timeout` seconds for its reply; past that the worker is killed."""
         try:
             protocol.send(self.cmd, message)
-            reply, payload = protocol.receive(self.rep)
+            reply, payload = protocol.receive(self.rep, time.monotonic() + timeout)
         except protocol.PeerGone:
             raise errors.WorkerCrashedError(self._death_note(what)) from None
+        except protocol.Timeout:
+            self.proc.kill()
+            self.proc.wait()
+            raise errors.WorkerTimeoutError(
+                "the MindSpore Lite worker did not answer within {:.0f} s while {}: it was stopped and the next call "
+                "starts a fresh one. The model hangs on this call (e.g. a graph whose output is a constant), or "
+                "the machine is overloaded: then raise {} (seconds).".format(timeout, what, CALL_TIMEOUT_ENV)) \
+                from None
         if not reply.get("ok"):
             cls = getattr(errors, reply.get("error", ""), errors.MSLiteError)
             native = native_errors(self._new_log())
@@ -134,6 +149,28 @@ class _Worker(object):
         os.unlink(self.log.name)
 
 
+class _Deadlines(object):
+    """How long a worker request may take: a floor (FIFTYONE_MSLITE_CALL_TIMEOUT, generous: loads and first
+    calls have no history), or for a batch, if longer, `_LATENCY_FACTOR` times the slowest per-image time seen
+    so far (the warm-up call of the load included) times the batch."""
+
+    def __init__(self):
+        self.per_image_s = None
+
+    @staticmethod
+    def floor():
+        return settings.seconds(CALL_TIMEOUT_ENV)
+
+    def seen(self, seconds, images):
+        per_image = seconds / max(1, images)
+        self.per_image_s = per_image if self.per_image_s is None else max(self.per_image_s, per_image)
+
+    def for_batch(self, images):
+        if self.per_image_s is None:
+            return self.floor()
+        return max(self.floor(), _LATENCY_FACTOR * self.per_image_s * images)
+
+
 def _unpack(layout, payload):
     import numpy as np
 
@@ -166,6 +203,7 @@ class WorkerSession(Session):
         self._finalizer = weakref.finalize(self, _stop_quietly, self._box)
         self.restarts = -1
         self.last_runtime_s = 0.0
+        self._deadlines = _Deadlines()
         self._start()
 
     def _start(self):
@@ -174,10 +212,11 @@ class WorkerSession(Session):
         self.restarts += 1
         try:
             reply = worker.request({"op": "open", "path": self.path, "threads": self.threads,
-                                    "batch_size": self._requested_batch}, "loading " + self.path)
+                                    "batch_size": self._requested_batch}, "loading " + self.path,
+                                   self._deadlines.floor())
         except Exception as exc:
             self._box.pop().stop()
-            if isinstance(exc, errors.WorkerCrashedError) and worker.proc.returncode < 0:
+            if type(exc) is errors.WorkerCrashedError and worker.proc.returncode < 0:
                 raise errors.ModelFileError("MindSpore Lite crashed while loading {}: the file is probably "
                                             "corrupt or truncated.\n{}".format(self.path, exc)) from exc
             raise
@@ -185,6 +224,7 @@ class WorkerSession(Session):
         self.batch_size = reply["batch_size"]
         self.inputs = [TensorSpec.from_dict(d) for d in reply["inputs"]]
         self.outputs = [TensorSpec.from_dict(d) for d in reply["outputs"]]
+        self._deadlines.seen(reply["runtime_s"], self.batch_size or 1)
 
     @property
     def pid(self):
@@ -192,7 +232,7 @@ class WorkerSession(Session):
 
     def run(self, *arrays):
         """Run one batch per input (leading dim = batch); returns one array per output."""
-        arrays, _ = check_inputs(self.inputs, arrays, self.path)
+        arrays, n = check_inputs(self.inputs, arrays, self.path)
         with self._lock:
             if not self._box:
                 self._start()
@@ -200,11 +240,12 @@ class WorkerSession(Session):
             layout = worker.inbuf.write(arrays)
             try:
                 reply = worker.request({"op": "run", "inputs": layout, "in_size": worker.inbuf.size},
-                                       "running a batch of {} on {}".format(arrays[0].shape[0], self.path))
-            except errors.WorkerCrashedError:
+                                       "running a batch of {} on {}".format(n, self.path), self._deadlines.for_batch(n))
+            except errors.WorkerCrashedError:  # and WorkerTimeoutError: the worker is gone either way
                 self._box.pop().stop()
                 raise
             self.last_runtime_s = reply["runtime_s"]
+            self._deadlines.seen(reply["runtime_s"], n)
             if "inline" in reply:
                 return _unpack(reply["inline"], reply["payload"])
             worker.outbuf.remap(reply["out_size"])
@@ -219,6 +260,7 @@ def convert_in_worker(python=None, **args):
     """Run the converter in a one-off worker, so its crashes and log spam stay out of this process."""
     worker = _Worker(python or runtime_python())
     try:
-        return worker.request({"op": "convert", "args": args}, "converting " + str(args.get("source")))["output"]
+        return worker.request({"op": "convert", "args": args}, "converting " + str(args.get("source")),
+                              _CONVERT_FACTOR * _Deadlines.floor())["output"]
     finally:
         worker.stop()

@@ -22,5 +22,10 @@ class WorkerCrashedError(MSLiteError, RuntimeError):
     """The worker process died (native crash, kill, OOM); the next call starts a fresh one."""
 
 
+class WorkerTimeoutError(WorkerCrashedError):
+    """The worker did not answer within the call's deadline (a hang); it was killed, the next call starts a fresh
+    one. A kind of crash, so whatever survives a crash (annotate's per-sample failures) survives this too."""
+
+
 class ConversionError(MSLiteError, RuntimeError):
     """The MindSpore Lite converter refused a source model."""

@@ -12,7 +12,7 @@ import numpy as np
 from . import settings
 from .base import Session
 from .errors import ConversionError, ModelFileError, MSLiteError, RuntimeUnavailableError
-from .specs import MINDIR, MS, TensorSpec, check_inputs, detect_model_format, guess_layout
+from .specs import MINDIR, MS, TensorSpec, check_input_size, check_inputs, detect_model_format, guess_layout
 
 # Native logs: errors only unless the user asked for more (GLOG_v is MindSpore's log level).
 os.environ.setdefault("GLOG_v", "3")
@@ -105,12 +105,14 @@ class InProcessSession(Session):
         self.batch_size = int(batch_size) if batch_size else (self._fixed_batch or None)
         # mindspore_lite 2.0 has no get_outputs(): one warm-up run reveals output names, shapes, dtypes.
         first = [tuple((self.batch_size or 1) if d < 0 else d for d in s) for s in raw]
+        check_input_size(self.inputs, first, self.path)
+        warmup = time.perf_counter()
         outs = self._predict([np.zeros(s, spec.dtype) for s, spec in zip(first, self.inputs)])
         self.outputs = [
             TensorSpec(name, (-1,) + tuple(a.shape[1:]) if self._resizable else tuple(a.shape), str(a.dtype),
                        guess_layout(a.shape))
             for name, a in zip(self._output_names, outs)]
-        self.last_runtime_s = 0.0
+        self.last_runtime_s = time.perf_counter() - warmup  # the warm-up: a first latency for the caller's deadlines
 
     def _predict(self, arrays):
         shapes = [tuple(a.shape) for a in arrays]
@@ -137,14 +139,17 @@ class InProcessSession(Session):
     def run_checked(self, arrays, n):
         """`run` for inputs already validated (by the worker's parent)."""
         start = time.perf_counter()
-        step = self._fixed_batch or self.batch_size or n
-        chunks = []
-        for lo in range(0, n, step):
-            part = [a[lo:lo + step] for a in arrays]
-            got = part[0].shape[0]
-            if self._fixed_batch and got < step:
-                part = [np.concatenate([p, np.zeros((step - got,) + p.shape[1:], p.dtype)]) for p in part]
-            chunks.append([o[:got] for o in self._predict(part)])
+        if len({a.shape[0] for a in arrays}) > 1:  # no common batch dim (see check_inputs): one call, as given
+            chunks = [self._predict(list(arrays))]
+        else:
+            chunks = []
+            step = self._fixed_batch or self.batch_size or n
+            for lo in range(0, n, step):
+                part = [a[lo:lo + step] for a in arrays]
+                got = part[0].shape[0]
+                if self._fixed_batch and got < step:
+                    part = [np.concatenate([p, np.zeros((step - got,) + p.shape[1:], p.dtype)]) for p in part]
+                chunks.append([o[:got] for o in self._predict(part)])
         self.last_runtime_s = time.perf_counter() - start
         if len(chunks) == 1:
             return chunks[0]

@@ -4,6 +4,7 @@ In the runtime (the bottom layer, Python 3.7) so that every layer can read it; `
 --help` and docs/configuration.md list the same table.
 """
 import os
+import re
 from collections import namedtuple
 
 Setting = namedtuple("Setting", "name default meaning")
@@ -23,6 +24,20 @@ SETTINGS = (
     Setting("FIFTYONE_MSLITE_OFFLINE", "0", "1: never download; only the cache and the mirror"),
     Setting("FIFTYONE_MSLITE_MAX_MODEL_SIZE", "2G", "largest model file a download may be (bytes, or K/M/G/T)"),
     Setting("FIFTYONE_MSLITE_MAX_LABELS_SIZE", "8M", "largest label file a download may be (bytes, or K/M/G/T)"),
+    Setting("FIFTYONE_MSLITE_DOWNLOAD_DEADLINE", "3600", "longest one download may take, in seconds (headers, body, "
+                                                        "retries and redirects together); its partial file is kept "
+                                                        "for the next attempt to resume"),
+    Setting("FIFTYONE_MSLITE_DOWNLOAD_MIN_RATE", "8K", "slowest a download may be (bytes per second, or K/M/G): a "
+                                                       "body slower than this over the read timeout (30 s) is "
+                                                       "abandoned and resumed later; headers must arrive within "
+                                                       "twice that timeout"),
+    Setting("FIFTYONE_MSLITE_CALL_TIMEOUT", "120", "floor of every runtime call's deadline, in seconds: a model "
+                                                   "load, batch or conversion (10x) in the worker that takes longer "
+                                                   "than max(this, 50x the model's slowest per-image time so far x "
+                                                   "the batch) is abandoned, the worker killed and replaced"),
+    Setting("FIFTYONE_MSLITE_MAX_INPUT_SIZE", "2G", "largest input a model may declare for one call (bytes, or "
+                                                    "K/M/G/T; all inputs of a batch together): checked before "
+                                                    "anything is allocated"),
     Setting("FIFTYONE_MSLITE_APP_ALLOWED_DIRS", "empty (none)", "directories (separated by '%s') whose model "
             "and label files the App may read; catalog names always work" % os.pathsep),
     Setting("FIFTYONE_MSLITE_APP_ALLOW_URLS", "0", "1: let the App fetch label-file URLs given in the browser"),
@@ -47,6 +62,47 @@ def flag(name):
     # type: (str) -> bool
     """A yes/no setting: 1/true/yes/on (any case) mean yes."""
     return (get(name) or "").strip().lower() in _TRUE
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text):
+    """``4G``, ``512M``, ``800k`` or plain bytes (binary units; a trailing ``B``/``iB`` is allowed); None if not."""
+    match = re.match(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", text.lower())
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)] if match else None
+
+
+def human_size(n):
+    # type: (int) -> str
+    """Bytes as people read them: 36.75 GiB, 48 KiB, 100 bytes (binary units, as the size settings)."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return "{:.4g} {}".format(n / scale, unit)
+    return "{} bytes".format(n)
+
+
+def size(name):
+    # type: (str) -> int
+    """A byte-count setting (its value, else its documented default); a bad value is a one-line ValueError."""
+    raw = get(name) or _BY_NAME[name].default
+    parsed = parse_size(raw)
+    if parsed is None:
+        raise ValueError("{}={!r} is not a size: give bytes or a number with K, M, G or T (e.g. 4G).".format(name, raw))
+    return parsed
+
+
+def seconds(name):
+    # type: (str) -> float
+    """A duration setting in seconds (its value, else its documented default); must be a positive number."""
+    raw = get(name) or _BY_NAME[name].default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError("{}={!r} is not a duration: give a positive number of seconds (e.g. 120).".format(name, raw))
+    return value
 
 
 def table():

@@ -8,10 +8,13 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import settings
 from .errors import InputMismatchError, ModelFileError
 from .formats import DESCRIPTIONS, MINDIR, MS, MS_V0, read_head, sniff
+from .settings import human_size
 
 _IMAGE_CHANNELS = (1, 3, 4)
+MAX_INPUT_ENV = "FIFTYONE_MSLITE_MAX_INPUT_SIZE"
 
 
 class TensorSpec(namedtuple("TensorSpec", "name shape dtype layout")):
@@ -91,23 +94,43 @@ def detect_model_format(path):
                          "converts it.".format(path, path))
 
 
+def concrete_shape(spec, batch):
+    """The spec's shape with a dynamic batch dim set to `batch` and any other dynamic dim to 1."""
+    return tuple(batch if (i == 0 and d < 0) else (1 if d < 0 else d) for i, d in enumerate(spec.shape))
+
+
+def check_input_size(specs, shapes, model_path):
+    """Refuse, before anything is allocated, inputs whose shapes need more than FIFTYONE_MSLITE_MAX_INPUT_SIZE
+    for one call: a corrupt or hostile file declaring a dim of 65536 must not ask for tens of GB."""
+    limit = settings.size(MAX_INPUT_ENV)
+    sizes = [int(np.prod(shape, dtype=object)) * np.dtype(spec.dtype).itemsize for spec, shape in zip(specs, shapes)]
+    if sum(sizes) > limit:
+        big = sizes.index(max(sizes))
+        spec, shape = specs[big], shapes[big]
+        raise ModelFileError(
+            "{}: input '{}' {} {} needs {} for one call ({} with every input), over the {} limit of {}: the file's "
+            "dims are probably corrupt; if the model really takes that much, raise {}.".format(
+                model_path, spec.name, spec.dtype, tuple(shape), human_size(max(sizes)), human_size(sum(sizes)),
+                MAX_INPUT_ENV, human_size(limit), MAX_INPUT_ENV))
+
+
 def check_inputs(specs, arrays, model_path):
     """Validate a batch against the input specs; returns C-contiguous arrays and the batch size."""
     if len(arrays) != len(specs):
         raise InputMismatchError("{} takes {} input(s) ({}), got {}.".format(
             model_path, len(specs), ", ".join(s.name for s in specs), len(arrays)))
-    batch = None
-    checked = []
-    for spec, arr in zip(specs, arrays):
-        arr = np.asarray(arr)
+    checked = [np.ascontiguousarray(arr) for arr in arrays]
+    for spec, arr in zip(specs, checked):
         _check_one(spec, arr, model_path)
-        if batch is None:
-            batch = arr.shape[0]
-        elif arr.shape[0] != batch:
-            raise InputMismatchError("{}: inputs have different batch sizes ({} vs {}).".format(
-                model_path, batch, arr.shape[0]))
-        checked.append(np.ascontiguousarray(arr))
-    return checked, batch
+    batches = [arr.shape[0] for arr in checked]
+    if len(set(batches)) == 1:
+        return checked, batches[0]
+    if all(not spec.dynamic and arr.shape == tuple(spec.shape) for spec, arr in zip(specs, checked)):
+        return checked, 1  # inputs without a common batch dim (e.g. an image and a [16] vector): one graph call
+    raise InputMismatchError("{}: inputs have different batch sizes ({} vs {}); inputs without a common batch "
+                             "dimension must each be given at exactly their declared shape ({}).".format(
+                                 model_path, batches[0], next(b for b in batches if b != batches[0]),
+                                 ", ".join("{} {}".format(s.name, _fmt(s.shape)) for s in specs)))
 
 
 def _check_one(spec, arr, model_path):

@@ -50,6 +50,7 @@ def serve(cmd_fd, reply_fd, in_fd, out_fd):
             if op == "open":
                 session = InProcessSession(msg["path"], msg["threads"], msg.get("batch_size"))
                 reply = {"ok": True, "format": session.format, "batch_size": session.batch_size,
+                         "runtime_s": session.last_runtime_s,  # its warm-up call: a first latency
                          "inputs": [s.to_dict() for s in session.inputs],
                          "outputs": [s.to_dict() for s in session.outputs]}
             elif op == "run":

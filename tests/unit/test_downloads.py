@@ -56,6 +56,8 @@ class Route:
     delay: float = 0.0  # sleep before sending headers
     redirect: str | None = None  # answer 302 with this Location
     endless: bool = False  # a chunked body that never ends (until the client hangs up)
+    trickle: str = ""  # "headers" or "body": send it one byte every `every` seconds (forever, for headers)
+    every: float = 0.1
     hits: int = 0
 
 
@@ -108,6 +110,20 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(route.delay)
             if route.redirect is not None:
                 self._send(302, b"", {"Location": route.redirect})
+                return
+            if route.trickle == "headers":
+                for byte in iter(lambda: b"X", None):  # "HTTP/1.1 200 OK" never completes
+                    self.wfile.write(byte)
+                    self.wfile.flush()
+                    time.sleep(route.every)
+            if route.trickle == "body":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                for i in range(len(route.body)):
+                    self.wfile.write(route.body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(route.every)
                 return
             if route.endless:
                 self.send_response(200)
@@ -406,6 +422,43 @@ def test_slow_server_beyond_timeout_is_retried_then_fails(server, cache):
     assert url in str(info.value)
     assert server.count("/slower.bin") == 2
     assert not cached_path(cache, url).exists()
+
+
+def test_headers_trickled_byte_by_byte_end_the_download(server, cache, monkeypatch):
+    url = server.add("/drip-headers.bin", trickle="headers", every=0.05)  # each byte restarts the read timeout
+    with pytest.raises(DownloadError, match=r"did not send its response headers within 1 s") as info:
+        fetch(url, cache_dir=cache, timeout=0.5, retries=1, progress=False)
+    assert url in str(info.value) and "\n" not in str(info.value)
+    assert not cached_path(cache, url).exists()
+    monkeypatch.setenv(downloads.DEADLINE_ENV, "1")  # with the default 30 s read timeout, the deadline ends it
+    with pytest.raises(DownloadError, match=r"took longer than 1 s \(FIFTYONE_MSLITE_DOWNLOAD_DEADLINE\)"):
+        fetch(url, cache_dir=cache, kind="labels", progress=False)
+
+
+def test_a_body_slower_than_the_minimum_rate_is_abandoned_and_resumed_later(server, cache, monkeypatch):
+    url = server.add("/drip-body.bin", trickle="body", every=0.05)  # 20 bytes/s
+    monkeypatch.setenv(downloads.MIN_RATE_ENV, "1K")
+    with pytest.raises(DownloadError, match=r"below FIFTYONE_MSLITE_DOWNLOAD_MIN_RATE=1 KiB/s") as info:
+        fetch(url, cache_dir=cache, timeout=0.5, progress=False)
+    assert "next call resumes it" in str(info.value) and server.count("/drip-body.bin") == 1
+    (part,) = leftovers(cached_path(cache, url))
+    kept = part.stat().st_size
+    assert 0 < kept < len(PAYLOAD) and PAYLOAD.startswith(part.read_bytes())
+    server.add("/drip-body.bin")  # the server recovers: the next call resumes where the part file ends
+    assert fetch(url, cache_dir=cache, progress=False).read_bytes() == PAYLOAD
+    assert server.ranges("/drip-body.bin") == [None, f"bytes={kept}-"]
+
+
+def test_the_overall_deadline_ends_a_download_whatever_its_pace(server, cache, monkeypatch):
+    url = server.add("/drip-forever.bin", trickle="body", every=0.05)
+    monkeypatch.setenv(downloads.MIN_RATE_ENV, "0")  # no rate floor: only the deadline can end it
+    monkeypatch.setenv(downloads.DEADLINE_ENV, "1.5")
+    with pytest.raises(DownloadError, match=r"took longer than 1.5 s \(FIFTYONE_MSLITE_DOWNLOAD_DEADLINE\)"):
+        fetch(url, cache_dir=cache, timeout=0.5, progress=False)  # the body alone would take 85 minutes
+    assert leftovers(cached_path(cache, url))  # kept for the resume
+    monkeypatch.setenv(downloads.DEADLINE_ENV, "soon")
+    with pytest.raises(ValueError, match="FIFTYONE_MSLITE_DOWNLOAD_DEADLINE='soon' is not a duration"):
+        fetch(url, cache_dir=cache, progress=False)
 
 
 # ----------------------------------------------------------------------------------- concurrency
