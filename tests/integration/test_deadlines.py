@@ -26,15 +26,15 @@ def _gone(pid: int) -> bool:
 
 def test_a_graph_whose_output_is_a_constant_ends_with_the_deadline(tmp_path, monkeypatch):
     model = write_ms(tmp_path / "const-output.ms", (1, 2, 2, 3), output_is_constant=True)
-    monkeypatch.setenv("FIFTYONE_MSLITE_CALL_TIMEOUT", "4")
+    monkeypatch.setenv("FIFTYONE_MSLITE_CALL_TIMEOUT", "10")
     before = _workers()
     with pytest.raises(WorkerTimeoutError) as caught:  # MindSpore Lite 2.0.0 sleeps in its first predict
         runtime.open_model(model, threads=1, backend="worker")
     message = str(caught.value)
-    assert "did not answer within 4 s while loading" in message and str(model) in message and "\n" not in message
+    assert "did not answer within 10 s while loading" in message and str(model) in message and "\n" not in message
     assert _workers() <= before, "the hung worker is still alive"
 
-    run = cli("benchmark", str(model), "--json", FIFTYONE_MSLITE_CALL_TIMEOUT="4")
+    run = cli("benchmark", str(model), "--json", FIFTYONE_MSLITE_CALL_TIMEOUT="10")
     assert run.returncode == 1
     error = json.loads(run.stdout)
     assert str(model) in error["message"]
@@ -58,13 +58,13 @@ def _workers() -> set[int]:
 def test_a_worker_that_stops_answering_is_replaced(tmp_path, monkeypatch):
     model = write_ms(tmp_path / "relu.ms", (1, 4, 4, 3))
     batch = np.linspace(-1, 1, 48, dtype=np.float32).reshape(1, 4, 4, 3)
-    monkeypatch.setenv("FIFTYONE_MSLITE_CALL_TIMEOUT", "3")
+    monkeypatch.setenv("FIFTYONE_MSLITE_CALL_TIMEOUT", "15")
     with runtime.open_model(model, threads=1, backend="worker") as session:
         (first,) = session.run(batch)
         np.testing.assert_array_equal(first, np.maximum(batch, 0))
         stopped = session.pid
         os.kill(stopped, signal.SIGSTOP)
-        with pytest.raises(WorkerTimeoutError, match=rf"within 3 s while running a batch of 1 on {model}"):
+        with pytest.raises(WorkerTimeoutError, match=rf"within 15 s while running a batch of 1 on {model}"):
             session.run(batch)
         assert _gone(stopped)
         (again,) = session.run(batch)  # a fresh worker
@@ -109,7 +109,7 @@ def images(tmp_path) -> list[Path]:
 def test_annotate_marks_a_hung_batch_failed_and_goes_on(tiny_model, images, monkeypatch):
     ds = fo.Dataset()
     ds.add_samples([fo.Sample(filepath=str(p)) for p in images])
-    monkeypatch.setenv("FIFTYONE_MSLITE_CALL_TIMEOUT", "3")
+    monkeypatch.setenv("FIFTYONE_MSLITE_CALL_TIMEOUT", "20")
     with load_model(tiny_model, streams=1) as model:
         session = model.classifier.session
         stops: list[int] = []
@@ -129,7 +129,7 @@ def test_annotate_marks_a_hung_batch_failed_and_goes_on(tiny_model, images, monk
         monkeypatch.setattr(session, "run", run_stopping_batch_2)
         summary = annotate(ds, model, "pred", batch_size=4, progress=False)
         assert summary.crashed_batches == 2 and summary.processed == 8 and summary.failed == 4
-        assert all("stopped answering twice" in f.error and "within 3 s" in f.error for f in summary.failures)
+        assert all("stopped answering twice" in f.error and "within 20 s" in f.error for f in summary.failures)
         assert all(_gone(pid) for pid in stops) and len(stops) == 2
         assert ds.count("pred") == 8 and ds.count("pred_error") == 4
         monkeypatch.setattr(session, "run", run)
