@@ -10,7 +10,7 @@ batch 16, at the same total cores (a local Ray with `num_cpus` = this machine's 
   **steady** rate of a started pool, per pair = (1000 - that batch) / (the call's time - the median start).
 * **write capacity**: the driver's side of a run alone, as many images per second as it can turn into labels and
   write: the classifier's post-processing of raw outputs (what actors send back) + `model.to_labels` + the
-  annotate writer (`_Writer`: id-keyed `set_values` of labels and run digests), for chunk sizes 256-4096, with and
+  annotate writer (`LabelWriter`: id-keyed `set_values` of labels and run digests), for chunk sizes 256-4096, with and
   without stored logits.
 * **projection**: nodes a cluster can have before the driver + database, not inference, is the limit =
   write capacity / per-node steady throughput.
@@ -87,7 +87,7 @@ def engines(dataset, long_job, pairs: int, log: Callable[[str], None]) -> dict[s
     local = load_model(MODEL, threads=n)  # the local engine's default: one process, threads = cores
     one = load_model(MODEL, threads=1)  # Ray: `cores` actors x 1 thread (docs/scale-out.md's sizing rule)
     try:
-        paths = {"local": path(local, "local"), "ray": path(one, "ray", actors=n)}
+        paths = {"local": path(local, "local"), "ray": path(one, "ray", engine_options={"actors": n})}
         log(f"long job: {len(long_job)} images per call")
         long = run_paired(paths, long_job, len(long_job), pairs=max(2, pairs // 3), baseline="local",
                           meter=_meter(), essential=("inference", "decode"), log=log)
@@ -110,14 +110,14 @@ def engines(dataset, long_job, pairs: int, log: Callable[[str], None]) -> dict[s
 
 def write_capacity(dataset, images, pairs: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Images/s the driver labels and writes, per chunk size: blocks of raw outputs as actors send them back,
-    recorded as the Ray driver records them (`annotation._record`: post-processing, to_labels, the writer),
-    `_Writer` flushes of `chunk` samples."""
+    recorded as the Ray driver records them (`LabelWriter.record`: post-processing, to_labels, the buffers),
+    `LabelWriter` flushes of `chunk` samples."""
     from fiftyone_mslite.adapters.images import load_image
-    from fiftyone_mslite.integration import annotation as an
+    from fiftyone_mslite.engines.ray_engine import MAX_BATCHES_PER_BLOCK
     from fiftyone_mslite.integration import compat
     from fiftyone_mslite.integration.locks import FieldLock
     from fiftyone_mslite.integration.model import load_model
-    from fiftyone_mslite.integration.ray_engine import MAX_BATCHES_PER_BLOCK
+    from fiftyone_mslite.integration.writer import AnnotateSummary, LabelWriter
     from fiftyone_mslite.pipeline import Batch
 
     block = BATCH * MAX_BATCHES_PER_BLOCK
@@ -127,13 +127,13 @@ def write_capacity(dataset, images, pairs: int, log: Callable[[str], None]) -> d
             ids = samples.values("id")
             name = f"w{chunk}_{int(model.store_logits)}"
             with FieldLock(compat.root_dataset(samples).name, name) as lock:
-                writer = an._Writer(samples, name, "bench", set(), an.AnnotateSummary(name, model.name), lock)
+                writer = LabelWriter(samples, model, name, "bench", set(), AnnotateSummary(name, model.name), lock)
                 t = time.perf_counter()
                 for lo in range(0, len(ids), chunk):
                     part = ids[lo:lo + chunk]
                     for k in range(0, len(part), block):  # as the Ray driver records them: a block at a time
                         rows = [(i, "") for i in part[k:k + block]]
-                        an._record(model, writer, Batch(rows, ready=rows, outputs=[o[:len(rows)] for o in outputs]))
+                        writer.record(Batch(rows, ready=rows, outputs=[o[:len(rows)] for o in outputs]))
                     writer.flush()
                 return len(ids) / (time.perf_counter() - t)
         return run

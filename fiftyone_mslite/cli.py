@@ -450,6 +450,8 @@ def _command_line(ctx: click.Context, drop: tuple[str, ...] = ()) -> str:
             continue
         if param.is_flag:
             words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.multiple:
+            words += [word for item in value for word in (param.opts[0], str(item))]
         else:
             words += [param.opts[0], str(value)]
     return shlex.join(words)
@@ -459,6 +461,33 @@ def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | st
     if value == "auto" or (value.isdigit() and int(value) >= 1):
         return value if value == "auto" else int(value)
     raise click.BadParameter(f"expected 'auto' or a positive integer, got {value!r}")
+
+
+class _EngineChoice(click.Choice):
+    """--engine's choices: the engine registry's names (plugins' included), read when a command line is parsed
+    or help is shown rather than at import, so that other commands do not load the plugins."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from .engines import engine_names
+
+        return tuple(engine_names())
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        """click.Choice sets its choices at construction; these are the registry's."""
+
+
+def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """KEY=VALUE pairs, checked for their form only: the engine converts and checks the values."""
+    for value in values:
+        key, sep, _ = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
+    return values
 
 
 @main.command("annotate")
@@ -477,16 +506,19 @@ def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | st
               help="Model copies running batches side by side: auto (= threads, one thread each) or a number.")
 @click.option("--embeddings", "embeddings_field", metavar="FIELD",
               help="Also store each sample's embedding in FIELD, from the same inference.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="ray: decode and infer in Ray actors across a cluster (pip install 'fiftyone-mslite[ray]').")
-@click.option("--address", help="With --engine ray: the cluster, 'auto' or HOST:PORT (default: a local Ray).")
-@click.option("--actors", type=click.IntRange(1), help="With --engine ray: actors, each with --threads CPUs "
-                                                         "(default: the cluster's CPUs / --threads).")
+@click.option("--engine", type=_EngineChoice(), default="local", show_default=True,
+              help="What runs the inference: local (this machine), ray (Ray actors across a cluster: pip install "
+                   "'fiftyone-mslite[ray]'), or an engine a plugin registers.")
+@click.option("--engine-option", "engine_option", multiple=True, callback=_engine_options, metavar="KEY=VALUE",
+              help="An option of the engine, repeatable; ray: address=auto|HOST:PORT (default: a local Ray), "
+                   "actors=N (default: the cluster's CPUs / --threads, each actor with --threads CPUs).")
+@click.option("--address", hidden=True, help="Deprecated: --engine-option address=ADDRESS.")
+@click.option("--actors", hidden=True, type=click.IntRange(1), help="Deprecated: --engine-option actors=N.")
 @json_option
 def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
                  batch_size: int, store_logits: bool, resume: bool, threads: int, streams: int | str,
-                 embeddings_field: str | None, engine: str, address: str | None, actors: int | None,
-                 as_json: bool) -> None:
+                 embeddings_field: str | None, engine: str, engine_option: tuple[str, ...], address: str | None,
+                 actors: int | None, as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
     try:
         with _stdout_for_json(as_json):
@@ -495,10 +527,12 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
             dataset = _load_dataset(dataset_name)
             extra = {"labels": labels} if labels else {}
             with load_model(model, threads=threads, streams=streams, **extra) as loaded:
+                options = {key.strip(): value for key, _, value in (o.partition("=") for o in engine_option)}
+                # --address and --actors: the flags of earlier releases, as the Ray options they are
+                options.update((k, v) for k, v in (("address", address), ("actors", actors)) if v is not None)
                 summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
                                    store_logits=store_logits, overwrite=not resume, progress=not as_json,
-                                   embeddings_field=embeddings_field, engine=engine, address=address,
-                                   actors=actors)
+                                   embeddings_field=embeddings_field, engine=engine, engine_options=options)
     except Interrupted as stop:
         # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
         message = (f"interrupted: {stop.saved} predictions saved to {dataset_name}.{label_field} "

@@ -9,16 +9,18 @@ or crashed job resumes where it stopped. Labels come from `MSLiteModel.to_labels
 Resuming is exact: each label's sample also gets the digest of the settings that made it (`<field>_run`),
 and only samples labeled with the run record's settings are skipped. One run writes a field at a time
 (`locks.FieldLock`), and the settings check covers the whole field, not only the view being annotated.
+
+What runs the inference is an engine (`fiftyone_mslite.engines`: local, Ray, or a plugin's), looked up by name;
+it hands batches of raw outputs to the run's sink, `writer.LabelWriter`, the one path from outputs to labels.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,55 +29,22 @@ import fiftyone.core.fields as fof
 import fiftyone.core.utils as fou
 import fiftyone.core.view as fov
 import numpy as np
-import pymongo
-from pymongo.errors import ConnectionFailure, PyMongoError
 
-from ..errors import DatabaseError, DatasetError, Interrupted
-from ..pipeline import Batch, run_pipeline
+from ..engines import Engine, EngineOptions, Job, create_engine
+from ..errors import DatasetError, Interrupted
+from ..pipeline import Batch
 from . import compat
 from .locks import FieldLock
 from .model import MSLiteModel, load_model
+from .writer import AnnotateSummary, Failure, LabelWriter
 
 # Measured on the 1000 ImageNet sample images (benchmarks/draft_agreement.py):
 # top-1 agreement of draft vs full decoding, see docs/annotate.md. On by default only if >= 99.5 %.
 DEFAULT_DRAFT = True
-PREFETCH_BATCHES = 2
-FLUSH_EVERY = 256  # samples per bulk write; also flushed on completion, Ctrl-C and errors
 RUN_METHOD = "fiftyone_mslite.integration.annotation"
-DB_TIMEOUT_S = 10  # per bulk write, server selection included: a lost database is reported, not waited for
+DEPRECATED_OPTIONS = ("address", "actors")  # annotate()'s keyword arguments before engine_options (Ray's)
 
-
-@dataclass(frozen=True)
-class Failure:
-    sample_id: str
-    filepath: str
-    error: str
-
-
-@dataclass
-class AnnotateSummary:
-    """What one `annotate` call did. processed = labeled now; skipped = already labeled by the same run."""
-
-    label_field: str
-    model: str
-    processed: int = 0
-    skipped: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    crashed_batches: int = 0
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    @property
-    def images_per_s(self) -> float:
-        return (self.processed + self.failed) / self.elapsed_s if self.elapsed_s else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(failed=self.failed, images_per_s=round(self.images_per_s, 2))
-        return d
+__all__ = ["AnnotateSummary", "Failure", "annotate", "check_target", "ensure_embeddings_field", "run_key"]
 
 
 def run_key(label_field: str) -> str:
@@ -178,85 +147,12 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
     return digest, set(done.values("id"))
 
 
-class _Writer:
-    """Buffers labels, run digests and error messages and writes them in bulk (one update per field and
-    flush). A label is written before its digest, so a write cut short leaves a sample to redo, never one
-    marked done with another run's label. Each write has a deadline: a lost database ends the run with one
-    `DatabaseError` saying how much was saved, not a minute of retries and a chain of pymongo tracebacks."""
-
-    def __init__(self, samples, label_field: str, digest: str, stale_errors: set[str], summary: AnnotateSummary,
-                 lock: FieldLock, embeddings_field: str | None = None):
-        self.samples, self.field, self.digest, self.stale = samples, label_field, digest, stale_errors
-        self.summary, self.lock, self.embeddings_field = summary, lock, embeddings_field
-        self.labels: dict[str, Any] = {}
-        self.embeddings: dict[str, np.ndarray | None] = {}
-        self.runs: dict[str, str | None] = {}
-        self.errors: dict[str, str | None] = {}
-        self.saved = 0  # labels in the database
-        self.db_lost = False
-
-    def ok(self, sample_id: str, label: Any, embedding: np.ndarray | None = None) -> None:
-        if sample_id not in self.labels:  # a batch interrupted while being written is written again
-            self.summary.processed += 1
-        self.labels[sample_id] = label
-        if self.embeddings_field:
-            self.embeddings[sample_id] = embedding
-        self.runs[sample_id] = self.digest
-        if sample_id in self.stale:
-            self.errors[sample_id] = None
-
-    def fail(self, sample_id: str, filepath: str, error: str) -> None:
-        self.labels[sample_id] = None  # no stale label from an overwritten run survives a failure
-        self.runs[sample_id] = None
-        if self.embeddings_field:
-            self.embeddings[sample_id] = None
-        self.errors[sample_id] = error
-        self.summary.failures.append(Failure(sample_id, filepath, error))
-
-    def flush(self, force: bool = True) -> None:
-        if self.db_lost or (not force and len(self.labels) < FLUSH_EVERY):
-            return
-        self.lock.check()
-        done = sum(digest is not None for digest in self.runs.values())
-        for name, values in ((self.field, self.labels), (self.embeddings_field, self.embeddings),
-                             (self.field + "_run", self.runs), (self.field + "_error", self.errors)):
-            if values:
-                self._write(name, values)
-                values.clear()
-        self.saved += done
-
-    def _write(self, name: str, values: dict[str, Any]) -> None:
-        try:
-            with pymongo.timeout(DB_TIMEOUT_S):
-                self.samples.set_values(name, values, key_field="id")
-        except PyMongoError as exc:
-            if not (isinstance(exc, ConnectionFailure) or exc.timeout):
-                raise
-            self.db_lost = True
-            raise DatabaseError(f"lost the database connection after {self.saved} saved; rerun to resume "
-                                f"({type(exc).__name__})") from None
-
-
-def _record(model: MSLiteModel, writer: _Writer, batch: Batch) -> None:
-    """One inferred batch into the writer, labels made by `model.to_labels` from the classifier's
-    post-processing of its raw outputs: the one path from outputs to stored labels, for both engines (a Ray
-    actor returns raw outputs, and the driver records them here)."""
-    for sid, path, reason in batch.failed:
-        writer.fail(sid, path, reason)
-    if batch.ready:
-        clf = model.classifier
-        labels = model.to_labels(clf.postprocess(batch.outputs))
-        embeddings = clf.embeddings(batch.outputs) if writer.embeddings_field else None
-        for k, ((sid, _), label) in enumerate(zip(batch.ready, labels)):
-            writer.ok(sid, label, None if embeddings is None else embeddings[k])
-    writer.summary.crashed_batches += batch.crashes
-
-
 def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predictions", *, batch_size: int = 16,
              num_workers: int | None = None, confidence_thresh: float | None = None, store_logits: bool = False,
              overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True,
-             embeddings_field: str | None = None, engine: str = "local", address: str | None = None,
-             actors: int | None = None) -> AnnotateSummary:
+             embeddings_field: str | None = None, engine: str = "local",
+             engine_options: EngineOptions | Mapping[str, Any] | None = None,
+             on_progress: Callable[[int, int], None] | None = None, **deprecated: Any) -> AnnotateSummary:
     """Classify every image of `samples` into `label_field`; see the module docstring and docs/annotate.md.
 
     `embeddings_field` also stores each sample's embedding there, from the same inference as its label.
@@ -265,17 +161,23 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
     and `store_logits` apply to this call only. `draft` decodes JPEGs at reduced size where the model's
     resize allows it (faster; pixels differ slightly from full decoding). Ctrl-C keeps every finished label.
 
-    `engine="ray"` decodes and infers in a pool of Ray actors (`actors` of them, default: the cluster's CPUs
-    / the model's threads) on the Ray at `address` ("auto", "HOST:PORT"; default: the one this process is
-    connected to, else a new local one); see docs/scale-out.md. Plan, labels and writes are the same.
+    `engine` names what runs the inference (`fiftyone_mslite.engines.engine_names()`: "local" on this machine
+    with `num_workers` decoder threads, "ray" in Ray actors across a cluster, or a plugin's), with its
+    `engine_options` (the engine's options object, or a mapping such as `{"address": "auto", "actors": 4}` for
+    "ray"; docs/scale-out.md). Plan, labels and writes are the same whatever the engine.
+
+    `on_progress(done, total)` is called once the plan is made (done = samples already labeled by this run),
+    then after each batch is recorded, on the calling thread while the field's lock is held: total = the
+    samples of `samples`. (`address=` and `actors=` still work, deprecated: they are Ray's engine options.)
     """
-    run = _engine(engine, address, actors, num_workers)  # before any work: a missing Ray changes nothing
+    options = _deprecated_options(engine_options, deprecated)
+    run = create_engine(engine, options)  # before any work: an unknown option or a missing Ray changes nothing
     if isinstance(model, (str, Path)):
         with load_model(model) as loaded:
             return annotate(samples, loaded, label_field, batch_size=batch_size, num_workers=num_workers,
                             confidence_thresh=confidence_thresh, store_logits=store_logits, overwrite=overwrite,
                             draft=draft, progress=progress, embeddings_field=embeddings_field, engine=engine,
-                            address=address, actors=actors)
+                            engine_options=options, on_progress=on_progress)
     start = time.perf_counter()
     check_target(samples, label_field, model.label_type, model.name)
     if embeddings_field:
@@ -291,10 +193,13 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
             ids, paths = samples.values(["id", "filepath"])
             todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
             summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
-            writer = _Writer(samples, label_field, digest, _ids_with(samples, label_field + "_error"), summary,
-                             lock, embeddings_field)
+            writer = LabelWriter(samples, model, label_field, digest, _ids_with(samples, label_field + "_error"),
+                                 summary, lock, embeddings_field)
+            clf = model.classifier
+            job = Job(clf, model.classifier_args(), todo, batch_size, draft, clf.used_outputs(bool(embeddings_field)),
+                      num_workers)
             try:
-                run(model, todo, writer, batch_size, draft, progress)
+                _run(run, job, writer, len(ids), progress, on_progress)
             except KeyboardInterrupt as exc:
                 summary.elapsed_s = time.perf_counter() - start
                 raise Interrupted(writer.saved, summary) from exc
@@ -302,34 +207,40 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
     return summary
 
 
-Engine = Callable[[MSLiteModel, list[tuple[str, str]], _Writer, int, bool, bool], None]
+def _deprecated_options(engine_options: EngineOptions | Mapping[str, Any] | None,
+                        deprecated: dict[str, Any]) -> EngineOptions | Mapping[str, Any] | None:
+    """`address=`/`actors=` of earlier releases, as the engine options they now are (with a DeprecationWarning)."""
+    unknown = sorted(set(deprecated) - set(DEPRECATED_OPTIONS))
+    if unknown:
+        raise TypeError(f"annotate() got an unexpected keyword argument {unknown[0]!r}")
+    given = {name: value for name, value in deprecated.items() if value is not None}
+    if not given:
+        return engine_options
+    warnings.warn(f"annotate({', '.join(f'{n}=' for n in given)}) is deprecated: pass engine_options="
+                  f"{{{', '.join(f'{n!r}: ...' for n in given)}}}", DeprecationWarning, stacklevel=3)
+    if engine_options is not None:
+        raise ValueError(f"pass {', '.join(given)} in engine_options, not beside it")
+    return given
 
 
-def _engine(engine: str, address: str | None, actors: int | None, num_workers: int | None) -> Engine:
-    """The loop that labels `(id, filepath)`s into a writer: `model, todo, writer, batch_size, draft, progress`."""
-    if engine == "ray":
-        from .ray_engine import ray_engine
-
-        return ray_engine(address, actors)
-    if engine != "local":
-        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
-    if address is not None or actors is not None:
-        raise ValueError("address and actors are options of engine='ray'")
-    workers = num_workers or os.cpu_count() or 2
-    return lambda model, todo, writer, batch_size, draft, progress: _run(model, todo, writer, batch_size, workers,
-                                                                         draft, progress)
-
-
-def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, workers: int,
-         draft: bool, progress: bool) -> None:
-    """The local engine: `run_pipeline` on this machine, labels written as batches complete, in order."""
-    with fou.ProgressBar(total=len(todo), progress=progress) as pb:
-        def on_batch(batch: Batch) -> None:
-            _record(model, writer, batch)
-            writer.flush(force=False)
+def _run(engine: Engine, job: Job, writer: LabelWriter, total: int, progress: bool,
+         on_progress: Callable[[int, int], None] | None) -> None:
+    """The engine's batches into the writer, with a progress bar and `on_progress`; whatever stops the engine
+    (Ctrl-C, an error), what it handed over is written."""
+    done = total - len(job.items)
+    if on_progress is not None:
+        on_progress(done, total)
+    with fou.ProgressBar(total=len(job.items), progress=progress) as pb:
+        def sink(batch: Batch) -> None:
+            nonlocal done
+            writer.put(batch)
             pb.update(len(batch.items))
+            done += len(batch.items)
+            if on_progress is not None:
+                on_progress(min(done, total), total)  # a batch handed again after Ctrl-C counts once
 
         try:
-            run_pipeline(model.classifier, todo, batch_size, workers, draft, on_batch)
+            if job.items:
+                engine.run(job, sink)
         finally:
             writer.flush()

@@ -20,3 +20,9 @@ def register_adapters(register: Callable[[str, type], None]) -> None:
 def register_models(register: Callable[[Any], None]) -> None:
     """Call `register(entry)` for each model or label set (a `ModelEntry`, a `LabelSetEntry`, or a dict in
     the models.yaml form with a `kind` of "model" (default) or "label_set")."""
+
+
+@hookspec
+def register_engines(register: Callable[[Any], None]) -> None:
+    """Call `register(spec)` with a `fiftyone_mslite.engines.EngineSpec` for each annotate engine this plugin
+    brings (`annotate(..., engine=spec.name)`, `fiftyone-mslite annotate --engine NAME`); docs/plugins.md."""

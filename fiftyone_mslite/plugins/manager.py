@@ -13,6 +13,7 @@ DEFAULT_PLUGINS = (
     "fiftyone_mslite.adapters.builtin",
     "fiftyone_mslite.catalog.builtin",
     "fiftyone_mslite.catalog.user",
+    "fiftyone_mslite.engines.builtin",
 )
 
 

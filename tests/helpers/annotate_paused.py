@@ -10,7 +10,7 @@ import sys
 import fiftyone as fo
 
 from fiftyone_mslite.cli import main
-from fiftyone_mslite.integration import annotation
+from fiftyone_mslite.integration import writer
 
 name, rest = sys.argv[1], sys.argv[2:]
 cut = rest.index("--")
@@ -18,7 +18,7 @@ if not fo.dataset_exists(name):
     dataset = fo.Dataset(name, persistent=True)
     dataset.add_samples([fo.Sample(filepath=path) for path in rest[:cut]])
 
-flush, paused = annotation._Writer.flush, []
+flush, paused = writer.LabelWriter.flush, []
 
 
 def flush_then_pause(self, force=True):
@@ -29,6 +29,6 @@ def flush_then_pause(self, force=True):
         sys.stdin.readline()
 
 
-annotation._Writer.flush = flush_then_pause
-annotation.FLUSH_EVERY = 4
+writer.LabelWriter.flush = flush_then_pause
+writer.FLUSH_EVERY = 4
 main(rest[cut + 1:])

@@ -139,6 +139,82 @@ def test_apply_model_delegated_reports_progress(plugin, dataset, tiny_model):
     assert dataset.count("delegated") == len(dataset)
 
 
+@pytest.fixture()
+def one_run(monkeypatch, dataset):
+    """Counts the operator's `annotate` calls and, at each progress report it makes, tries to claim the field
+    the way a second writer would: (calls, [(done, total, refused)])."""
+    from fiftyone_mslite.errors import FieldLockedError
+    from fiftyone_mslite.integration import annotation
+    from fiftyone_mslite.integration.locks import FieldLock
+
+    annotate, calls, reports = annotation.annotate, [], []
+
+    def counted(samples, model, label_field, **kwargs):
+        calls.append(label_field)
+        on_progress = kwargs.pop("on_progress")
+
+        def second_writer(done: int, total: int) -> None:
+            lock = FieldLock(dataset.name, label_field)
+            try:
+                lock.acquire()
+            except FieldLockedError:
+                reports.append((done, total, True))
+            else:
+                lock.release()
+                reports.append((done, total, False))
+            on_progress(done, total)
+
+        return annotate(samples, model, label_field, on_progress=second_writer, **kwargs)
+
+    monkeypatch.setattr(annotation, "annotate", counted)
+    return calls, reports
+
+
+@pytest.mark.parametrize("delegated", [False, True])
+def test_apply_model_is_one_annotate_run_holding_the_field(plugin, dataset, tiny_model, one_run, monkeypatch,
+                                                           delegated):
+    """One `annotate` per operator run: the field's lock is held at every progress report (a second writer is
+    refused each time), and progress reaches the App (immediate) or the run's record (delegated) more than once."""
+    from fiftyone.operators.executor import ExecutionContext
+
+    calls, reports = one_run
+    recorded, set_progress = [], ExecutionContext.set_progress
+
+    def record(ctx, progress=None, label=None):
+        recorded.append((progress, label))
+        set_progress(ctx, progress=progress, label=label)
+
+    monkeypatch.setattr(ExecutionContext, "set_progress", record)
+    params = {"model": tiny_model, "label_field": "once", "batch_size": 2}
+    if delegated:
+        run_delegated(APPLY, dataset, params)
+        shown = recorded
+    else:
+        result = run(APPLY, dataset, params)
+        shown = [(r.params["progress"], r.params["label"]) for r in result.executor._requests
+                 if r.operator_uri == "set_progress"]
+    assert calls == ["once"]
+    assert [(done, total) for done, total, _ in reports] == [(0, 10), (2, 10), (4, 10), (6, 10), (8, 10), (10, 10)]
+    assert all(refused for _, _, refused in reports)
+    assert shown == [(done / 10, f"{done}/10 samples") for done in (0, 2, 4, 6, 8, 10)]
+    assert dataset.count("once") == len(dataset)
+
+
+def test_compute_embeddings_is_one_annotate_run_holding_the_field(plugin, dataset, tiny_model, one_run):
+    from fiftyone_mslite.integration.brain import visualization_method
+
+    params = {"model": tiny_model, "embeddings_field": "emb", "label_field": "preds", "brain_key": "emb_map",
+              "batch_size": 5, "uniqueness": False}
+    result = run(EMBED, dataset, params)
+    calls, reports = one_run
+    assert calls == ["preds"] and reports == [(0, 10, True), (5, 10, True), (10, 10, True)]
+    shown = [(r.params["progress"], r.params["label"]) for r in result.executor._requests
+             if r.operator_uri == "set_progress"]
+    assert shown == [(0.0, "embeddings 0/10 samples"), (0.4, "embeddings 5/10 samples"),
+                     (0.8, "embeddings 10/10 samples"), (0.8, f"2-D map ({visualization_method()})"),
+                     (1.0, "10 points under 'emb_map'")]
+
+
 def test_evaluate_opens_the_mistakes_view(plugin, dataset, tiny_model):
     from fiftyone_mslite.catalog.registry import catalog
 

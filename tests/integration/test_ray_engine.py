@@ -22,8 +22,8 @@ from helpers.cli import cli
 from PIL import Image
 
 from fiftyone_mslite.catalog.user import user_catalog_path
+from fiftyone_mslite.engines import ray_engine
 from fiftyone_mslite.errors import EngineUnavailableError, ModelMismatchError
-from fiftyone_mslite.integration import ray_engine
 from fiftyone_mslite.integration.annotation import annotate, run_key
 from fiftyone_mslite.integration.model import load_model
 
@@ -225,16 +225,16 @@ def test_an_actor_with_another_model_stops_the_run_with_our_error(cluster, tiny_
 def test_killed_actor_is_retried_nothing_lost_or_doubled(cluster, tiny_model, big_files, monkeypatch):
     ds = _dataset(big_files)
     delivered, killed = [], []
-    write = ray_engine._write
+    hand_over = ray_engine._hand_over
 
-    def kill_after_first_block(model, writer, records):
+    def kill_after_first_block(job, sink, records):
         delivered.extend(records["id"].tolist())
         if not killed:  # SIGKILL an actor while the pool still has batches to run
             killed.extend(_actors(cluster["marker"])[:1])
             os.kill(killed[0], signal.SIGKILL)
-        write(model, writer, records)
+        hand_over(job, sink, records)
 
-    monkeypatch.setattr(ray_engine, "_write", kill_after_first_block)
+    monkeypatch.setattr(ray_engine, "_hand_over", kill_after_first_block)
     with load_model(tiny_model, threads=1) as model:
         summary = annotate(ds, model, "ray", batch_size=4, draft=False, progress=False, engine="ray")
         monkeypatch.undo()
@@ -277,7 +277,8 @@ def test_cli_joins_the_cluster_by_address(cluster, tiny_model, files):
     ds.persistent = True
     try:
         run = cli("annotate", "--dataset", ds.name, "--model", tiny_model, "--field", "pred", "--batch-size", "4",
-                  "--engine", "ray", "--address", cluster["address"], "--actors", "2", "--threads", "1", "--json",
+                  "--engine", "ray", "--engine-option", f"address={cluster['address']}", "--engine-option", "actors=2",
+                  "--threads", "1", "--json",
                   FIFTYONE_DATABASE_URI=_database_uri())
         assert run.returncode == 1, run.stderr  # 1: some samples failed
         summary = json.loads(run.stdout)
@@ -292,8 +293,10 @@ def test_engine_options_are_checked_before_any_work(tiny_model, files, monkeypat
     ds = _dataset(files[:2])
     with pytest.raises(ValueError, match="engine must be 'local' or 'ray'"):
         annotate(ds, tiny_model, "pred", engine="spark", progress=False)
-    with pytest.raises(ValueError, match="options of engine='ray'"):
+    with pytest.raises(ValueError, match="options of engine='ray'"), pytest.warns(DeprecationWarning):
         annotate(ds, tiny_model, "pred", actors=2, progress=False)
+    with pytest.raises(ValueError, match=r"engine='ray' option actors=0: Input should be greater than 0"):
+        annotate(ds, tiny_model, "pred", engine="ray", engine_options={"actors": 0}, progress=False)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(EngineUnavailableError, match=r"pip install 'fiftyone-mslite\[ray\]'"):
         annotate(ds, tiny_model, "pred", engine="ray", progress=False)

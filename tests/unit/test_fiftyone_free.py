@@ -1,6 +1,6 @@
-"""What must start without FiftyOne's seconds-long import does: a Ray actor (it would pay it at every start),
-the inference pipeline and `predict`. The import-linter contract checks the source; this checks a real import
-(nothing pulls FiftyOne in at run time either)."""
+"""What must start without FiftyOne's seconds-long import does: a Ray actor (it would pay it at every start), every
+engine, the inference pipeline and `predict`. The import-linter contract checks the source; this checks a real
+import (nothing pulls FiftyOne in at run time either)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +9,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["fiftyone_mslite.integration.ray_actor", "fiftyone_mslite.pipeline",
-                                    "fiftyone_mslite.predict"])
+@pytest.mark.parametrize("module", ["fiftyone_mslite.engines.ray_actor", "fiftyone_mslite.engines.ray_engine",
+                                    "fiftyone_mslite.engines", "fiftyone_mslite.pipeline", "fiftyone_mslite.predict"])
 def test_imports_no_fiftyone(module):
     code = (f"import sys, {module}\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fiftyone', 'eta')))")

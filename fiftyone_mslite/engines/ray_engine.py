@@ -1,8 +1,8 @@
 """`annotate(..., engine="ray")`: the same run on a Ray cluster (docs/scale-out.md).
 
-Everything that touches the dataset stays on the driver, where `annotate` was called: the resume plan, the run
-record, the field lock, turning outputs into labels and the id-keyed bulk writes (`annotation._record` into
-`annotation._Writer`, the local engine's path). Ray Data streams `(id, filepath)` blocks through a pool of
+Everything that touches the dataset stays on the driver, where `annotate` was called, behind the engine's sink:
+the resume plan, the run record, the field lock, turning outputs into labels and the id-keyed bulk writes (the
+local engine's path). Ray Data streams `(id, filepath)` blocks through a pool of
 actors (`map_batches` + `ActorPoolStrategy`, Ray's batch-inference recipe); each actor (`ray_actor.Annotator`,
 which never imports FiftyOne) opens one MindSpore Lite session with the driver's settings and keeps it, runs
 the local engine's decode-ahead pipeline on each block, and returns compact records: id, the raw outputs the
@@ -19,14 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-import fiftyone.core.utils as fou
 import numpy as np
+from pydantic import PositiveInt
 
 from ..errors import EngineUnavailableError, MSLiteError
 from ..pipeline import Batch
 from ..runtime import settings
-from .annotation import Engine, _record, _Writer
-from .model import MSLiteModel
+from .base import EngineOptions, EngineSpec, Job, Sink
 from .ray_actor import OUTPUT, Annotator
 
 INSTALL = "pip install 'fiftyone-mslite[ray]'"
@@ -50,18 +49,31 @@ def _ray() -> ModuleType:
     return ray
 
 
-def ray_engine(address: str | None, actors: int | None) -> Engine:
-    """The Ray run loop for `annotate`; checks here, before any work, that Ray is installed."""
-    _ray()
-    if actors is not None and actors < 1:
-        raise ValueError(f"actors must be a positive number, got {actors}")
+class RayOptions(EngineOptions):
+    """address: the Ray to join ("auto", "HOST:PORT"; default: the one this process is connected to, else a new
+    local one); actors: how many (default: the cluster's CPUs / the model's threads)."""
 
-    def run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, draft: bool,
-            progress: bool) -> None:
-        if todo:
-            _run(model, todo, writer, batch_size, draft, progress, address, actors)
+    address: str | None = None
+    actors: PositiveInt | None = None
 
-    return run
+
+class RayEngine:
+    """The Ray run loop; made only once Ray is known to be installed."""
+
+    def __init__(self, options: RayOptions):
+        self.options = options
+
+    def run(self, job: Job, sink: Sink) -> None:
+        _run(job, sink, self.options.address, self.options.actors)
+
+
+def _create(options: RayOptions) -> RayEngine:
+    _ray()  # before any work: a missing Ray changes nothing
+    return RayEngine(options)
+
+
+RAY = EngineSpec("ray", _create, RayOptions,
+                 f"decode and infer in Ray actors across a cluster ({INSTALL}; docs/scale-out.md)")
 
 
 def _forwarded(ray) -> dict[str, str]:
@@ -108,32 +120,30 @@ def _actor_start_error(exc: Exception) -> Exception | None:
     return None
 
 
-def _write(model: MSLiteModel, writer: _Writer, records: dict[str, np.ndarray]) -> None:
-    """A block of actor records (or several, or part of one: whatever Ray Data hands over) into the writer,
-    through `_record` as a local batch would be."""
+def _hand_over(job: Job, sink: Sink, records: dict[str, np.ndarray]) -> None:
+    """A block of actor records (or several, or part of one: whatever Ray Data hands over) to the sink, as one
+    batch, as the local engine hands its batches."""
     ids, paths, errors = records["id"].tolist(), records["filepath"].tolist(), records["error"].tolist()
     ok = np.array([not e for e in errors], bool)
-    outputs: list[np.ndarray | None] = [None] * len(model.classifier.session.outputs)
+    outputs: list[np.ndarray | None] = [None] * len(job.classifier.session.outputs)
     for k in range(len(outputs)):
         if OUTPUT.format(k) in records:
             outputs[k] = records[OUTPUT.format(k)][ok]
     rows = list(zip(ids, paths, errors))
-    batch = Batch(items=[(i, p) for i, p, _ in rows], failed=[row for row in rows if row[2]],
-                  ready=[(i, p) for i, p, e in rows if not e], outputs=outputs, crashes=int(records["crashes"].sum()))
-    _record(model, writer, batch)
+    sink(Batch(items=[(i, p) for i, p, _ in rows], failed=[row for row in rows if row[2]],
+               ready=[(i, p) for i, p, e in rows if not e], outputs=outputs, crashes=int(records["crashes"].sum())))
 
 
-def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch_size: int, draft: bool,
-         progress: bool, address: str | None, actors: int | None) -> None:
-    """Stream `todo` through the actor pool and write results as blocks complete; whatever stops the loop
-    (Ctrl-C, an error), what was written stays written and the actors are stopped."""
+def _run(job: Job, sink: Sink, address: str | None, actors: int | None) -> None:
+    """Stream the job's items through the actor pool and hand results over as blocks complete; whatever stops
+    the loop (Ctrl-C, an error), what was handed over stays so and the actors are stopped."""
     ray = _ray()
     started = not ray.is_initialized()
     if started:  # else the caller's own Ray session (and its runtime_env); actors log to files, one per actor
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
                  logging_level=logging.WARNING)
     try:
-        threads = model.config.threads
+        threads, todo, batch_size = job.classifier_args["threads"], job.items, job.batch_size
         cpus = int(ray.cluster_resources().get("CPU", 0))
         size = actors or max(1, cpus // threads)
         if size * threads > cpus:
@@ -149,20 +159,16 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
                             "filepath": [p for _, p in todo[lo:lo + per_block]]})
                   for lo in range(0, len(todo), per_block)]
         with _quiet_ray_data(ray):
-            clf, embed = model.classifier, writer.embeddings_field is not None
             results = ray.data.from_arrow(blocks).map_batches(
                 Annotator, batch_size=None, batch_format="numpy", num_cpus=threads,
                 compute=ray.data.ActorPoolStrategy(size=size),
-                fn_constructor_kwargs={"env": _forwarded(ray), "classifier_args": model.classifier_args(),
-                                       "expected": clf.identity(), "batch_size": batch_size, "draft": draft,
-                                       "outputs": clf.used_outputs(embed)})
+                fn_constructor_kwargs={"env": _forwarded(ray), "classifier_args": job.classifier_args,
+                                       "expected": job.classifier.identity(), "batch_size": batch_size,
+                                       "draft": job.draft, "outputs": job.outputs})
             stream = iter(results.iter_batches(batch_size=None, batch_format="numpy"))  # a generator
             try:
-                with fou.ProgressBar(total=len(todo), progress=progress) as pb:
-                    for records in stream:
-                        _write(model, writer, records)
-                        writer.flush(force=False)
-                        pb.update(len(records["id"]))
+                for records in stream:
+                    _hand_over(job, sink, records)
             except ray.exceptions.RayActorError as exc:
                 ours = _actor_start_error(exc)
                 if ours is None:
@@ -170,7 +176,6 @@ def _run(model: MSLiteModel, todo: list[tuple[str, str]], writer: _Writer, batch
                 raise ours from None
             finally:
                 stream.close()  # shuts the streaming executor down, with its actors
-                writer.flush()
     finally:
         if started:
             ray.shutdown()

@@ -1,8 +1,9 @@
 """The Ray actor of `annotate(..., engine="ray")`: a block of `(id, filepath)`s in, raw outputs out.
 
-Kept free of FiftyOne (the import-linter contract says so): an actor imports the classifier and the
-inference pipeline only, which saves every actor FiftyOne's seconds-long import at start-up. Labels are made
-on the driver (`annotation._record`) from the outputs sent back, exactly as the local engine makes them.
+Kept free of FiftyOne (the import-linter contract says so for the whole engines package): an actor imports the
+classifier and the inference pipeline only, which saves every actor FiftyOne's seconds-long import at start-up.
+Labels are made on the driver, behind the engine's sink, from the outputs sent back, exactly as for the local
+engine's batches.
 """
 from __future__ import annotations
 

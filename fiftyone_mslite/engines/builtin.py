@@ -1,0 +1,15 @@
+"""The built-in engines, registered through the same hook as a plugin's."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..plugins import hookimpl
+from .base import EngineSpec
+from .local import LOCAL
+from .ray_engine import RAY
+
+
+@hookimpl
+def register_engines(register: Callable[[EngineSpec], None]) -> None:
+    register(LOCAL)
+    register(RAY)
