@@ -691,6 +691,18 @@ def plugin_install(as_json: bool) -> None:
           f"plugin: {plugin}\nzoo source: {zoo}\nRestart the App to load the operators.")
 
 
+@plugin_group.command("uninstall")
+@json_option
+def plugin_uninstall(as_json: bool) -> None:
+    """Remove the plugin link (the zoo source stays: `zoo uninstall` removes it)."""
+    from .integration.zoo import uninstall_plugin
+
+    with _stdout_for_json(as_json):
+        link = uninstall_plugin()
+    _emit(as_json, {"removed": str(link) if link else None},
+          f"removed {link}; restart the App" if link else "the plugin was not installed; nothing to remove")
+
+
 @main.group("zoo")
 def zoo_group() -> None:
     """A local FiftyOne zoo source generated from the catalog."""
@@ -705,6 +717,18 @@ def zoo_install(as_json: bool) -> None:
     with _stdout_for_json(as_json):
         path = install_zoo_source()
     _emit(as_json, {"zoo_source": str(path)}, f"zoo source: {path}")
+
+
+@zoo_group.command("uninstall")
+@json_option
+def zoo_uninstall(as_json: bool) -> None:
+    """Remove the local zoo source (the models stay cached; `models list` still shows them)."""
+    from .integration.zoo import uninstall_zoo_source
+
+    with _stdout_for_json(as_json):
+        folder = uninstall_zoo_source()
+    _emit(as_json, {"removed": str(folder) if folder else None},
+          f"removed {folder}" if folder else "the zoo source was not installed; nothing to remove")
 
 
 def _refresh_zoo() -> None:

@@ -23,9 +23,13 @@ def load_yaml(path: Path) -> object:
         raise CatalogError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
 
 
+def builtin_entries() -> tuple[dict, dict]:
+    """(models, label sets) of models.yaml alone, without plugins or the user catalog."""
+    return parse_entries(load_yaml(catalog_file()), origin="builtin")
+
+
 @hookimpl
 def register_models(register) -> None:
-    path = catalog_file()
-    models, label_sets = parse_entries(load_yaml(path), origin="builtin")
+    models, label_sets = builtin_entries()
     for entry in (*label_sets.values(), *models.values()):
         register(entry)

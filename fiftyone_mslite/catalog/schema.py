@@ -117,6 +117,7 @@ class ModelEntry(_Strict):
     reported: Reported | None = None
     facts: tuple[Fact, ...] = ()
     tags: tuple[str, ...] = ()
+    license: str | None = Field(None, description="the model file's licence (SPDX id), shown in the zoo")
     origin: str = "builtin"
 
     @field_validator("name")

@@ -118,17 +118,29 @@ def install(python=None, force=False, log=None):
 
     from .errors import RuntimeUnavailableError
 
+    from .inprocess import mslite_available
+
     venv = runtime_venv()
     marker = venv / "installed.json"
     if marker.is_file() and not force and os.access(str(_venv_python(venv)), os.X_OK):
         return dict(json.loads(marker.read_text()), action="already installed")
     how = "argument"
+    if python is None and mslite_available():  # a wheel for this very Python: models run in process
+        import sys
+        found = probe(sys.executable)
+        if found:
+            return {"python": sys.executable, "base_python": sys.executable, "found_by": "this Python",
+                    "mindspore_lite": found[0], "python_version": found[1], "venv": None,
+                    "action": "in process (no worker venv needed)"}
     if python is None:
         python, how = find_python37()
     if python is None:
         raise RuntimeUnavailableError(
-            "cannot install the MindSpore Lite runtime: {}. Install Python 3.7 (e.g. `pyenv install 3.7`) or "
-            "set {}=/path/to/python3.7.".format(how, PYTHON37_ENV))
+            "cannot install the MindSpore Lite runtime: {}. MindSpore Lite's only PyPI wheel needs CPython 3.7; get "
+            "one, then rerun: `pyenv install 3.7.16 && fiftyone-mslite runtime install` | `uv python install 3.7 && "
+            "fiftyone-mslite runtime install --python \"$(uv python find 3.7)\"` | `conda create -y -p ~/py37 "
+            "python=3.7 && fiftyone-mslite runtime install --python ~/py37/bin/python` (or set {}=/path/to/python3.7)"
+            ".".format(how, PYTHON37_ENV))
     if venv.exists():
         shutil.rmtree(str(venv))
     venv.parent.mkdir(parents=True, exist_ok=True)
