@@ -59,6 +59,23 @@ def catalog_choices() -> types.DropdownView:
     return choices
 
 
+def runtime_notice(inputs: types.Object) -> bool:
+    """A warning at the top of a form when no MindSpore Lite runtime can run models here; True when shown."""
+    from fiftyone_mslite.runtime import RuntimeUnavailableError, runtime_python
+    from fiftyone_mslite.runtime.inprocess import mslite_available
+
+    if mslite_available():
+        return False
+    try:
+        runtime_python()
+        return False
+    except RuntimeUnavailableError as exc:
+        inputs.view("runtime_missing", types.Warning(
+            label="No MindSpore Lite runtime on the App's server",
+            description=f"{exc} Then reopen this form (no App restart needed)."))
+        return True
+
+
 def model_inputs(inputs: types.Object, ctx) -> None:
     """A catalog model, or a model file on the server with its labels (`access.load_chosen_model` reads them)."""
     tabs = types.TabsView()

@@ -17,6 +17,7 @@ from fiftyone_mslite.app.forms import (
     field_choice,
     label_fields,
     model_inputs,
+    runtime_notice,
     vector_fields,
 )
 from fiftyone_mslite.app.progress import Report, in_steps, report_to, run_reporting
@@ -39,6 +40,7 @@ class ApplyModel(foo.Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
+        runtime_notice(inputs)
         inputs.view_target(ctx, action_description="Apply the model to")
         model_inputs(inputs, ctx)
         existing = types.AutocompleteView()
@@ -226,6 +228,7 @@ class ComputeEmbeddings(foo.Operator):
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
         p = ctx.params
+        runtime_notice(inputs)
         inputs.view_target(ctx, action_description="Compute for")
         vectors = types.AutocompleteView()
         for field in vector_fields(ctx.dataset):
