@@ -117,7 +117,6 @@ def install(python=None, force=False, log=None):
     import subprocess
 
     from .errors import RuntimeUnavailableError
-
     from .inprocess import mslite_available
 
     venv = runtime_venv()
