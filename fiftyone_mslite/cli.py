@@ -550,7 +550,7 @@ def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, 
                                  engine_options=options)
     except Interrupted as stop:
         # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
-        kept = sum(s.skipped for s in stop.summary) if isinstance(stop.summary, list) else stop.summary.skipped
+        kept = sum(summary.skipped for summary in stop.summary)
         where = ", ".join(f"{dataset_name}.{field}" for field in label_fields)
         message = (f"interrupted: {stop.saved} predictions saved to {where} ({kept} were already there); "
                    f"resume with: {_command_line(click.get_current_context(), drop=('resume',))}")

@@ -204,8 +204,8 @@ def annotate(samples, model: ModelArg | Sequence[ModelArg], label_field: str | S
 
     Several models in one pass: `model` a list and `label_field` a list of as many fields (`embeddings_field`
     then a list too, None where not wanted). Each file is decoded once for all of them; each field keeps its own
-    settings check, run digest, lock, failures and resume, exactly as if annotated alone, and the result is the
-    list of their summaries.
+    settings check, run digest, lock, failures and resume, exactly as if annotated alone. Whenever `label_field`
+    is a list, the result (and an `Interrupted`'s summary) is the list of the fields' summaries.
 
     `engine` names what runs the inference (`fiftyone_mslite.engines.engine_names()`: "local" on this machine
     with `num_workers` decoder threads, "ray" in Ray actors across a cluster, or a plugin's), with its
@@ -220,18 +220,19 @@ def annotate(samples, model: ModelArg | Sequence[ModelArg], label_field: str | S
     options = _deprecated_options(engine_options, deprecated)
     run = create_engine(engine, options)  # before any work: an unknown option or a missing Ray changes nothing
     pairs = _pairs(model, label_field, embeddings_field)
+    single = isinstance(label_field, str)  # one summary, as ever; else their list (Interrupted's too)
     with ExitStack() as loaded:  # models given by name or path are loaded here and closed on the way out
         models = [m if isinstance(m, MSLiteModel) else loaded.enter_context(load_model(m)) for m, _, _ in pairs]
         summaries = _annotate(samples, models, [f for _, f, _ in pairs], [e for _, _, e in pairs], batch_size,
                               num_workers, confidence_thresh, store_logits, overwrite, draft, progress, run,
-                              on_progress)
-    return summaries if len(pairs) > 1 or not isinstance(label_field, str) else summaries[0]
+                              on_progress, single)
+    return summaries[0] if single else summaries
 
 
 def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings: list[str | None],
               batch_size: int, num_workers: int | None, confidence_thresh: float | None, store_logits: bool,
               overwrite: bool, draft: bool, progress: bool, run: Engine,
-              on_progress: Callable[[int, int], None] | None) -> list[AnnotateSummary]:
+              on_progress: Callable[[int, int], None] | None, single: bool) -> list[AnnotateSummary]:
     """`annotate` with its models loaded: every check before any write, every lock before any plan, then one
     pass for all the fields."""
     start = time.perf_counter()
@@ -270,8 +271,7 @@ def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings:
             for writer in writers:
                 writer.summary.elapsed_s = time.perf_counter() - start
             summaries = [writer.summary for writer in writers]
-            raise Interrupted(sum(w.saved for w in writers),
-                              summaries[0] if len(summaries) == 1 else summaries) from exc
+            raise Interrupted(sum(w.saved for w in writers), summaries[0] if single else summaries) from exc
     for writer in writers:
         writer.summary.elapsed_s = time.perf_counter() - start
     return [writer.summary for writer in writers]
