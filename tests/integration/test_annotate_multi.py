@@ -183,12 +183,16 @@ def test_two_real_models_in_one_pass(tv_mobilenet, imagenet_dir, decodes):
     files = sorted(imagenet_dir.glob("*.JPEG"))[5::97][:6]
     models = [tv_mobilenet, "coral-mobilenet-v1-0.25-128-quant"]
     alone = _dataset(files)
-    for name, field in zip(models, ["tv", "coral"]):
-        annotate(alone, name, field, batch_size=4, store_logits=True, draft=False, progress=False)
+    for name, field, emb in zip(models, ["tv", "coral"], ["emb", None]):
+        annotate(alone, name, field, batch_size=4, store_logits=True, draft=False, embeddings_field=emb,
+                 progress=False)
     decodes.clear()
     ds = _dataset(files)
-    tv, coral = annotate(ds, models, ["tv", "coral"], batch_size=4, store_logits=True, draft=False, progress=False)
+    tv, coral = annotate(ds, models, ["tv", "coral"], batch_size=4, store_logits=True, draft=False,
+                         embeddings_field=["emb", None], progress=False)
     assert tv.processed == coral.processed == len(files) and not tv.failures and not coral.failures
     assert set(decodes.values()) == {1} and len(decodes) == len(files)
     for field in ("tv", "coral"):
         _same(_fields(ds, field), _fields(alone, field))
+    np.testing.assert_array_equal(np.stack(ds.values("emb")), np.stack(alone.values("emb")))
+    assert ds.get_run_info(run_key("tv")).config.settings == alone.get_run_info(run_key("tv")).config.settings
