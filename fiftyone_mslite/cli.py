@@ -492,9 +492,13 @@ def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[st
 
 @main.command("annotate")
 @click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset name.")
-@click.option("--model", required=True, help="Catalog name or .ms/.mindir path (then --labels).")
-@click.option("--labels", help="Label set or label file, for a model file.")
-@click.option("--field", "label_field", default="predictions", show_default=True)
+@click.option("--model", "models", required=True, multiple=True,
+              help="Catalog name or .ms/.mindir path (then --labels). Repeat with --field to label several fields "
+                   "in one pass (each image decoded once).")
+@click.option("--labels", multiple=True,
+              help="Label set or label file, for a model file: once for every --model, or once per --model.")
+@click.option("--field", "label_fields", multiple=True, default=("predictions",), show_default=True,
+              help="Label field; one per --model, in the same order.")
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Confidence threshold applied at annotate time.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--store-logits/--no-store-logits", default=True, show_default=True,
@@ -505,7 +509,7 @@ def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[st
 @click.option("--streams", default="auto", show_default=True, callback=_streams,
               help="Model copies running batches side by side: auto (= threads, one thread each) or a number.")
 @click.option("--embeddings", "embeddings_field", metavar="FIELD",
-              help="Also store each sample's embedding in FIELD, from the same inference.")
+              help="Also store each sample's embedding in FIELD, from the same inference (one --model only).")
 @click.option("--engine", type=_EngineChoice(), default="local", show_default=True,
               help="What runs the inference: local (this machine), ray (Ray actors across a cluster: pip install "
                    "'fiftyone-mslite[ray]'), or an engine a plugin registers.")
@@ -515,36 +519,51 @@ def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[st
 @click.option("--address", hidden=True, help="Deprecated: --engine-option address=ADDRESS.")
 @click.option("--actors", hidden=True, type=click.IntRange(1), help="Deprecated: --engine-option actors=N.")
 @json_option
-def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
-                 batch_size: int, store_logits: bool, resume: bool, threads: int, streams: int | str,
-                 embeddings_field: str | None, engine: str, engine_option: tuple[str, ...], address: str | None,
-                 actors: int | None, as_json: bool) -> None:
-    """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
+def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, ...], label_fields: tuple[str, ...],
+                 threshold: float | None, batch_size: int, store_logits: bool, resume: bool, threads: int,
+                 streams: int | str, embeddings_field: str | None, engine: str, engine_option: tuple[str, ...],
+                 address: str | None, actors: int | None, as_json: bool) -> None:
+    """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume); several
+    --model/--field pairs share one pass."""
+    if len(label_fields) != len(models):
+        raise click.UsageError(f"give one --field per --model ({len(models)} --model, {len(label_fields)} --field)")
+    if len(labels) not in (0, 1, len(models)):
+        raise click.UsageError(f"give --labels once, or once per --model ({len(models)} --model, {len(labels)} "
+                               "--labels)")
+    if embeddings_field and len(models) > 1:
+        raise click.UsageError("--embeddings goes with a single --model")
     try:
-        with _stdout_for_json(as_json):
+        with _stdout_for_json(as_json), contextlib.ExitStack() as stack:
             from .integration.annotation import annotate
             from .integration.model import load_model
             dataset = _load_dataset(dataset_name)
-            extra = {"labels": labels} if labels else {}
-            with load_model(model, threads=threads, streams=streams, **extra) as loaded:
-                options = {key.strip(): value for key, _, value in (o.partition("=") for o in engine_option)}
-                # --address and --actors: the flags of earlier releases, as the Ray options they are
-                options.update((k, v) for k, v in (("address", address), ("actors", actors)) if v is not None)
-                summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
-                                   store_logits=store_logits, overwrite=not resume, progress=not as_json,
-                                   embeddings_field=embeddings_field, engine=engine, engine_options=options)
+            loaded = [stack.enter_context(load_model(model, threads=threads, streams=streams,
+                                                     **({"labels": label} if label else {})))
+                      for model, label in zip(models, labels * len(models) if len(labels) == 1
+                                              else labels or (None,) * len(models))]
+            options = {key.strip(): value for key, _, value in (o.partition("=") for o in engine_option)}
+            # --address and --actors: the flags of earlier releases, as the Ray options they are
+            options.update((k, v) for k, v in (("address", address), ("actors", actors)) if v is not None)
+            summaries = annotate(dataset, loaded, list(label_fields), batch_size=batch_size,
+                                 confidence_thresh=threshold, store_logits=store_logits, overwrite=not resume,
+                                 progress=not as_json, embeddings_field=[embeddings_field] * len(models), engine=engine,
+                                 engine_options=options)
     except Interrupted as stop:
         # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
-        message = (f"interrupted: {stop.saved} predictions saved to {dataset_name}.{label_field} "
-                   f"({stop.summary.skipped} were already there); resume with: "
-                   f"{_command_line(click.get_current_context(), drop=('resume',))}")
+        kept = sum(summary.skipped for summary in stop.summary)
+        where = ", ".join(f"{dataset_name}.{field}" for field in label_fields)
+        message = (f"interrupted: {stop.saved} predictions saved to {where} ({kept} were already there); "
+                   f"resume with: {_command_line(click.get_current_context(), drop=('resume',))}")
         _emit(as_json, {"error": "Interrupted", "message": message, "saved": stop.saved}, message)
         sys.exit(130)
-    data = summary.to_dict()
-    failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
-    _emit(as_json, data, f"{dataset_name}.{label_field}: {summary.processed} labeled, {summary.skipped} already "
-                         f"labeled, {summary.failed} failed ({summary.images_per_s:.1f} images/s){failures}")
-    sys.exit(1 if summary.failed else 0)
+    lines = []
+    for summary in summaries:
+        failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
+        lines.append(f"{dataset_name}.{summary.label_field}: {summary.processed} labeled, {summary.skipped} already "
+                     f"labeled, {summary.failed} failed ({summary.images_per_s:.1f} images/s){failures}")
+    data = summaries[0].to_dict() if len(summaries) == 1 else {"fields": [s.to_dict() for s in summaries]}
+    _emit(as_json, data, "\n".join(lines))
+    sys.exit(1 if any(summary.failed for summary in summaries) else 0)
 
 
 @main.command("evaluate")

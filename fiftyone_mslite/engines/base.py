@@ -9,8 +9,8 @@ starts without FiftyOne's seconds-long import, and a plugin's engine only has to
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -45,6 +45,14 @@ class Engine(Protocol):
     def run(self, job: Job, sink: Sink) -> None: ...
 
 
+class MultiModelEngine(Engine, Protocol):
+    """An engine that also runs several models' jobs in one pass (`annotate` with several models): `run_many`
+    hands the sink each job's items once, as `Batch`es whose `model` is the job's index, each file read once
+    for all of them. An engine without it runs the jobs one after the other (`run_jobs`)."""
+
+    def run_many(self, jobs: Sequence[Job], sink: Sink) -> None: ...
+
+
 class EngineOptions(BaseModel):
     """An engine's options (the base: none). Subclasses declare theirs as typed fields; values from the CLI
     arrive as strings and are converted by pydantic; unknown names are refused."""
@@ -61,3 +69,19 @@ class EngineSpec:
     create: Callable[[Any], Engine]
     options: type[EngineOptions] = EngineOptions
     description: str = ""
+
+
+def run_jobs(engine: Engine, jobs: Sequence[Job], sink: Sink) -> None:
+    """Run one job, or several in one pass if the engine can (`MultiModelEngine`), else one after the other
+    (those with items), each batch tagged with its job's index either way. The jobs of one pass share batch
+    size, draft and workers."""
+    if len({(job.batch_size, job.draft, job.workers) for job in jobs}) > 1:
+        raise ValueError("the jobs of one pass must share batch_size, draft and workers")
+    if len(jobs) == 1:
+        engine.run(jobs[0], sink)
+    elif hasattr(engine, "run_many"):
+        engine.run_many(jobs, sink)
+    else:
+        for k, job in enumerate(jobs):
+            if job.items:
+                engine.run(job, lambda batch, k=k: sink(replace(batch, model=k)))

@@ -20,7 +20,8 @@ import json
 import re
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import fiftyone.core.utils as fou
 import fiftyone.core.view as fov
 import numpy as np
 
-from ..engines import Engine, EngineOptions, Job, create_engine
+from ..engines import Engine, EngineOptions, Job, create_engine, run_jobs
 from ..errors import DatasetError, Interrupted
 from ..pipeline import Batch
 from . import compat
@@ -114,13 +115,11 @@ def _ids_with(samples, name: str) -> set[str]:
     return set(samples.exists(name).values("id")) if compat.root_dataset(samples).has_sample_field(name) else set()
 
 
-def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any],
-          overwrite: bool) -> tuple[str, set[str]]:
-    """The run's digest and the ids to skip: those whose label this very run (same settings) wrote, as
-    recorded per sample in `<field>_run`. Checks first that nothing else gets overwritten, over the whole
-    field rather than only `samples` (a view must not start a second run with other settings beside the
-    first). Registers the run before any labels are written, so an interrupted job resumes; a resumed
-    overwrite redoes every label still left from the earlier settings."""
+def _check_settings(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any],
+                    overwrite: bool) -> tuple[str, bool]:
+    """The run's digest, and whether the field's run record has these very settings. Refuses first to overwrite
+    anything else, over the whole field rather than only `samples` (a view must not start a second run with
+    other settings beside the first). Writes nothing."""
     dataset, key, digest = compat.root_dataset(samples), run_key(label_field), _settings_hash(settings)
     prev = dataset.get_run_info(key).config if dataset.has_run(key) else None
     same = prev is not None and getattr(prev, "settings_hash", None) == digest
@@ -131,10 +130,21 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
         raise DatasetError(f"field '{label_field}' already holds labels on {labeled} samples of dataset "
                            f"'{dataset.name}' (counting the whole dataset, not only this view), made {origin}. "
                            f"Pass overwrite=True to replace them with {model.name}'s, or use another label_field.")
+    return digest, same
+
+
+def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any],
+          overwrite: bool) -> tuple[str, set[str]]:
+    """The run's digest and the ids to skip: those whose label this very run (same settings) wrote, as
+    recorded per sample in `<field>_run`, once `_check_settings` agrees. Registers the run before any labels
+    are written, so an interrupted job resumes; a resumed overwrite redoes every label still left from the
+    earlier settings."""
+    digest, same = _check_settings(samples, model, label_field, settings, overwrite)
+    dataset = compat.root_dataset(samples)
     if not same:
         config = dataset.init_run(method=RUN_METHOD, label_field=label_field, model=model.name, settings=settings,
                                   settings_hash=digest)
-        dataset.register_run(key, config, overwrite=True)
+        dataset.register_run(run_key(label_field), config, overwrite=True)
     for name, kind in ((label_field, model.label_type), (label_field + "_error", None), (label_field + "_run", None)):
         if not dataset.has_sample_field(name):
             if kind is None:
@@ -147,12 +157,43 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
     return digest, set(done.values("id"))
 
 
-def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predictions", *, batch_size: int = 16,
-             num_workers: int | None = None, confidence_thresh: float | None = None, store_logits: bool = False,
-             overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True,
-             embeddings_field: str | None = None, engine: str = "local",
+ModelArg = MSLiteModel | str | Path
+
+
+def _pairs(model: ModelArg | Sequence[ModelArg], label_field: str | Sequence[str],
+           embeddings_field: str | Sequence[str | None] | None) -> list[tuple[ModelArg, str, str | None]]:
+    """(model, label field, embeddings field) of each model of the call: one, or several for one pass. Refuses
+    mismatched lists and a field named twice (one pass would write it twice), before any work."""
+    several = not isinstance(model, (MSLiteModel, str, Path))
+    models = list(model) if several else [model]
+    fields = [label_field] if isinstance(label_field, str) else list(label_field)
+    if not models or len(fields) != len(models):
+        raise ValueError(f"annotate() takes one label_field per model: got {len(models)} model(s) and "
+                         f"{len(fields)} field(s)")
+    if isinstance(embeddings_field, str) or embeddings_field is None:
+        if several and embeddings_field is not None:
+            raise ValueError("with several models, embeddings_field is a list with one field (or None) per model")
+        embeddings = [embeddings_field] * len(models)
+    else:
+        embeddings = list(embeddings_field)
+        if len(embeddings) != len(models):
+            raise ValueError(f"annotate() takes one embeddings_field (or None) per model: got {len(models)} "
+                             f"model(s) and {len(embeddings)} embeddings field(s)")
+    written = [name for f, e in zip(fields, embeddings) for name in (f, f + "_error", f + "_run", e) if name]
+    twice = sorted({name for name in written if written.count(name) > 1})
+    if twice:
+        raise ValueError(f"field '{twice[0]}' is written by more than one model of this call; give each model "
+                         "its own label_field (and embeddings_field)")
+    return list(zip(models, fields, embeddings))
+
+
+def annotate(samples, model: ModelArg | Sequence[ModelArg], label_field: str | Sequence[str] = "predictions", *,
+             batch_size: int = 16, num_workers: int | None = None, confidence_thresh: float | None = None,
+             store_logits: bool = False, overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True,
+             embeddings_field: str | Sequence[str | None] | None = None, engine: str = "local",
              engine_options: EngineOptions | Mapping[str, Any] | None = None,
-             on_progress: Callable[[int, int], None] | None = None, **deprecated: Any) -> AnnotateSummary:
+             on_progress: Callable[[int, int], None] | None = None,
+             **deprecated: Any) -> AnnotateSummary | list[AnnotateSummary]:
     """Classify every image of `samples` into `label_field`; see the module docstring and docs/annotate.md.
 
     `embeddings_field` also stores each sample's embedding there, from the same inference as its label.
@@ -161,6 +202,11 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
     and `store_logits` apply to this call only. `draft` decodes JPEGs at reduced size where the model's
     resize allows it (faster; pixels differ slightly from full decoding). Ctrl-C keeps every finished label.
 
+    Several models in one pass: `model` a list and `label_field` a list of as many fields (`embeddings_field`
+    then a list too, None where not wanted). Each file is decoded once for all of them; each field keeps its own
+    settings check, run digest, lock, failures and resume, exactly as if annotated alone. Whenever `label_field`
+    is a list, the result (and an `Interrupted`'s summary) is the list of the fields' summaries.
+
     `engine` names what runs the inference (`fiftyone_mslite.engines.engine_names()`: "local" on this machine
     with `num_workers` decoder threads, "ray" in Ray actors across a cluster, or a plugin's), with its
     `engine_options` (the engine's options object, or a mapping such as `{"address": "auto", "actors": 4}` for
@@ -168,43 +214,67 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
 
     `on_progress(done, total)` is called once the plan is made (done = samples already labeled by this run),
     then after each batch is recorded, on the calling thread while the field's lock is held: total = the
-    samples of `samples`. (`address=` and `actors=` still work, deprecated: they are Ray's engine options.)
+    samples of `samples` (times the models). (`address=` and `actors=` still work, deprecated: they are Ray's
+    engine options.)
     """
     options = _deprecated_options(engine_options, deprecated)
     run = create_engine(engine, options)  # before any work: an unknown option or a missing Ray changes nothing
-    if isinstance(model, (str, Path)):
-        with load_model(model) as loaded:
-            return annotate(samples, loaded, label_field, batch_size=batch_size, num_workers=num_workers,
-                            confidence_thresh=confidence_thresh, store_logits=store_logits, overwrite=overwrite,
-                            draft=draft, progress=progress, embeddings_field=embeddings_field, engine=engine,
-                            engine_options=options, on_progress=on_progress)
+    pairs = _pairs(model, label_field, embeddings_field)
+    single = isinstance(label_field, str)  # one summary, as ever; else their list (Interrupted's too)
+    with ExitStack() as loaded:  # models given by name or path are loaded here and closed on the way out
+        models = [m if isinstance(m, MSLiteModel) else loaded.enter_context(load_model(m)) for m, _, _ in pairs]
+        summaries = _annotate(samples, models, [f for _, f, _ in pairs], [e for _, _, e in pairs], batch_size,
+                              num_workers, confidence_thresh, store_logits, overwrite, draft, progress, run,
+                              on_progress, single)
+    return summaries[0] if single else summaries
+
+
+def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings: list[str | None],
+              batch_size: int, num_workers: int | None, confidence_thresh: float | None, store_logits: bool,
+              overwrite: bool, draft: bool, progress: bool, run: Engine,
+              on_progress: Callable[[int, int], None] | None, single: bool) -> list[AnnotateSummary]:
+    """`annotate` with its models loaded: every check before any write, every lock before any plan, then one
+    pass for all the fields."""
     start = time.perf_counter()
-    check_target(samples, label_field, model.label_type, model.name)
-    if embeddings_field:
-        ensure_embeddings_field(samples, embeddings_field, model, label_field)
-    overrides = {"store_logits": store_logits}
+    for model, label_field, embeddings_field in zip(models, fields, embeddings):
+        check_target(samples, label_field, model.label_type, model.name)
+        if embeddings_field:
+            ensure_embeddings_field(samples, embeddings_field, model, label_field)
     config = {} if confidence_thresh is None else {"confidence_thresh": confidence_thresh}
-    with fou.SetAttributes(model, **overrides), fou.SetAttributes(model.config, **config):
-        settings = {**model.settings(), "draft": draft}
-        if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
-            settings["embeddings_field"] = embeddings_field
-        with FieldLock(compat.root_dataset(samples).name, label_field) as lock:
-            digest, skip = _plan(samples, model, label_field, settings, overwrite)
-            ids, paths = samples.values(["id", "filepath"])
+    with ExitStack() as stack:
+        settings = []
+        for model, embeddings_field in zip(models, embeddings):
+            stack.enter_context(fou.SetAttributes(model, store_logits=store_logits))
+            stack.enter_context(fou.SetAttributes(model.config, **config))
+            own = {**model.settings(), "draft": draft}
+            if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
+                own["embeddings_field"] = embeddings_field
+            settings.append(own)
+        dataset_name = compat.root_dataset(samples).name
+        locks = [stack.enter_context(FieldLock(dataset_name, label_field)) for label_field in fields]
+        for model, label_field, own in zip(models, fields, settings):  # every field agrees before any is planned
+            _check_settings(samples, model, label_field, own, overwrite)
+        ids, paths = samples.values(["id", "filepath"])
+        writers, jobs = [], []
+        for model, label_field, embeddings_field, own, lock in zip(models, fields, embeddings, settings, locks):
+            digest, skip = _plan(samples, model, label_field, own, overwrite)
             todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
             summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
-            writer = LabelWriter(samples, model, label_field, digest, _ids_with(samples, label_field + "_error"),
-                                 summary, lock, embeddings_field)
+            writers.append(LabelWriter(samples, model, label_field, digest,
+                                       _ids_with(samples, label_field + "_error"), summary, lock, embeddings_field))
             clf = model.classifier
-            job = Job(clf, model.classifier_args(), todo, batch_size, draft, clf.used_outputs(bool(embeddings_field)),
-                      num_workers)
-            try:
-                _run(run, job, writer, len(ids), progress, on_progress)
-            except KeyboardInterrupt as exc:
-                summary.elapsed_s = time.perf_counter() - start
-                raise Interrupted(writer.saved, summary) from exc
-    summary.elapsed_s = time.perf_counter() - start
-    return summary
+            jobs.append(Job(clf, model.classifier_args(), todo, batch_size, draft,
+                            clf.used_outputs(bool(embeddings_field)), num_workers))
+        try:
+            _run(run, jobs, writers, len(ids), progress, on_progress)
+        except KeyboardInterrupt as exc:
+            for writer in writers:
+                writer.summary.elapsed_s = time.perf_counter() - start
+            summaries = [writer.summary for writer in writers]
+            raise Interrupted(sum(w.saved for w in writers), summaries[0] if single else summaries) from exc
+    for writer in writers:
+        writer.summary.elapsed_s = time.perf_counter() - start
+    return [writer.summary for writer in writers]
 
 
 def _deprecated_options(engine_options: EngineOptions | Mapping[str, Any] | None,
@@ -223,24 +293,27 @@ def _deprecated_options(engine_options: EngineOptions | Mapping[str, Any] | None
     return given
 
 
-def _run(engine: Engine, job: Job, writer: LabelWriter, total: int, progress: bool,
+def _run(engine: Engine, jobs: list[Job], writers: list[LabelWriter], total: int, progress: bool,
          on_progress: Callable[[int, int], None] | None) -> None:
-    """The engine's batches into the writer, with a progress bar and `on_progress`; whatever stops the engine
-    (Ctrl-C, an error), what it handed over is written."""
-    done = total - len(job.items)
+    """The engine's batches into their fields' writers, with a progress bar and `on_progress` (counting each
+    field's samples); whatever stops the engine (Ctrl-C, an error), what it handed over is written."""
+    total *= len(jobs)
+    todo = sum(len(job.items) for job in jobs)
+    done = total - todo
     if on_progress is not None:
         on_progress(done, total)
-    with fou.ProgressBar(total=len(job.items), progress=progress) as pb:
+    with fou.ProgressBar(total=todo, progress=progress) as pb:
         def sink(batch: Batch) -> None:
             nonlocal done
-            writer.put(batch)
+            writers[batch.model].put(batch)
             pb.update(len(batch.items))
             done += len(batch.items)
             if on_progress is not None:
                 on_progress(min(done, total), total)  # a batch handed again after Ctrl-C counts once
 
         try:
-            if job.items:
-                engine.run(job, sink)
+            if todo:
+                run_jobs(engine, jobs, sink)
         finally:
-            writer.flush()
+            for writer in writers:
+                writer.flush()

@@ -191,6 +191,21 @@ def test_same_predictions_failures_and_run_record_as_local(cluster, tiny_model, 
     assert ds.count("ray") == 20 and ds.count("ray_error") == 4
 
 
+def test_several_models_are_one_pass_each(cluster, tiny_model, files):
+    """Ray has no `run_many`: annotate with several models runs them one after the other, each in its own pass
+    over the actors, each field labeled as the local engine's single pass labels it."""
+    ds = _dataset(files)
+    with load_model(tiny_model, threads=1) as first, load_model(tiny_model, threads=1) as second:
+        local = annotate(ds, [first, second], ["local_a", "local_b"], batch_size=4, store_logits=True,
+                         progress=False)
+        ours = annotate(ds, [first, second], ["ray_a", "ray_b"], batch_size=4, store_logits=True, progress=False,
+                        engine="ray")
+    assert [(s.label_field, s.processed, s.failed) for s in ours] == [("ray_a", 20, 4), ("ray_b", 20, 4)]
+    assert [(s.processed, s.failed) for s in local] == [(20, 4), (20, 4)]
+    _same_labels(ds, "local_a", "ray_a")
+    _same_labels(ds, "local_b", "ray_b")
+
+
 def test_embeddings_come_back_with_the_labels_as_locally(cluster, tiny_model, files):
     """Actors send only the outputs the driver reads: the label head, plus the embedding output when asked."""
     ds = _dataset(files)
