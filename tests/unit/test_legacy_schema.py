@@ -121,3 +121,30 @@ def test_add_outputs_while_upgrading_and_unknown_names(v0_file, tmp_path):
     with pytest.raises(LegacyUpgradeError, match="has no tensor named 'nope'.*'0', '1'"):
         upgrade_ms(v0_file, tmp_path / "out.ms", add_outputs=("nope",))
     assert not (tmp_path / "out.ms").exists()
+
+
+_SENTINEL = 0x5EED5EED  # fits int32; its 8 little-endian bytes mark where the file is patched
+
+
+@pytest.mark.parametrize("op, attr, extra", [("Reshape", "shape", {"shape": (1, _SENTINEL)}),
+                                             ("Permute", "order", {"order": (0, _SENTINEL, 2, 1)}),
+                                             ("Resize", "newHeight", {"newHeight": _SENTINEL, "newWidth": 4})])
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 2**62])
+def test_64_bit_attributes_outside_int32_are_refused_in_one_line(tmp_path, op, attr, extra, value):
+    """Regression (issue 20): a mutated v0 attribute outside int32 ended in OverflowError from inspect/upgrade."""
+    g = V0Graph()
+    x, y = g.input((1, 2, 2, 4)), g.activation((1, 4, 2, 2))
+    g.node(op, [x], [y], **extra)
+    g.outputs = [y]
+    data = g.save(tmp_path / "ok.ms").read_bytes()
+    mark = _SENTINEL.to_bytes(8, "little")
+    assert data.count(mark) == 1
+    src = tmp_path / "mutated.v0.ms"
+    src.write_bytes(data.replace(mark, value.to_bytes(8, "little", signed=True)))
+    with pytest.raises(LegacyUpgradeError) as err:
+        upgrade_ms(src, tmp_path / "out.ms")
+    message = str(err.value)
+    assert "\n" not in message and "mutated.v0.ms" in message
+    assert f"{op} '{op}-0': has attribute {attr} = {value}, outside the int32 range" in message
+    assert not (tmp_path / "out.ms").exists()
+    assert legacy_summary(src).startswith(f"legacy schema v0, not upgradable: 1 of 1 ops unsupported: {op} '{op}-0'")
