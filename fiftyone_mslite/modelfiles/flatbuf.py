@@ -27,6 +27,15 @@ class CorruptFlatBuffer(Exception):
     """An offset, length or value outside the buffer (the caller adds the file name and its own error type)."""
 
 
+class _Table(Table):
+    """A table with its validated field offsets (what `FlatReader.table` returns; skips Table's type checks)."""
+
+    __slots__ = ("offsets",)
+
+    def __init__(self, buf: bytes | bytearray | memoryview, pos: int, offsets: tuple[int, ...]) -> None:
+        self.Bytes, self.Pos, self.offsets = buf, pos, offsets
+
+
 class FlatReader:
     """Bounds-checked field access on one FlatBuffer (bytes, memoryview or, for `MutableFlatBuffer`, bytearray).
 
@@ -37,6 +46,8 @@ class FlatReader:
     (number-type checks on every read), and a graph of 100k nodes reads millions of fields; tables of one kind
     share a vtable, so each vtable is validated once (issue 20: 0.37 ms per node before).
     """
+
+    _own_tables = True  # field offsets are taken from the table read (its vtable cannot change)
 
     def __init__(self, buf: bytes | bytearray | memoryview) -> None:
         self.buf = buf
@@ -59,7 +70,7 @@ class FlatReader:
         return self.table(self.u32(0, "the root offset"), what)
 
     def _vtable(self, pos: int, what: str) -> tuple[int, tuple[int, ...]]:
-        """(table size, field offsets) of the table at `pos`, validated once per vtable
+        """(table size (at least its 4-byte header), field offsets) of the table at `pos`, validated once per vtable
         (FlatBuffers Verifier::VerifyTableStart: the vtable in the buffer, every field inside its table)."""
         if 0 <= pos <= len(self.buf) - 4:  # the common case first: a vtable seen before
             known = self._vtables.get(pos - _SOFFSET.unpack_from(self.buf, pos)[0])
@@ -79,18 +90,19 @@ class FlatReader:
         for slot, off in enumerate(offsets):
             if off and off + 1 > tsize:
                 raise CorruptFlatBuffer(f"field {slot} of {what} points past the end of its table")
-        self._vtables[vtable] = known = (tsize, offsets)
+        self._vtables[vtable] = known = (max(tsize, 4), offsets)
         return known
 
     def table(self, pos: int, what: str) -> Table:
         """Validate a table header, its vtable and every field offset."""
-        tsize, _ = self._vtable(pos, what)
-        self._need(pos, max(tsize, 4), what)
-        return Table(self.buf, pos)
+        tsize, offsets = self._vtable(pos, what)
+        if pos + tsize > len(self.buf):
+            self._need(pos, tsize, what)
+        return _Table(self.buf, pos, offsets)
 
     def field_pos(self, tab: Table, slot: int, width: int, what: str) -> int | None:
         """Absolute position of a field's `width` bytes, or None when the field is absent."""
-        offsets = self._vtable(tab.Pos, what)[1]
+        offsets = tab.offsets if self._own_tables and type(tab) is _Table else self._vtable(tab.Pos, what)[1]
         off = offsets[slot] if slot < len(offsets) else 0
         if not off:
             return None
@@ -108,9 +120,13 @@ class FlatReader:
         pos = self.field_pos(tab, slot, 4, what)
         if pos is None:
             return None
-        start = pos + self.u32(pos, what)
-        length = self.u32(start, f"the length of {what}")
-        self._need(start + 4, length * elem, what)
+        buf = self.buf
+        start = pos + _U32.unpack_from(buf, pos)[0]  # field_pos checked these 4 bytes
+        if start + 4 > len(buf):
+            self._need(start, 4, f"the length of {what}")
+        length = _U32.unpack_from(buf, start)[0]
+        if start + 4 + length * elem > len(buf):
+            self._need(start + 4, length * elem, what)
         return start + 4, length
 
     def vector_len(self, tab: Table, slot: int, elem: int, what: str) -> int:
@@ -184,6 +200,8 @@ class FlatReader:
 class MutableFlatBuffer(FlatReader):
     """A FlatBuffer edited in place: scalars and offsets patched, vectors appended at the end (offsets point
     forward, so an appended vector is reachable), fields dropped by zeroing their vtable slot."""
+
+    _own_tables = False  # a patch may change a vtable after a table was read: always read the live one
 
     def __init__(self, data: bytes) -> None:
         super().__init__(bytearray(data))

@@ -41,7 +41,8 @@ class _Builder:
 
     def _pad(self, align: int, extra: int = 0) -> None:
         """Pad so that after `extra` more bytes the size is a multiple of `align`."""
-        self.minalign = max(self.minalign, align)
+        if align > self.minalign:
+            self.minalign = align
         pad = -(self.size + extra) % align
         if pad:
             self.parts.append(bytes(pad))
@@ -54,7 +55,7 @@ class _Builder:
 
     def vector(self, payload: bytes, count: int, align: int = 4) -> int:
         """A vector (or string) of `count` elements: its data starts `align`-aligned after a u32 length."""
-        self._pad(max(align, 4), len(payload))
+        self._pad(align if align > 4 else 4, len(payload))
         self._put(payload)
         return self._put(_U32.pack(count))
 
