@@ -184,11 +184,20 @@ class FlatReader:
     def fields(self, tab: Table, layout: Sequence[tuple[str, str, Any]], what: str) -> dict[str, Any]:
         """Every field of a table layout — (name, kind, default) per slot — by name, defaults for absent ones."""
         out: dict[str, Any] = {}
+        offsets = tab.offsets if self._own_tables and type(tab) is _Table else self._vtable(tab.Pos, what)[1]
         for slot, (name, kind, default) in enumerate(layout):
+            packer = _SCALARS.get(kind)
+            if packer is not None:  # scalars inline: most attributes are, and tables are read by the thousand
+                off = offsets[slot] if slot < len(offsets) else 0
+                if not off:
+                    out[name] = default
+                    continue
+                if tab.Pos + off + packer.size > len(self.buf):
+                    self._need(tab.Pos + off, packer.size, f"{what}.{name}")
+                out[name] = packer.unpack_from(self.buf, tab.Pos + off)[0]
+                continue
             where = f"{what}.{name}"
-            if kind in _SCALARS:
-                out[name] = self.scalar(tab, slot, kind, default, where)
-            elif kind in _VECTORS:
+            if kind in _VECTORS:
                 out[name] = tuple(self.values(tab, slot, kind, where))
             elif kind == "str":
                 out[name] = self.string(tab, slot, where)

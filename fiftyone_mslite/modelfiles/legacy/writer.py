@@ -19,6 +19,7 @@ _SCALAR_CODES = {"bool": "?", "i8": "b", "u8": "B", "i32": "i", "u32": "I", "i64
 _OFFSET = "U"  # a field holding an object written before its table (a uoffset)
 _SIZES = {"?": 1, "b": 1, "B": 1, "i": 4, "I": 4, "f": 4, "q": 8, "d": 8, _OFFSET: 4}
 _VECTOR_DTYPES = {"[i32]": "<i4", "[i64]": "<i8", "[f32]": "<f4", "[u32]": "<u4"}
+_SMALL_CODES = {"<i4": ("i", 4), "<u4": ("I", 4), "<i8": ("q", 8)}  # struct packs a short list faster than numpy
 _U32 = struct.Struct("<I")
 _Field = tuple[int, str, Any]  # (slot, struct code or _OFFSET, value)
 
@@ -60,6 +61,9 @@ class _Builder:
         return self._put(_U32.pack(count))
 
     def array(self, values: Any, dtype: str) -> int:
+        if isinstance(values, (list, tuple)) and len(values) < 64 and dtype in _SMALL_CODES:  # indices, dims
+            code, size = _SMALL_CODES[dtype]
+            return self.vector(struct.pack(f"<{len(values)}{code}", *values), len(values), size)
         array = np.asarray(values, dtype=dtype).reshape(-1)
         return self.vector(array.tobytes(), len(array), array.itemsize)
 
