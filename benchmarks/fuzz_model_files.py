@@ -1,5 +1,6 @@
 """Mutation fuzzing of model files through the CLI (issue 20, item 6): current-schema `.ms` (ms-corpus files and
-an upgraded legacy file), ONNX and TFLite, through `inspect`, `predict`, `convert` and `models add`.
+an upgraded legacy file), legacy (v0) `.ms`, ONNX and TFLite, through `inspect`, `predict`, `upgrade`, `convert` and
+`models add`.
 
 Every mutant is made from a seed file and a mutant number alone (the same number always gives the same bytes),
 and runs in its own process — forked from this one, after the package is imported, so a run costs no interpreter
@@ -134,6 +135,8 @@ def targets(shared: Path, work: Path) -> list[Target]:
           Seed("lenet_tod_infer", corpus / "lenet_tod_infer.ms", ".ms", 10),
           Seed("ml_face_isface", corpus / "ml_face_isface.ms", ".ms", 2),
           Seed("mobilefacenet_upgraded", upgraded, ".ms", 128)]
+    legacy = [Seed("retinaface1", corpus / "retinaface1.ms", ".ms", 0),
+              Seed("mobilefacenet0924", shared / "legacy-ms" / "mobilefacenet0924.ms", ".ms", 128)]
     onnx = [Seed("cifar10_resnet20", shared / "onnx" / "cifar10_resnet20.onnx", ".onnx", 10)]
     tflite = [Seed("mobilenet_v1_0.25_128_quant", coral / "mobilenet_v1_0.25_128_quant.tflite", ".tflite", 1001)]
 
@@ -147,6 +150,7 @@ def targets(shared: Path, work: Path) -> list[Target]:
         Target("ms-inspect", ms, lambda f, _, __: ["inspect", str(f), "--json"], 200),
         Target("ms-predict", ms[1:], lambda f, seed, _: ["predict", str(f), str(image), "--labels", labels(seed),
                                                          "--json"], 60),
+        Target("v0-upgrade", legacy, lambda f, _, w: ["upgrade", str(f), "-o", str(w / "out.ms"), "--json"], 100),
         Target("onnx-convert", onnx, convert, 30),
         Target("tflite-convert", tflite, convert, 30),
         Target("onnx-models-add", onnx, add, 10),
@@ -237,7 +241,7 @@ def _ours(name: str) -> bool:
     return name in subclasses(MSLiteError)
 
 
-def fuzz(only: list[str] | None, count: int | None, timeout: float, memory_gb: float) -> list[Result]:
+def fuzz(only: list[str] | None, count: int | None, timeout: float, memory_gb: float, first: int = 0) -> list[Result]:
     shared = find_shared()
     if shared is None:
         raise SystemExit("needs ../shared (ms-corpus, onnx, mirror): set FIFTYONE_MSLITE_SHARED")
@@ -256,7 +260,7 @@ def fuzz(only: list[str] | None, count: int | None, timeout: float, memory_gb: f
             if only and target.name not in only:
                 continue
             total = count or target.count
-            for number in range(total):
+            for number in range(first, first + total):
                 seed = target.seeds[number % len(target.seeds)]
                 data = seed.path.read_bytes()
                 changes = edits(len(data), seed.label, number)
@@ -296,11 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", help="targets to run (ms-inspect, ms-predict, onnx-convert, ...)")
     parser.add_argument("--count", type=int, help="mutants per target (default: each target's own)")
+    parser.add_argument("--first", type=int, default=0, help="first mutant number (another range, other mutants)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant before it counts as a hang")
     parser.add_argument("--memory-gb", type=float, default=6.0, help="address-space ceiling per mutant")
     parser.add_argument("--json", action="store_true", help="print every result as JSON")
     args = parser.parse_args(argv)
-    results = fuzz(args.only, args.count, args.timeout, args.memory_gb)
+    results = fuzz(args.only, args.count, args.timeout, args.memory_gb, args.first)
     if args.json:
         print(json.dumps({"machine": machine_info(["mindspore-lite", "onnx"]),
                           "results": [asdict(r) for r in results]}, indent=1))

@@ -56,9 +56,12 @@ class _Builder:
 
     def vector(self, payload: bytes, count: int, align: int = 4) -> int:
         """A vector (or string) of `count` elements: its data starts `align`-aligned after a u32 length."""
-        self._pad(align if align > 4 else 4, len(payload))
-        self._put(payload)
-        return self._put(_U32.pack(count))
+        align = align if align > 4 else 4
+        if (self.size + len(payload)) % align or align > self.minalign:  # most vectors need no padding
+            self._pad(align, len(payload))
+        self.parts += (payload, _U32.pack(count))
+        self.size += len(payload) + 4
+        return self.size
 
     def array(self, values: Any, dtype: str) -> int:
         if isinstance(values, (list, tuple)) and len(values) < 64 and dtype in _SMALL_CODES:  # indices, dims
@@ -97,21 +100,23 @@ class _Builder:
         fmt, pos = fmt + (f"{tail}x" if tail else ""), pos + tail
         count = max(slots, default=-1) + 1
         vtable = struct.pack(f"<{count + 2}H", 4 + 2 * count, pos, *(slots.get(s, 0) for s in range(count)))
+        refs = [(order.index(i), field_pos) for i, field_pos in refs]  # by position in the packed order
         plan = (struct.Struct(fmt), order, refs, align, vtable)
         self.plans[key] = plan
         return plan
 
     def table(self, fields: Sequence[_Field]) -> int:
-        key = tuple((slot, code) for slot, code, _ in fields)
+        key = tuple([(slot, code) for slot, code, _ in fields])
         packer, order, refs, align, vtable = self.plans.get(key) or self._plan(key)
-        self._pad(align)
+        if self.size % align:
+            self._pad(align)
         ref = self.size + packer.size  # the table's distance from the end
-        values = [value for _, _, value in fields]
+        values = [fields[i][2] for i in order]
         for i, field_pos in refs:
             values[i] = ref - field_pos - values[i]
         shared = self.vtables.get(vtable)
-        vtable_ref = ref + len(vtable) if shared is None else shared
-        self._put(packer.pack(vtable_ref - ref, *(values[i] for i in order)))
+        self.parts.append(packer.pack((ref + len(vtable) if shared is None else shared) - ref, *values))
+        self.size = ref
         if shared is None:
             self.vtables[vtable] = self._put(vtable)
         return ref
