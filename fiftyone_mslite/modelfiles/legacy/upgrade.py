@@ -14,7 +14,7 @@ from ..flatbuf import CorruptFlatBuffer
 from ..ms_inspect import MsModelInfo, inspect_ms
 from . import ops
 from .graph import Graph
-from .reader import read_v0, tensor_names
+from .reader import read_v0, tensor_names, without_cyclic_gc
 from .writer import append_outputs, write_current
 
 __all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "upgraded_copy", "is_legacy"]
@@ -72,6 +72,7 @@ def _output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> li
     return [index[w] for w in wanted]
 
 
+@without_cyclic_gc()
 def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tuple[str, ...] = ()) -> UpgradeReport:
     """Write ``dst``: the current-schema equivalent of the legacy ``src``, with ``add_outputs`` (tensor names)
     appended to the graph outputs. For a current-schema ``src`` only the outputs are added (graph surgery).
@@ -111,6 +112,7 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
                          seconds=time.perf_counter() - start)
 
 
+@without_cyclic_gc()
 def legacy_summary(path: str | os.PathLike, info: MsModelInfo | None = None) -> str:
     """One line for ``inspect``: whether a legacy file can be upgraded, or which ops stand in the way
     (`info`: the file's `inspect_ms`, when the caller has it, so the file is not walked twice)."""
