@@ -366,7 +366,7 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
     if info.schema == "v0":
         from .modelfiles.legacy import legacy_summary
 
-        data["upgrade"] = legacy_summary(file)
+        data["upgrade"] = legacy_summary(file, info)
     if as_json:
         click.echo(json.dumps(data, indent=1))
         return

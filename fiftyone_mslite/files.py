@@ -46,6 +46,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename:
+            raise
+        # a full disk fails in write(), whose error names no file: name the one that was not written
+        raise OSError(exc.errno, f"{exc.strerror} (nothing was written)", str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..adapters.preprocessing import PREPROCESS_FIELDS, PreprocessConfig, input_hw
 from ..runtime import Session
-from .schema import ModelEntry, Source
+from .schema import ModelEntry, Source, model_name_for
 from .store import sha256_of
 
 
@@ -21,7 +21,8 @@ def entry_for_file(path: str | Path, labels: str, overrides: dict[str, Any]) -> 
     """An entry for a local .ms/.mindir; the input size and class count come from the model (`complete_entry`)."""
     path = Path(path).expanduser().resolve()
     pre, rest = split_overrides(overrides)
-    rest = {"name": path.stem, "num_classes": 1, **rest}  # other fields (task, background, ...) as the user said
+    # other fields (task, background, ...) as the user said
+    rest = {"name": model_name_for(path.stem), "num_classes": 1, **rest}
     return ModelEntry(labels=labels, source=Source(path=str(path), sha256=sha256_of(path)),
                       preprocess=PreprocessConfig(**pre), origin="file", **rest)
 

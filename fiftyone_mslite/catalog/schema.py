@@ -6,6 +6,7 @@ seed page that lists MindSpore Lite's models is wrong about several of them.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +16,23 @@ from ..errors import CatalogError
 from ..modelfiles.formats import from_suffix
 
 SOURCE_FORMATS = ("ms", "mindir", "onnx", "tflite")  # what a catalog source may be
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_model_name(name: object) -> str:
+    """The one rule for model names (catalog files, plugins, `models add`, files run ad hoc): a name is a directory
+    of the converted-model cache and is typed in shells, so letters, digits, '.', '_' and '-' only, starting with a
+    letter or digit ('.' and '..' are no names), at most 100 characters. Raises a one-line CatalogError."""
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise CatalogError(f"model name {name!r} is not allowed: use letters, digits, '.', '_' and '-', starting "
+                           "with a letter or digit, at most 100 characters (e.g. my-model-v2)")
+    return name
+
+
+def model_name_for(text: str) -> str:
+    """A valid model name made from a file name (other characters become '-')."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:100].strip("._-")
+    return name or "model"
 
 
 class _Strict(BaseModel):
@@ -123,9 +141,7 @@ class ModelEntry(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not v or any(c.isspace() or c in "/\\" for c in v):
-            raise ValueError(f"names are non-empty and have no spaces or slashes, got {v!r}")
-        return v
+        return check_model_name(v)
 
     @model_validator(mode="after")
     def _adapter_matches_task(self) -> ModelEntry:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import downloads, runtime
 from ..errors import EmbeddingNotFoundError, LegacyUpgradeError
+from ..files import atomic_write
 from ..modelfiles.convert import convert_model
 from ..modelfiles.embedding import AUTO, EMBEDDING_FORMATS, EmbeddingOutput
 from ..modelfiles.legacy import is_legacy, upgraded_copy
@@ -114,7 +115,7 @@ def _convert(src: Path, out: Path, fmt: str, conv: Conversion, embedding: str | 
         if conv.save_type == "ms":
             _check_ms(result.output)
         if embedding:
-            _embedding_record(out).write_text(json.dumps(record))
+            atomic_write(_embedding_record(out), json.dumps(record))  # never half a record beside a model
         os.replace(result.output, out)
     log.info("converted %s → %s", src, out)
     return out

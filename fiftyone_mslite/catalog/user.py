@@ -6,9 +6,13 @@ FIFTYONE_MSLITE_USER_CATALOG overrides), and is registered through the plugin ho
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import shutil
+from collections.abc import Callable
 from math import prod
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
@@ -17,9 +21,10 @@ from ..files import atomic_write
 from ..plugins import hookimpl
 from ..runtime import settings
 from .builtin import load_yaml
-from .schema import CatalogError, Fact, ModelEntry, parse_entries
+from .schema import CatalogError, Fact, ModelEntry, check_model_name, parse_entries
 
 USER_CATALOG_ENV = "FIFTYONE_MSLITE_USER_CATALOG"
+R = TypeVar("R")
 
 
 def user_catalog_path() -> Path:
@@ -32,7 +37,7 @@ def user_catalog_path() -> Path:
 
 def read_user_catalog() -> dict:
     path = user_catalog_path()
-    data = load_yaml(path) if path.is_file() else None
+    data = load_yaml(path) if path.exists() else None  # a FIFO or directory is refused there, not skipped
     data = data or {}
     if not isinstance(data, dict):
         raise CatalogError(f"{path}: expected a mapping with 'models' (and optionally 'label_sets')")
@@ -51,13 +56,32 @@ def write_user_catalog(data: dict) -> Path:
 @hookimpl
 def register_models(register) -> None:
     path = user_catalog_path()
-    if not path.is_file():
+    if not path.exists():
         return
     models, label_sets = parse_entries(read_user_catalog(), origin=str(path))
     for entry in (*label_sets.values(), *models.values()):
         register(entry)
 
 
+def _named_and_undone_on_failure(add: Callable[..., R]) -> Callable[..., R]:
+    """Check the model name before any download or conversion, and remove the converted-model folder the add made
+    when it fails (a failed command leaves nothing behind; a folder that existed before stays)."""
+    @functools.wraps(add)
+    def checked(name: str, *args: Any, **kwargs: Any) -> R:
+        from .store import converted_dir
+
+        folder = converted_dir() / check_model_name(name)
+        existed = folder.exists()
+        try:
+            return add(name, *args, **kwargs)
+        except BaseException:
+            if not existed:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return checked
+
+
+@_named_and_undone_on_failure
 def add_model(name: str, source: str, labels: str, *, input_size: int | None = None, mean=None, std=None,
               resize: str | None = None, crop_fraction: float | None = None, interpolation: str | None = None,
               channel_order: str | None = None, like: str | None = None, background: bool = False,

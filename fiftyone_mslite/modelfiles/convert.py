@@ -5,14 +5,16 @@ catalog call, so that every source model gets the same checks and clear errors.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import runtime
-from ..errors import ConversionError, ModelFileError, OnnxFixError, TFLiteDequantizeError
+from ..errors import ConversionError, ModelFileError, MsInspectError, OnnxFixError, TFLiteDequantizeError
 from .embedding import EMBEDDING_FORMATS, EmbeddingOutput
 from .formats import MS, MS_V0, detect_format
+from .ms_inspect import inspect_ms
 from .onnx_fixes import prepare_onnx
 from .tflite_dequant import dequantize_tflite
 from .tflite_outputs import add_tflite_embedding
@@ -91,5 +93,25 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
         if fmk == "tflite" and embedding:  # on the file that is converted: the dequantized one if requested
             extra = add_tflite_embedding(feed, Path(work) / "embedding.tflite", embedding, where=str(source))
             feed = Path(work) / "embedding.tflite"
-        written = runtime.convert(feed, fmk, output, save_type=save_type, backend=backend, **options)
-    return ConversionResult(source, fmk, Path(written), save_type, fixes, extra)
+        written = _converted_into_place(feed, fmk, output, save_type, backend, options)
+    return ConversionResult(source, fmk, written, save_type, fixes, extra)
+
+
+def _converted_into_place(feed: Path, fmk: str, output: Path, save_type: str, backend: str | None,
+                          options: dict) -> Path:
+    """Run the converter into a scratch folder beside `output`, check a .ms result, then rename it into place.
+
+    Why: the converter writes its output in place, so a full disk or a killed converter left a truncated model at
+    the user's path, which later commands took for a model (issue 20)."""
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.converting-") as scratch:
+        written = Path(runtime.convert(feed, fmk, Path(scratch) / output.name, save_type=save_type, backend=backend,
+                                       **options))
+        if save_type == runtime.MS:
+            try:
+                inspect_ms(written)
+            except MsInspectError as exc:
+                raise ConversionError(f"the converter wrote an unreadable model for {output} ({exc}); "
+                                      "nothing was written: check the free disk space and convert again") from None
+        final = output.parent / written.name
+        os.replace(written, final)
+    return final

@@ -42,9 +42,19 @@ def _alive(pid):
 
 
 def _log_file():
-    """A new log file in cache_home()/logs, after deleting the logs whose owning process is gone."""
+    """A new log file in cache_home()/logs, after deleting the logs whose owning process is gone; in the system's
+    temporary folder when the cache cannot be written (a read-only cache must not stop a model from running)."""
     folder = os.path.join(str(cache_home()), "logs")
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        return _new_log(folder)
+    except OSError:
+        return tempfile.NamedTemporaryFile(prefix="fiftyone-mslite-worker-{}-".format(os.getpid()), suffix=".log",
+                                           delete=False)
+
+
+def _new_log(folder):
+    # type: (str) -> tempfile._TemporaryFileWrapper
     for name in os.listdir(folder):
         match = _LOG_NAME.match(name)
         if match and not _alive(int(match.group(1))):

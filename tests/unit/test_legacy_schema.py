@@ -121,3 +121,84 @@ def test_add_outputs_while_upgrading_and_unknown_names(v0_file, tmp_path):
     with pytest.raises(LegacyUpgradeError, match="has no tensor named 'nope'.*'0', '1'"):
         upgrade_ms(v0_file, tmp_path / "out.ms", add_outputs=("nope",))
     assert not (tmp_path / "out.ms").exists()
+
+
+_SENTINEL = 0x5EED5EED  # fits int32; its 8 little-endian bytes mark where the file is patched
+
+
+@pytest.mark.parametrize("op, attr, extra", [("Reshape", "shape", {"shape": (1, _SENTINEL)}),
+                                             ("Permute", "order", {"order": (0, _SENTINEL, 2, 1)}),
+                                             ("Resize", "newHeight", {"newHeight": _SENTINEL, "newWidth": 4})])
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 2**62])
+def test_64_bit_attributes_outside_int32_are_refused_in_one_line(tmp_path, op, attr, extra, value):
+    """Regression (issue 20): a mutated v0 attribute outside int32 ended in OverflowError from inspect/upgrade."""
+    g = V0Graph()
+    x, y = g.input((1, 2, 2, 4)), g.activation((1, 4, 2, 2))
+    g.node(op, [x], [y], **extra)
+    g.outputs = [y]
+    data = g.save(tmp_path / "ok.ms").read_bytes()
+    mark = _SENTINEL.to_bytes(8, "little")
+    assert data.count(mark) == 1
+    src = tmp_path / "mutated.v0.ms"
+    src.write_bytes(data.replace(mark, value.to_bytes(8, "little", signed=True)))
+    with pytest.raises(LegacyUpgradeError) as err:
+        upgrade_ms(src, tmp_path / "out.ms")
+    message = str(err.value)
+    assert "\n" not in message and "mutated.v0.ms" in message
+    assert f"{op} '{op}-0': has attribute {attr} = {value}, outside the int32 range" in message
+    assert not (tmp_path / "out.ms").exists()
+    assert legacy_summary(src).startswith(f"legacy schema v0, not upgradable: 1 of 1 ops unsupported: {op} '{op}-0'")
+
+
+def chain(nodes: int, path: Path) -> Path:
+    """A v0 chain of ReLU / Add(const, fused ReLU) / Reshape(by attribute) nodes, in turn."""
+    g = V0Graph()
+    x = g.input((1, 8))
+    for i in range(nodes):
+        y = g.activation((1, 8))
+        if i % 3 == 0:
+            g.node("Activation", [x], [y], type=1)
+        elif i % 3 == 1:
+            g.node("Add", [x, g.const(np.ones((1, 8), np.float32))], [y], activationType=1)
+        else:
+            g.node("Reshape", [x], [y], shape=(1, 8))
+        x = y
+    g.outputs = [x]
+    return g.save(path)
+
+
+def python_calls(fn) -> int:
+    """Every Python and C function call `fn()` makes: an operation counter that no machine load changes."""
+    import sys
+
+    count = 0
+
+    def counter(frame, event, arg):
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    sys.setprofile(counter)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+@pytest.mark.parametrize("step", ["read", "inspect", "upgrade"])
+def test_cost_per_node_is_constant_and_small(tmp_path, step):
+    """Issue 20: 0.37 ms per node. The work per node must not grow with the graph (2x nodes, not 4x calls) and
+    stays within a budget of calls per node (a FlatBuffer walk is a few dozen reads per node)."""
+    def run(nodes: int) -> int:
+        src = chain(nodes, tmp_path / f"chain{nodes}.v0.ms")
+        steps = {"read": lambda: read_v0(src.read_bytes()),
+                 "inspect": lambda: legacy_summary(src, inspect_ms(src)),
+                 "upgrade": lambda: upgrade_ms(src, tmp_path / "out.ms")}
+        steps[step]()  # warm (imports, caches)
+        return python_calls(steps[step])
+
+    small, large = run(300), run(600)
+    per_node = (large - small) / 300
+    assert large / small < 2.05
+    assert per_node < {"read": 300, "inspect": 500, "upgrade": 900}[step]  # ~1.5x what it is (was ~4000)

@@ -52,8 +52,11 @@ def test_failed_models_add_cannot_overwrite_another_models_converted_file(tmp_pa
 def test_converted_files_stay_inside_the_converted_dir(tmp_path):
     src = tmp_path / "model.onnx"
     src.write_bytes(b"onnx")
+    with pytest.raises(CatalogError, match="model name '..' is not allowed"):  # refused when read (issue 20)
+        onnx_entry("..", src)
+    escaping = onnx_entry("m", src).model_copy(update={"name": ".."})  # and, should one get through, here
     with pytest.raises(CatalogError, match="outside"):
-        store.model_file(onnx_entry("..", src))
+        store.model_file(escaping)
     assert not any(store.converted_dir().parent.glob("model-*"))
 
 

@@ -29,6 +29,7 @@ _REDUCE_MODES = {0: "mean", 1: "max", 2: "min", 3: "prod", 4: "sum", 5: "sum-squ
 _POOL_MAX, _POOL_MEAN = 0, 1
 _RESIZE_METHODS = {0: "linear", 1: "nearest", 2: "cubic"}
 _ALIGN_CORNERS, _ASYMMETRIC = 1, 0
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
 class Refused(Exception):
@@ -64,6 +65,17 @@ class _Context:
                                    node_type=S.NODE_VALUE, data=array.tobytes()))
         self.added.setdefault(self.node_index, []).append(len(self.tensors) - 1)
         return len(self.tensors) - 1
+
+
+def _check_ranges(node: Node) -> None:
+    """Every 64-bit integer attribute must fit int32: the v0 runtime read them all as int (compat layer and
+    populate functions), and the translations turn several (Reshape.shape, Permute.order) into int32 tensors."""
+    for name, kind, default in S.V0_TABLES.get(node.op, ()):
+        if kind in ("i64", "[i64]"):
+            value = node.attrs.get(name, default)
+            bad = [v for v in (value if kind == "[i64]" else (value,)) if not _INT32_MIN <= v <= _INT32_MAX]
+            if bad:
+                raise Refused(f"has attribute {name} = {bad[0]}, outside the int32 range the v0 runtime read it in")
 
 
 def _fused_act(value: int) -> int:
@@ -450,6 +462,7 @@ def translate(graph: Graph) -> Graph:
             problems.append(Problem(name, node.op, "no translation to the current schema"))
             continue
         try:
+            _check_ranges(node)
             tr = rule(node, ctx)
             quant_type = _dequantize_weights(node, ctx) if node.quant_type == _WEIGHT_QUANT else node.quant_type
         except Refused as exc:

@@ -11,10 +11,10 @@ from pathlib import Path
 from ...errors import LegacyUpgradeError, MsInspectError
 from ...files import atomic_write
 from ..flatbuf import CorruptFlatBuffer
-from ..ms_inspect import inspect_ms
+from ..ms_inspect import MsModelInfo, inspect_ms
 from . import ops
 from .graph import Graph
-from .reader import read_v0, tensor_names
+from .reader import read_v0, tensor_names, without_cyclic_gc
 from .writer import append_outputs, write_current
 
 __all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "upgraded_copy", "is_legacy"]
@@ -41,13 +41,16 @@ class UpgradeReport:
                 "added_outputs": list(self.added_outputs), "seconds": round(self.seconds, 3)}
 
 
-def _load(path: Path) -> tuple[str, bytes]:
-    """(schema, bytes) of a readable ``.ms``; every failure is a LegacyUpgradeError naming the file."""
+def _load(path: Path, info: MsModelInfo | None = None) -> tuple[str, bytes]:
+    """(schema, bytes) of a readable ``.ms`` (`info`: its inspection when the caller has it already); every
+    failure is a LegacyUpgradeError naming the file."""
     try:
-        info = inspect_ms(path)
+        info = info or inspect_ms(path)
+        return info.schema, path.read_bytes()
     except MsInspectError as exc:
         raise LegacyUpgradeError(f"cannot upgrade {path}: {exc}") from None
-    return info.schema, path.read_bytes()
+    except OSError as exc:
+        raise LegacyUpgradeError(f"cannot upgrade {path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _read_legacy(path: Path, buf: bytes) -> Graph:
@@ -69,6 +72,7 @@ def _output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> li
     return [index[w] for w in wanted]
 
 
+@without_cyclic_gc()
 def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tuple[str, ...] = ()) -> UpgradeReport:
     """Write ``dst``: the current-schema equivalent of the legacy ``src``, with ``add_outputs`` (tensor names)
     appended to the graph outputs. For a current-schema ``src`` only the outputs are added (graph surgery).
@@ -108,10 +112,12 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
                          seconds=time.perf_counter() - start)
 
 
-def legacy_summary(path: str | os.PathLike) -> str:
-    """One line for ``inspect``: whether a legacy file can be upgraded, or which ops stand in the way."""
+@without_cyclic_gc()
+def legacy_summary(path: str | os.PathLike, info: MsModelInfo | None = None) -> str:
+    """One line for ``inspect``: whether a legacy file can be upgraded, or which ops stand in the way
+    (`info`: the file's `inspect_ms`, when the caller has it, so the file is not walked twice)."""
     path = Path(path)
-    schema, buf = _load(path)
+    schema, buf = _load(path, info)
     if schema != "v0":
         return "current schema (MSL2), no upgrade needed"
     graph = _read_legacy(path, buf)
