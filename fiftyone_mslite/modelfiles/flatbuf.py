@@ -117,9 +117,8 @@ class FlatReader:
 
     def present_slots(self, tab: Table) -> list[int]:
         """The slots of a (validated) table whose fields are present, i.e. not left to the schema's default."""
-        vtable = tab.Pos - encode.Get(N.SOffsetTFlags.packer_type, self.buf, tab.Pos)
-        vsize = encode.Get(N.VOffsetTFlags.packer_type, self.buf, vtable)
-        return [slot for slot in range((vsize - 4) // 2) if tab.Offset(4 + 2 * slot)]
+        offsets = tab.offsets if self._own_tables and type(tab) is _Table else self._vtable(tab.Pos, "a table")[1]
+        return [slot for slot, off in enumerate(offsets) if off]
 
     def vector_span(self, tab: Table, slot: int, elem: int, what: str) -> tuple[int, int] | None:
         """(position of the first element, length) of a vector field, bounds-checked; None when absent."""
