@@ -19,7 +19,8 @@ from .runtime.errors import (
 
 __all__ = [
     "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
-    "ConversionError", "MsInspectError", "OnnxFixError", "TFLiteDequantizeError", "LegacyUpgradeError",
+    "ConversionError", "MsInspectError", "OnnxFixError", "TFLiteDequantizeError", "ModelBridgeError",
+    "LegacyUpgradeError",
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
@@ -40,7 +41,11 @@ class TFLiteDequantizeError(ModelFileError):
     """A quantized TFLite model cannot be rewritten as float32 (unsupported tensor or quantization)."""
 
 
-class LegacyUpgradeError(ModelFileError):
+class ModelBridgeError(ModelFileError):
+    """A ``.ms`` the bridge cannot make runnable on MindSpore Lite 2.0.0; the message says exactly why."""
+
+
+class LegacyUpgradeError(ModelBridgeError):
     """A legacy-schema (v0) ``.ms`` cannot be upgraded: unreadable, unsupported ops, or nothing to do."""
 
 

@@ -39,26 +39,33 @@ V0_PRIMITIVES = tuple((
     "SigmoidCrossEntropyWithLogitsGrad Reciprocal Merge Mod GeLU"
 ).split())
 
-# union PrimitiveType of ops.fbs (identical in 2.0.0), up to the last member this package writes.
+# union PrimitiveType of ops.fbs as compiled into the MindSpore Lite 2.0.0 runtime (its EnumNamesPrimitiveType,
+# read from the wheel's libmsplugin-ge-litert_python.so): 220 members, in order (union index = position + 1).
 CURRENT_PRIMITIVES = tuple((
-    "Abs Activation ActivationGrad Adam AddFusion AdderFusion AddGrad AddN All ApplyMomentum ArgMaxFusion "
-    "ArgMinFusion Assert Assign AssignAdd AudioSpectrogram AvgPoolFusion AvgPoolGrad BatchNorm BatchNormGrad "
-    "BatchToSpace BatchToSpaceND BiasAdd BinaryCrossEntropy BinaryCrossEntropyGrad BiasAddGrad BroadcastTo Cast Ceil "
-    "Clip Concat Attention Conv2DBackpropFilterFusion Conv2DBackpropInputFusion Conv2DFusion Conv2dTransposeFusion Cos "
+    "Abs Activation ActivationGrad Adam AddFusion AdderFusion AddGrad AddN All ApplyMomentum ArgMaxFusion ArgMinFusion "
+    "Assert Assign AssignAdd AudioSpectrogram AvgPoolFusion AvgPoolGrad BatchNorm BatchNormGrad BatchToSpace "
+    "BatchToSpaceND BiasAdd BinaryCrossEntropy BinaryCrossEntropyGrad BiasAddGrad BroadcastTo Cast Ceil Clip Concat "
+    "Attention Conv2DBackpropFilterFusion Conv2DBackpropInputFusion Conv2DFusion Conv2dTransposeFusion Cos "
     "ConstantOfShape Crop CustomExtractFeatures CustomNormalize CustomPredict DeConv2DGradFilter Depend DepthToSpace "
     "DetectionPostProcess DivFusion DivGrad Dropout DropoutGrad Elu Eltwise Equal EmbeddingLookupFusion ExpFusion "
     "ExpandDims FakeQuantWithMinMaxVars FakeQuantWithMinMaxVarsPerChannel FftReal FftImag Flatten FlattenGrad Floor "
     "FloorDiv FloorMod Fill FullConnection FusedBatchNorm Gather GatherNd Greater GreaterEqual HashtableLookup "
-    "InstanceNorm LayerNormFusion LeakyRelu Less LessEqual Log LogGrad LogicalAnd LogicalNot LogicalOr "
-    "LpNormalization LRN LshProjection LSTM L2NormalizeFusion MatMulFusion Maximum MaximumGrad MaxPoolFusion "
-    "MaxPoolGrad SwitchLayer Mfcc Minimum MinimumGrad Mod MulFusion MulGrad Neg NegGrad NotEqual NonMaxSuppression "
-    "OneHot OnesLike PadFusion PartialFusion PowerGrad PowFusion PriorBox PReLUFusion QuantDTypeCast Rank Range "
-    "Reciprocal RealDiv ReduceFusion Reshape Resize ReverseSequence ReverseV2 Rfft ROIPooling Round Rsqrt ScaleFusion "
-    "ScatterNd SGD Shape SigmoidCrossEntropyWithLogits SigmoidCrossEntropyWithLogitsGrad Sin SkipGram SliceFusion "
-    "SmoothL1Loss SmoothL1LossGrad Softmax SoftmaxCrossEntropyWithLogits SpaceToBatch SpaceToBatchND SpaceToDepth "
+    "InstanceNorm LayerNormFusion LeakyRelu Less LessEqual Log LogGrad LogicalAnd LogicalNot LogicalOr LpNormalization "
+    "LRN LshProjection LSTM L2NormalizeFusion MatMulFusion Maximum MaximumGrad MaxPoolFusion MaxPoolGrad SwitchLayer "
+    "Mfcc Minimum MinimumGrad Mod MulFusion MulGrad Neg NegGrad NotEqual NonMaxSuppression OneHot OnesLike PadFusion "
+    "PartialFusion PowerGrad PowFusion PriorBox PReLUFusion QuantDTypeCast Rank Range Reciprocal RealDiv ReduceFusion "
+    "Reshape Resize ReverseSequence ReverseV2 Rfft ROIPooling Round Rsqrt ScaleFusion ScatterNd SGD Shape "
+    "SigmoidCrossEntropyWithLogits SigmoidCrossEntropyWithLogitsGrad Sin SkipGram SliceFusion SmoothL1Loss "
+    "SmoothL1LossGrad Softmax SoftmaxCrossEntropyWithLogits SpaceToBatch SpaceToBatchND SpaceToDepth "
     "SparseSoftmaxCrossEntropyWithLogits SparseToDense Split Sqrt Squeeze Square SquaredDifference Stack StridedSlice "
     "SubFusion SubGrad Switch TensorListFromTensor TensorListGetItem TensorListReserve TensorListSetItem "
-    "TensorListStack TileFusion TopKFusion Transpose Unique UnsortedSegmentSum Unsqueeze"
+    "TensorListStack TileFusion TopKFusion Transpose Unique UnsortedSegmentSum Unsqueeze Unstack LSTMGrad Where "
+    "ZerosLike Select ScatterNdUpdate GRU NonZero InvertPermutation Size RandomStandardNormal CropAndResize Erf "
+    "StridedSliceGrad IsFinite LinSpace UniformReal AbsGrad RsqrtGrad SqrtGrad LayerNormGrad ResizeGrad Splice "
+    "LogSoftmax Call Custom CumSum SplitWithOverlap GenOP RaggedRange GLU TensorArray TensorArrayRead TensorArrayWrite "
+    "Affine AllGather ReduceScatter DynamicQuant LSTMGradData LSTMGradWeight RandomNormal NLLLoss NLLLossGrad "
+    "FormatTranspose GatherD GroupNormFusion Log1p TensorScatterAdd SparseFillEmptyRows SparseReshape SparseSegmentSum "
+    "ScatterElements Triu Tril AdamWeightDecay"
 ).split())
 
 # Shared table layouts of model_v0.fbs / model.fbs (the current schema only appends fields).

@@ -11,7 +11,7 @@ from pathlib import Path
 from ...errors import LegacyUpgradeError, MsInspectError
 from ...files import atomic_write
 from ..flatbuf import CorruptFlatBuffer
-from ..ms_inspect import inspect_ms
+from .. import ms_inspect
 from . import ops
 from .graph import Graph
 from .reader import read_v0, tensor_names
@@ -44,7 +44,7 @@ class UpgradeReport:
 def _load(path: Path) -> tuple[str, bytes]:
     """(schema, bytes) of a readable ``.ms``; every failure is a LegacyUpgradeError naming the file."""
     try:
-        info = inspect_ms(path)
+        info = ms_inspect.inspect_ms(path)
     except MsInspectError as exc:
         raise LegacyUpgradeError(f"cannot upgrade {path}: {exc}") from None
     return info.schema, path.read_bytes()
@@ -125,7 +125,7 @@ def legacy_summary(path: str | os.PathLike) -> str:
 def is_legacy(path: str | os.PathLike) -> bool:
     """Whether a file is a legacy-schema (v0) ``.ms``: False for anything else, readable or not."""
     try:
-        return inspect_ms(Path(path)).schema == "v0"
+        return ms_inspect.inspect_ms(Path(path)).schema == "v0"
     except MsInspectError:
         return False
 
