@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import runtime
+from .catalog.model_files import model_file
 from .catalog.registry import catalog
-from .catalog.store import model_file
+from .modelfiles.bridge import runnable_model
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def benchmark_model(model: str, threads: int = 2, loop_count: int = 10, warmup_l
     path = Path(model).expanduser()
     if model in cat.models or not (path.exists() or path.suffix in (".ms", ".mindir")):
         path = model_file(cat.model(model)).path  # unknown names get the catalog's "did you mean"
+    else:
+        path = runnable_model(path)  # any .ms generation, bridged once and cached
     with runtime.open_model(path, threads=threads, batch_size=batch_size, backend=backend) as session:
         rng = np.random.default_rng(0)
         inputs = [_random_input(spec, batch_size, rng) for spec in session.inputs]

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..adapters.preprocessing import PREPROCESS_FIELDS, PreprocessConfig, input_hw
 from ..runtime import Session
+from .model_files import sha256_of
 from .schema import ModelEntry, Source
-from .store import sha256_of
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

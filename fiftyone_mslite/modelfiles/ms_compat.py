@@ -363,3 +363,32 @@ def output_findings(graph: MsGraph) -> list[Finding]:
             found.append(Finding("unreachable-output", f"graph output '{name}' is not computed from the graph "
                                                        "inputs (no path of nodes leads to it)", False))
     return found
+
+
+_RUNTIME_CAUSES = (
+    (r"node: (\S+) prepare failed", "node '{}' failed to prepare"),
+    (r"PopulateParameter return nullptr, type: (\w+)", "no kernel parameters for op {}"),
+    (r"InferShape failed, name: (\S+)", "shape inference failed at node '{}'"),
+    (r"parameter generator is nullptr", "an op without a kernel in this build"),
+)
+
+
+def trial_load(path: Any) -> tuple[bool, str]:
+    """Load ``path`` in MindSpore Lite 2.0.0 (the worker) and close it: (loads, why not in one line). Raises
+    RuntimeUnavailableError when no runtime is installed."""
+    import re
+
+    from .. import runtime
+
+    try:
+        with runtime.open_model(path, threads=1):
+            return True, ""
+    except runtime.RuntimeUnavailableError:
+        raise
+    except runtime.MSLiteError as exc:
+        text = str(exc)
+        for pattern, wording in _RUNTIME_CAUSES:
+            match = re.search(pattern, text)
+            if match:
+                return False, "MindSpore Lite 2.0.0 refused it on a trial load: " + wording.format(*match.groups())
+        return False, "MindSpore Lite 2.0.0 refused it on a trial load: " + text.splitlines()[0][:200]

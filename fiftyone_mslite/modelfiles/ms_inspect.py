@@ -34,7 +34,6 @@ from flatbuffers import util
 from ..errors import MsInspectError
 from . import ms_compat
 from .flatbuf import CorruptFlatBuffer, FlatReader, Table
-from .ms_compat import Finding
 
 __all__ = ["MsInspectError", "MsModelInfo", "MsTensorInfo", "inspect_ms"]
 
@@ -139,7 +138,7 @@ class MsModelInfo:
     subgraph_count: int = 0
     hint: str = ""
     padding: int = 0
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[ms_compat.Finding, ...] = ()
     ops: tuple[tuple[str, int], ...] = ()
     decided_by: str = "static reading"
 
@@ -273,7 +272,7 @@ def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool, padding: 
 def _padded(info: MsModelInfo) -> MsModelInfo:
     detail = (f"{info.padding} zero bytes precede the model (a file taken out of an app package), which "
               "MindSpore Lite 2.0.0 refuses")
-    pad = Finding("padding", detail, True, "skipped")
+    pad = ms_compat.Finding("padding", detail, True, "skipped")
     hint = f"{info.path.name}: {detail}; the bridge skips them (`fiftyone-mslite upgrade FILE -o NEW.ms`; " \
            "load_model, predict and models fetch do this by themselves)"
     return replace(info, loadable=False, findings=(pad, *info.findings), hint=info.hint or hint)

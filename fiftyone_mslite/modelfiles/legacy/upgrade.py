@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -10,16 +9,15 @@ from pathlib import Path
 
 from ...errors import LegacyUpgradeError, MsInspectError
 from ...files import atomic_write
-from ..flatbuf import CorruptFlatBuffer
 from .. import ms_inspect
+from ..flatbuf import CorruptFlatBuffer
 from . import ops
 from .graph import Graph
 from .reader import read_v0, tensor_names
 from .writer import append_outputs, write_current
 
-__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "upgraded_copy", "is_legacy"]
+__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "is_legacy"]
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,16 +126,3 @@ def is_legacy(path: str | os.PathLike) -> bool:
         return ms_inspect.inspect_ms(Path(path)).schema == "v0"
     except MsInspectError:
         return False
-
-
-def upgraded_copy(src: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str) -> tuple[Path, bool]:
-    """The current-schema upgrade of a legacy ``src``, made once and cached as ``cache_dir/<sha256[:16]>-<name>``
-    (keyed by the source's content, so a changed source is upgraded again). Returns (path, made now)."""
-    src = Path(src)
-    dst = Path(cache_dir) / f"{sha256[:16]}-{src.stem}.ms"
-    if dst.is_file():
-        return dst, False
-    report = upgrade_ms(src, dst)
-    log.warning("upgraded legacy-schema (v0) %s to the current schema: %s (%d ops, %.2f s; done once, cached)",
-                src, dst, sum(report.op_counts.values()), report.seconds)
-    return dst, True
