@@ -146,49 +146,20 @@ def _cut_training(cut, data: bytes, name: str, inference_output: str | None) -> 
         raise ModelBridgeError(f"{name}: {exc}") from None
 
 
-def _node_attrs(graph: C.MsGraph, node: C.MsNode) -> dict:
-    """The attributes `ms_weights.preferred_dim` needs (MatMul transposes, deconvolution channels, Gather axis)."""
-    rd = FlatReader(graph.buf)
-    layout = S.CURRENT_TABLES.get(node.op)
-    attrs: dict = {}
-    if layout:
-        prim = rd.sub_table(node.table, S.N_PRIMITIVE, f"node '{node.name}' primitive")
-        value = rd.sub_table(prim, S.P_VALUE, f"node '{node.name}' attributes")
-        if value is not None:
-            attrs = rd.fields(value, layout, node.name)
-    if node.op == "Gather" and len(node.inputs) > 2:
-        axis = graph.tensors[node.inputs[2]]
-        raw = rd.raw(axis.table, S.T_DATA, "Gather axis")
-        if raw:
-            attrs["axis"] = int(np.frombuffer(raw, np.int64 if axis.dtype == 35 else np.int32, 1)[0])
-    return attrs
-
-
 def _decode_weights(out: Bridged, graph: C.MsGraph, name: str) -> int:
     """Replace every quantized constant input of the weight-quantized nodes by its float32 values.
 
     The file is patched, not re-serialised (it may hold any of ~220 primitives): each new tensor is appended as a
     table of its own and its ``allTensors`` entry re-pointed; the node's quantType becomes QUANT_NONE.
     """
-    rd = FlatReader(graph.buf)
-    version = C.parse_version(graph.version)
     decoded: dict[int, np.ndarray] = {}
+    for node, index, tensor, dim in C.quantized_weights(graph):
+        try:
+            decoded[index] = W.dequantize(tensor, dim)
+        except W.WeightDecodeError as exc:
+            raise _refuse(name, f"node '{node.name}': {exc}") from None
+    rd = FlatReader(graph.buf)
     nodes = C.weight_quant_nodes(graph)
-    for node in nodes:
-        attrs = _node_attrs(graph, node)
-        for slot, index in enumerate(node.inputs):
-            t = graph.tensors[index] if index < len(graph.tensors) else None
-            if t is None or index in decoded or not graph.is_const(index) or not t.quant_count:
-                continue
-            what = f"allTensors[{index}]"
-            params = [rd.fields(q, S.QUANT_PARAM, f"{what}.quantParams") for q in rd.tables(t.table, S.T_QUANT, what)]
-            clusters = rd.values(t.table, S.T_CLUSTERS, "[f32]", f"{what}.quantClusters")
-            qt = W.QuantTensor(t.name, rd.raw(t.table, S.T_DATA, f"{what}.data"), t.dtype, t.dims, params, clusters,
-                               t.huffman, t.compress)
-            try:
-                decoded[index] = W.dequantize(qt, W.preferred_dim(node.op, slot, t.dims, version, attrs))
-            except W.WeightDecodeError as exc:
-                raise _refuse(name, f"node '{node.name}': {exc}") from None
     buf = MutableFlatBuffer(graph.buf)
     tensors = buf.vector_span(graph.meta, S.MG_TENSORS, 4, "MetaGraph.allTensors")[0]
     for index, values in decoded.items():

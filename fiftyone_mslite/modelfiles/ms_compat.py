@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import ms_weights as W
 from .flatbuf import CorruptFlatBuffer, FlatReader, Table
 from .legacy import schema as S
 
@@ -26,7 +27,7 @@ NEWER_PRIMITIVES = ("FillV2",)
 # Tensor slots beyond model_v0's ten: enableHuffmanCode, weightQuantCompressType, externalData.
 T_HUFFMAN, T_COMPRESS, T_EXTERNAL = 10, 11, 12
 N_QUANT_TYPE = 5
-COMPRESS_TYPES = ("NONE", "INDEXING", "SPARSE", "FSE", "BITPACKING", "FSE_INT", "FSE_INFER")
+COMPRESS_TYPES = W.COMPRESS_TYPES
 RUNTIME_COMPRESS_TYPES = 6  # 2.0.0 names NONE .. FSE_INT
 QUANT_WEIGHT_TYPES = (2, 4)  # QuantType WeightQuant (deprecated) and QUANT_WEIGHT
 CUSTOM_THIRD_PARTY = "ThirdPartyModel"
@@ -245,7 +246,11 @@ def survey(graph: MsGraph, training_cut: bool) -> Survey:
     for node in graph.nodes:
         out.ops[node.op] = out.ops.get(node.op, 0) + 1
     found = out.findings
-    unknown = [n for n in graph.nodes if n.type_id > len(S.CURRENT_PRIMITIVES) or n.type_id == 0]
+    bare = [n for n in graph.nodes if n.type_id == 0]
+    if bare:
+        found.append(Finding("unknown-op", f"node {_names(bare)} has no operator (no primitive): the file is "
+                                           "corrupt", False))
+    unknown = [n for n in graph.nodes if n.type_id > len(S.CURRENT_PRIMITIVES)]
     if unknown:
         ops = sorted({n.op for n in unknown})
         found.append(Finding("unknown-op", f"op {', '.join(ops)} (node {_names(unknown)}) is newer than MindSpore "
@@ -308,6 +313,49 @@ def device_of(payload: bytes) -> str:
     return "a device NPU through the NNRT delegate (its compiled form is not portable)"
 
 
+def _node_attrs(graph: MsGraph, node: MsNode) -> dict[str, Any]:
+    """The attributes `ms_weights.preferred_dim` needs (MatMul transposes, deconvolution channels, Gather axis)."""
+    rd = FlatReader(graph.buf)
+    layout = S.CURRENT_TABLES.get(node.op)
+    attrs: dict[str, Any] = {}
+    if layout:
+        prim = rd.sub_table(node.table, S.N_PRIMITIVE, f"node '{node.name}' primitive")
+        value = rd.sub_table(prim, S.P_VALUE, f"node '{node.name}' attributes")
+        if value is not None:
+            attrs = rd.fields(value, layout, node.name)
+    if node.op == "Gather" and len(node.inputs) > 2:
+        axis = graph.tensors[node.inputs[2]]
+        raw = rd.raw(axis.table, S.T_DATA, "Gather axis")
+        if len(raw) >= 4:
+            attrs["axis"] = int.from_bytes(raw[:8] if axis.dtype == 35 else raw[:4], "little", signed=True)
+    return attrs
+
+
+def quantized_weights(graph: MsGraph) -> list[tuple[MsNode, int, W.QuantTensor, int]]:
+    """(node, tensor index, stored tensor, per-channel axis) of every quantized constant input of the
+    weight-quantized nodes, each tensor once."""
+    rd = FlatReader(graph.buf)
+    version = parse_version(graph.version)
+    seen: set[int] = set()
+    found = []
+    for node in weight_quant_nodes(graph):
+        attrs = _node_attrs(graph, node)
+        for slot, index in enumerate(node.inputs):
+            if index == _NO_INDEX or index in seen or not graph.is_const(index):
+                continue
+            t = graph.tensors[index]
+            if not t.quant_count or t.dtype not in (32, 33, 34):
+                continue
+            seen.add(index)
+            what = f"allTensors[{index}]"
+            params = [rd.fields(q, S.QUANT_PARAM, f"{what}.quantParams") for q in rd.tables(t.table, S.T_QUANT, what)]
+            clusters = rd.values(t.table, S.T_CLUSTERS, "[f32]", f"{what}.quantClusters")
+            stored = W.QuantTensor(t.name, rd.raw(t.table, S.T_DATA, f"{what}.data"), t.dtype, t.dims, params,
+                                   clusters, t.huffman, t.compress)
+            found.append((node, index, stored, W.preferred_dim(node.op, slot, t.dims, version, attrs)))
+    return found
+
+
 def _encoding_findings(graph: MsGraph) -> list[Finding]:
     found = []
     newer = [(i, t) for i, t in enumerate(graph.tensors) if t.compress >= RUNTIME_COMPRESS_TYPES]
@@ -317,6 +365,12 @@ def _encoding_findings(graph: MsGraph) -> list[Finding]:
         found.append(Finding("weight-encoding", f"{len(newer)} weight tensors in an encoding newer than MindSpore "
                                                 f"Lite 2.0.0 ({', '.join(kinds)}; first '{newer[0][1].name}')", False))
     quant = weight_quant_nodes(graph)
+    for node, _, stored, dim in quantized_weights(graph):
+        try:
+            W.dequantize(stored, dim)  # the bridge's own decoding: what it cannot decode, it refuses
+        except W.WeightDecodeError as exc:
+            found.append(Finding("weight-quant", f"node '{node.name}': {exc}", False))
+            return found
     if quant:
         kinds = sorted({_encoding(graph.tensors[t]) for n in quant for t in n.inputs
                         if t != _NO_INDEX and graph.is_const(t) and graph.tensors[t].quant_count})

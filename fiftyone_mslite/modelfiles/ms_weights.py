@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 _INT_DTYPES = {32: np.int8, 33: np.int16, 34: np.int32}
+COMPRESS_TYPES = ("NONE", "INDEXING", "SPARSE", "FSE", "BITPACKING", "FSE_INT", "FSE_INFER")  # model.fbs
 _MAX_VAR_CORR = 10
 
 
@@ -145,8 +146,6 @@ def integers(t: QuantTensor) -> np.ndarray:
             raise WeightDecodeError(f"tensor '{t.name}': {bits}-bit values cannot be indexed")
         return _indexing(t, bits) if t.compress == 1 else _sparse(t, bits)
     if t.compress:
-        from .ms_compat import COMPRESS_TYPES
-
         kind = COMPRESS_TYPES[t.compress] if t.compress < len(COMPRESS_TYPES) else str(t.compress)
         raise WeightDecodeError(f"tensor '{t.name}' is {kind}-compressed, which the bridge does not decode yet")
     if (1 <= bits < 8 or 8 < bits < 16) and t.dtype in (32, 33):
