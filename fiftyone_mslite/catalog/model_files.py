@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import downloads, runtime
 from ..errors import EmbeddingNotFoundError, LegacyUpgradeError
+from ..files import sha256_of
 from ..modelfiles.bridge import runnable_model
 from ..modelfiles.convert import convert_model
 from ..modelfiles.embedding import AUTO, EMBEDDING_FORMATS, EmbeddingOutput
@@ -29,14 +30,6 @@ class ModelFile:
     notes: tuple[str, ...] = ()
     embedding: EmbeddingOutput | None = None  # the extra output holding the embedding
     embedding_problem: str | None = None  # why there is none
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def converted_dir() -> Path:

@@ -13,7 +13,6 @@ Bridged copies are cached by the source's sha256 in ``$FIFTYONE_MSLITE_HOME/upgr
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,14 +22,14 @@ import numpy as np
 
 from .. import runtime
 from ..errors import ModelBridgeError, MsInspectError
-from ..files import atomic_write
+from ..files import atomic_write, sha256_of
 from . import ms_compat as C
 from . import ms_weights as W
 from .flatbuf import CorruptFlatBuffer, FlatReader, MutableFlatBuffer
-from .legacy import ops as v0_ops
 from .legacy import schema as S
 from .legacy.graph import Tensor
-from .legacy.reader import read_v0, tensor_names
+from .legacy.reader import tensor_names
+from .legacy.upgrade import output_indices, translate_v0
 from .legacy.writer import append_outputs, tensor_table, write_current
 from .ms_inspect import inspect_ms, leading_padding
 
@@ -123,18 +122,7 @@ def _read(data: bytes, name: str) -> C.MsGraph:
 
 
 def _upgrade_v0(out: Bridged, name: str) -> None:
-    try:
-        graph = read_v0(out.data)
-    except CorruptFlatBuffer as exc:
-        raise ModelBridgeError(f"cannot upgrade {name}: the legacy-schema file is corrupt: {exc}") from None
-    try:
-        upgraded = v0_ops.translate(graph)
-    except v0_ops.UnsupportedGraph as exc:
-        error = ModelBridgeError(
-            f"cannot upgrade {name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
-            f"current-schema equivalent: {exc}")
-        error.unsupported = tuple(str(p) for p in exc.problems)
-        raise error from None
+    graph, upgraded = translate_v0(out.data, name)
     out.data = write_current(upgraded)
     out.steps.append(f"upgraded legacy-schema (v0) to the current schema ({len(graph.nodes)} ops)")
 
@@ -201,26 +189,10 @@ def bridge_file(src: str | Path, dst: str | Path, add_outputs: tuple[str, ...] =
                                "to rewrite), nothing to do; pass --add-output NAME to expose an internal tensor")
     names = tensor_names(result.data)
     if add_outputs:
-        index = {}
-        for i, n in enumerate(names):
-            index.setdefault(n, i)
-        missing = [a for a in add_outputs if a not in index]
-        if missing:
-            shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
-            raise ModelBridgeError(f"{src.name} has no tensor named {', '.join(map(repr, missing))} (its tensors: "
-                                   f"{shown}); `fiftyone-mslite inspect` lists the names")
-        result.data = append_outputs(result.data, [index[a] for a in add_outputs])
+        result.data = append_outputs(result.data, output_indices(src, names, add_outputs))
     atomic_write(dst, result.data)
     return BridgeReport(src, dst, schema, tuple(result.steps), result.op_counts, len(names), tuple(add_outputs),
                         time.perf_counter() - start)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def needs_bridge(path: Path) -> bool:
@@ -240,7 +212,7 @@ def runnable_model(path: str | Path, sha256: str | None = None) -> Path:
     path = Path(path)
     if not needs_bridge(path):
         return path
-    dst = bridge_cache_dir() / f"{(sha256 or _sha256(path))[:16]}-{path.stem}.ms"
+    dst = bridge_cache_dir() / f"{(sha256 or sha256_of(path))[:16]}-{path.stem}.ms"
     if dst.is_file():
         return dst
     start = time.perf_counter()

@@ -48,14 +48,29 @@ def _load(path: Path) -> tuple[str, bytes]:
     return info.schema, path.read_bytes()
 
 
-def _read_legacy(path: Path, buf: bytes) -> Graph:
+def _read_legacy(path: Path | str, buf: bytes) -> Graph:
     try:
         return read_v0(buf)
     except CorruptFlatBuffer as exc:
         raise LegacyUpgradeError(f"cannot upgrade {path}: the legacy-schema file is corrupt: {exc}") from None
 
 
-def _output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> list[int]:
+def translate_v0(buf: bytes, name: str) -> tuple[Graph, Graph]:
+    """(the v0 graph, its current-schema translation) of a legacy buffer; LegacyUpgradeError naming ``name`` and
+    every op without a faithful translation (also listed one per line in the error's ``unsupported``)."""
+    graph = _read_legacy(name, buf)
+    try:
+        return graph, ops.translate(graph)
+    except ops.UnsupportedGraph as exc:
+        error = LegacyUpgradeError(
+            f"cannot upgrade {name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
+            f"current-schema equivalent: {exc}")
+        error.unsupported = tuple(str(p) for p in exc.problems)  # for callers that list them one per line
+        raise error from None
+
+
+def output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> list[int]:
+    """Indices of the tensors named ``wanted`` (the first of each name), or an error listing the names there are."""
     index = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)
@@ -82,21 +97,13 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
             raise LegacyUpgradeError(f"{src.name} already uses the current schema (MSL2), nothing to do; "
                                      "pass --add-output NAME to expose an internal tensor as an output")
         names = tensor_names(buf)
-        data = append_outputs(buf, _output_indices(src, names, add_outputs))
+        data = append_outputs(buf, output_indices(src, names, add_outputs))
         atomic_write(dst, data)
         return UpgradeReport(src, dst, schema, {}, len(names), len(names), add_outputs,
                              seconds=time.perf_counter() - start)
-    graph = _read_legacy(src, buf)
+    graph, upgraded = translate_v0(buf, src.name)
     counts = dict(collections.Counter(n.op for n in graph.nodes))
-    try:
-        upgraded = ops.translate(graph)
-    except ops.UnsupportedGraph as exc:
-        error = LegacyUpgradeError(
-            f"cannot upgrade {src.name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
-            f"current-schema equivalent: {exc}")
-        error.unsupported = tuple(str(p) for p in exc.problems)  # for callers that list them one per line
-        raise error from None
-    extra = _output_indices(src, [t.name for t in upgraded.tensors], add_outputs)
+    extra = output_indices(src, [t.name for t in upgraded.tensors], add_outputs)
     for index in extra:
         if index not in upgraded.outputs:
             upgraded.outputs.append(index)
