@@ -223,3 +223,16 @@ def test_face_classifier_added_by_a_user_annotates_real_images(corpus, imagenet_
     predictions = [s["face"] for s in fo.load_dataset(dataset).select_fields("face")]
     assert all(p.label in ("face", "not-face") and 0.5 <= p.confidence <= 1.0 for p in predictions)
     cli("models", "remove", model)
+
+
+def test_inspect_trial_load_names_the_refusing_node(corpus):
+    ok = json.loads(cli("inspect", str(corpus / "two_add_operators.ms"), "--json", "--trial-load", "always").stdout)
+    assert (ok["loadable"], ok["decided_by"], ok["version"]) == (True, "trial load in MindSpore Lite 2.0.0",
+                                                                 "MindSpore Lite 2.5.0")
+    quant = cli("inspect", str(corpus / "ml_face_isface_quant.ms"), "--json", "--trial-load", "always")
+    quant = json.loads(quant.stdout)
+    assert quant["loadable"] is False and "node 'conv2' failed to prepare" in quant["hint"]
+    assert quant["bridgeable"] and [f["kind"] for f in quant["findings"]] == ["weight-quant"]
+    text = cli("inspect", str(corpus / "ml_face_isface_quant.ms")).stdout
+    assert "converter MindSpore Lite 2.2.0.20231129" in text and "NOT loadable by MindSpore Lite 2.0.0" in text
+    assert "weights decoded to float32" in text and "bridge: rewrites it" in text

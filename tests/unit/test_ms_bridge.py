@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.legacy_v0 import V0Graph
 
 from fiftyone_mslite.errors import ModelBridgeError, MsInspectError
 from fiftyone_mslite.modelfiles import ms_compat
@@ -184,3 +185,28 @@ def test_versions_and_op_names():
     assert ms_compat.op_name(221) == "FillV2" and ms_compat.op_name(250) == "#250"
     assert ms_compat.is_training_op("MaxPoolGrad") and not ms_compat.is_training_op("MaxPoolFusion")
     assert W.preferred_dim("Conv2DFusion", 1, (8, 3, 3, 4), (1, 5, 0), {}) == 0
+
+
+def test_a_legacy_file_whose_output_is_a_weight_is_refused(tmp_path):
+    """Issue 20: a v0 graph output pointing at a constant once upgraded silently and made a run wait forever."""
+    g = V0Graph()
+    x, y = g.input((1, 4)), g.activation((1, 4))
+    g.node("Add", [x, x], [y])
+    g.outputs = [y, g.const(np.ones((1, 4), np.float32))]
+    src = g.save(tmp_path / "const-v0.ms")
+    with pytest.raises(ModelBridgeError, match=r"graph output '\d+' is a constant \(weights\), not computed"):
+        bridge_file(src, tmp_path / "out.ms")
+    assert not (tmp_path / "out.ms").exists()
+
+
+def test_ops_never_seen_loading_leave_loadable_undecided(tmp_path):
+    """A file of another release made of an op not verified against 2.0.0: no claim either way."""
+    tensors = [Tensor("x", 43, (1, 4), 1, S.NODE_CNODE), Tensor("y", 43, (1, 4), 1, S.NODE_CNODE)]
+    node = Node("erf", "Erf", {}, [0], [1])
+    graph = Graph("e", "MindSpore Lite 2.1.0", 0, [0], [1], [node], tensors, [SubGraph("main", [0], [1], [0], [0, 1])])
+    path = tmp_path / "erf.ms"
+    path.write_bytes(write_graph(graph, S.CURRENT_PRIMITIVES, S.CURRENT_TABLES, S.IDENT_CURRENT))
+    info = inspect_ms(path)
+    assert info.loadable is None and info.findings == () and info.to_dict()["loadable"] is None
+    assert "cannot tell whether MindSpore Lite 2.0.0 loads it" in info.hint and "Erf" in info.hint
+    assert runnable_model(path) == path  # nothing to rewrite: the runtime decides when it loads
