@@ -28,6 +28,7 @@ import numpy as np
 _INT_DTYPES = {32: np.int8, 33: np.int16, 34: np.int32}
 COMPRESS_TYPES = ("NONE", "INDEXING", "SPARSE", "FSE", "BITPACKING", "FSE_INT", "FSE_INFER")  # model.fbs
 _MAX_VAR_CORR = 10
+_MAX_ELEMENTS = 1 << 31  # a hostile header must not make us allocate before the data is checked
 
 
 class WeightDecodeError(ValueError):
@@ -136,6 +137,8 @@ def _unpack(t: QuantTensor, bits: int) -> np.ndarray:
 
 def integers(t: QuantTensor) -> np.ndarray:
     """The quantized integers of ``t`` (flat), whatever their storage."""
+    if any(d < 0 for d in t.dims) or t.count > _MAX_ELEMENTS:
+        raise WeightDecodeError(f"tensor '{t.name}' claims dims {list(t.dims)}, which no weight tensor has")
     if t.huffman:
         raise WeightDecodeError(f"tensor '{t.name}' is Huffman-coded, which the bridge does not decode yet")
     if not t.params:

@@ -210,3 +210,9 @@ def test_ops_never_seen_loading_leave_loadable_undecided(tmp_path):
     assert info.loadable is None and info.findings == () and info.to_dict()["loadable"] is None
     assert "cannot tell whether MindSpore Lite 2.0.0 loads it" in info.hint and "Erf" in info.hint
     assert runnable_model(path) == path  # nothing to rewrite: the runtime decides when it loads
+
+
+def test_hostile_dims_are_refused_before_allocating():
+    t = W.QuantTensor("s", b"\x03" + bytes(8), 32, (1 << 20, 1 << 20), [_param(1.0, 0)], compress=2)
+    with pytest.raises(W.WeightDecodeError, match="claims dims"):
+        W.integers(t)
