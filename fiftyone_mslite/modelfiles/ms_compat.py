@@ -227,13 +227,17 @@ def _names(nodes: Iterable[MsNode], limit: int = 3) -> str:
     return shown + (f" and {len(nodes) - limit} more" if len(nodes) > limit else "")
 
 
+def _quantized(t: MsTensor) -> bool:
+    """Stored as quantized integers with their parameters, or FSE-coded (float or integer centroids)."""
+    return bool(t.quant_count and t.dtype in (32, 33, 34)) or t.compress in (3, 5)
+
+
 def weight_quant_nodes(graph: MsGraph) -> list[MsNode]:
     """Nodes whose constant inputs the runtime dequantizes at load (QUANT_WEIGHT, or the 1.x heuristics)."""
     version = parse_version(graph.version)
     found = []
     for node in graph.nodes:
-        quantized = [t for t in node.inputs if t != _NO_INDEX and graph.is_const(t)
-                     and graph.tensors[t].quant_count and graph.tensors[t].dtype in (32, 33, 34)]
+        quantized = [t for t in node.inputs if t != _NO_INDEX and graph.is_const(t) and _quantized(graph.tensors[t])]
         old = (version is None or version < (1, 3, 0)) and node.quant_type == 0
         if quantized and (node.quant_type in QUANT_WEIGHT_TYPES or old):
             found.append(node)
@@ -344,7 +348,7 @@ def quantized_weights(graph: MsGraph) -> list[tuple[MsNode, int, W.QuantTensor, 
             if index == _NO_INDEX or index in seen or not graph.is_const(index):
                 continue
             t = graph.tensors[index]
-            if not t.quant_count or t.dtype not in (32, 33, 34):
+            if not _quantized(t):
                 continue
             seen.add(index)
             what = f"allTensors[{index}]"

@@ -13,8 +13,11 @@ stores the float32 weights the writing release's runtime would have computed at 
 * dequantization: per tensor ``(q - zp) * scale``; per channel along the op's preferred dimension
   ``(q - zp) * scale * varCorr + meanCorr`` in double precision, then float32 (``DequantPerChannelData``).
 
-Huffman and FSE coded tensors are refused with their name (not decoded here yet). Every table is bounds-checked:
-a truncated or inconsistent one raises WeightDecodeError naming the tensor.
+* ``FSE`` / ``FSE_INT``: finite-state-entropy coded symbols of float32 / int32 centroids
+  (``tools/converter/quantizer/fse_decoder.{h,cc}``, ``fse_bit_stream.cc``: 64-bit chunks popped from the end).
+
+Huffman-coded and ``FSE_INFER`` tensors are refused with their name (not decoded here yet). Every table is
+bounds-checked: a truncated or inconsistent one raises WeightDecodeError naming the tensor.
 """
 from __future__ import annotations
 
@@ -135,6 +138,93 @@ def _unpack(t: QuantTensor, bits: int) -> np.ndarray:
     return (values[:t.count] - (1 << (bits - 1))).astype(np.int8 if t.dtype == 32 else np.int16)
 
 
+class _FSEStream:
+    """``FSEBitStream::Pop`` over the serialized chunks (64-bit words read from the last one backwards)."""
+
+    def __init__(self, chunks: np.ndarray, current: int, bits: int, name: str) -> None:
+        self.chunks, self.index, self.current, self.bits, self.name = chunks, len(chunks) - 1, current, bits, name
+
+    def pop(self, count: int) -> int:
+        right = self.current >> ((64 - self.bits) & 63)  # a shift by 64 is one by 0 on the CPUs MindSpore targets
+        result = right & ((1 << count) - 1)
+        self.bits -= count
+        if self.bits > 0:
+            return result
+        if self.bits == 0:
+            if self.index > -1:
+                self.bits, self.current = 64, int(self.chunks[self.index])
+                self.index -= 1
+            return result
+        if self.index < 0:
+            raise WeightDecodeError(f"tensor '{self.name}': its FSE bit stream ends early")
+        self.bits += count
+        self.current = int(self.chunks[self.index])
+        self.index -= 1
+        right |= (self.current & ((1 << (count - self.bits)) - 1)) << self.bits
+        self.bits = 64 - (count - self.bits)
+        return right
+
+
+def _fse_tables(frequency: np.ndarray, table_log: int, name: str) -> tuple[list[int], list[int], list[int]]:
+    """``FSECreateStatesForDecoding``: (symbol, next-state baseline, bit count) per state."""
+    size = 1 << table_log
+    if int(frequency.sum()) != size:
+        raise WeightDecodeError(f"tensor '{name}': its FSE frequencies sum to {int(frequency.sum())}, not {size}")
+    step, pos, symbols = (size >> 1) + (size >> 3) + 3, 0, [0] * size
+    for sym, freq in enumerate(frequency.tolist()):
+        for _ in range(freq):
+            symbols[pos] = sym
+            pos = (pos + step) & (size - 1)
+    if pos:
+        raise WeightDecodeError(f"tensor '{name}': its FSE frequencies do not spread over the table")
+    counts = frequency.astype(np.int64).tolist()
+    baseline, bits = [0] * size, [0] * size
+    for i, sym in enumerate(symbols):
+        x = counts[sym]
+        counts[sym] += 1
+        bits[i] = table_log - (x.bit_length() - 1)
+        baseline[i] = (x << bits[i]) - size
+    return symbols, baseline, bits
+
+
+def _fse(t: QuantTensor, centroid_type: str) -> np.ndarray:
+    """``FSEDecoder::DeCompress``: the header, frequencies, centroids (float32 or int32) and the bit stream."""
+    data = t.data
+
+    def field(offset: int, dtype: str, count: int = 1) -> np.ndarray:
+        end = offset + np.dtype(dtype).itemsize * count
+        if end > len(data):
+            raise WeightDecodeError(f"tensor '{t.name}': its FSE table is truncated ({len(data)} bytes, needs {end})")
+        return np.frombuffer(data, dtype, count, offset)
+
+    symbols_count, table_log = (int(v) for v in field(0, "<u2", 2))
+    chunk_count = int(field(4, "<u4")[0])
+    if not 1 <= table_log <= 16 or chunk_count < 1:
+        raise WeightDecodeError(f"tensor '{t.name}': its FSE header is invalid (table log {table_log})")
+    frequency = field(8, "<u4", symbols_count)
+    offset = -(-(8 + 4 * symbols_count) // 8) * 8
+    centroids = field(offset, centroid_type, symbols_count)
+    offset = -(-(offset + 4 * symbols_count) // 8) * 8
+    chunks = field(offset, "<u8", chunk_count - 1)
+    offset += 8 * (chunk_count - 1)
+    stream = _FSEStream(chunks, int(field(offset, "<u8")[0]), int(field(offset + 8, "u1")[0]), t.name)
+    symbols, baseline, bits = _fse_tables(frequency, table_log, t.name)
+    out = np.empty(t.count, centroids.dtype)
+    remaining = t.count
+    state = stream.pop(table_log)
+    while stream.index >= 0 or bits[state] == 0 or stream.bits > 0:
+        if remaining == 0:
+            return out
+        remaining -= 1
+        out[remaining] = centroids[symbols[state]]
+        state = baseline[state] + stream.pop(bits[state])
+        if state >= len(symbols):
+            raise WeightDecodeError(f"tensor '{t.name}': its FSE bit stream is corrupt")
+    if remaining:
+        raise WeightDecodeError(f"tensor '{t.name}': its FSE stream holds fewer than {t.count} values")
+    return out
+
+
 def integers(t: QuantTensor) -> np.ndarray:
     """The quantized integers of ``t`` (flat), whatever their storage."""
     if any(d < 0 for d in t.dims) or t.count > _MAX_ELEMENTS:
@@ -148,6 +238,8 @@ def integers(t: QuantTensor) -> np.ndarray:
         if not 1 <= bits <= 16:
             raise WeightDecodeError(f"tensor '{t.name}': {bits}-bit values cannot be indexed")
         return _indexing(t, bits) if t.compress == 1 else _sparse(t, bits)
+    if t.compress == 5:  # FSE_INT: integer centroids, dequantized like plain weights
+        return _check_range(_fse(t, "<i4").astype(np.int64), np.int8 if t.dtype == 32 else np.int16, t.name)
     if t.compress:
         kind = COMPRESS_TYPES[t.compress] if t.compress < len(COMPRESS_TYPES) else str(t.compress)
         raise WeightDecodeError(f"tensor '{t.name}' is {kind}-compressed, which the bridge does not decode yet")
@@ -164,6 +256,10 @@ def integers(t: QuantTensor) -> np.ndarray:
 
 def dequantize(t: QuantTensor, preferred_dim: int) -> np.ndarray:
     """``t`` as float32 with its dims, exactly as the runtime's ``DequantTensor`` computes it."""
+    if t.compress == 3:  # FSE: the centroids are the dequantized float32 values themselves
+        if any(d < 0 for d in t.dims) or t.count > _MAX_ELEMENTS:
+            raise WeightDecodeError(f"tensor '{t.name}' claims dims {list(t.dims)}, which no weight tensor has")
+        return _fse(t, "<f4").reshape(t.dims)
     q = integers(t).astype(np.int64)
     params = list(t.params)
     if len(params) == 1:

@@ -216,3 +216,82 @@ def test_hostile_dims_are_refused_before_allocating():
     t = W.QuantTensor("s", b"\x03" + bytes(8), 32, (1 << 20, 1 << 20), [_param(1.0, 0)], compress=2)
     with pytest.raises(W.WeightDecodeError, match="claims dims"):
         W.integers(t)
+
+
+def fse_encode(symbols: np.ndarray, frequency: list[int], table_log: int, centroids: np.ndarray) -> bytes:
+    """MindSpore Lite's converter FSE encoder (fse_encoder.cc: FSECreateStatesForEncoding, FSEEncode,
+    SerializingToBuffer; fse_bit_stream.cc: Push, Flush), for the decoder to be checked against."""
+    size, mask64 = 1 << table_log, (1 << 64) - 1
+    step, pos, table = (size >> 1) + (size >> 3) + 3, 0, [0] * size
+    for sym, freq in enumerate(frequency):
+        for _ in range(freq):
+            table[pos] = sym
+            pos = (pos + step) & (size - 1)
+    cfreqs = [0]
+    for freq in frequency:
+        cfreqs.append(cfreqs[-1] + freq)
+    coding = [0] * size
+    for i, sym in enumerate(table):
+        coding[cfreqs[sym]] = size + i
+        cfreqs[sym] += 1
+    delta_bits, delta_state, total = [], [], 0
+    for freq in frequency:
+        if freq >= 2:
+            max_out = table_log - ((freq - 1).bit_length() - 1)
+            delta_bits.append((max_out << 16) - (freq << max_out))
+            delta_state.append(total - freq)
+        else:
+            delta_bits.append((table_log << 16) - (1 << table_log))
+            delta_state.append(total - 1)
+        total += freq
+    chunks, state_bits = [], {"curr": 0, "count": 0}
+
+    def push(value: int, n: int) -> None:
+        state_bits["count"] += n
+        if state_bits["count"] <= 64:
+            state_bits["curr"] = ((state_bits["curr"] << n) | (value & ((1 << n) - 1))) & mask64
+            if state_bits["count"] == 64:
+                chunks.append(state_bits["curr"])
+                state_bits.update(curr=0, count=0)
+        else:
+            left = state_bits["count"] - 64
+            right = n - left
+            chunks.append(((state_bits["curr"] << right) | ((value >> left) & ((1 << right) - 1))) & mask64)
+            state_bits.update(curr=value & ((1 << left) - 1), count=left)
+
+    def encode(sym: int, state: int) -> int:
+        n = (state + delta_bits[sym]) >> 16
+        push(state, n)
+        return coding[(state >> n) + delta_state[sym]]
+
+    state = encode(int(symbols[0]), size)
+    chunks.clear()
+    state_bits.update(curr=0, count=0)
+    for sym in symbols.tolist():
+        state = encode(sym, state)
+    push(state - size, table_log)
+    curr = (state_bits["curr"] << ((64 - state_bits["count"]) & 63)) & mask64  # Flush
+    head = np.array([len(frequency), table_log], "<u2").tobytes() + np.array([len(chunks) + 1], "<u4").tobytes()
+    body = head + np.array(frequency, "<u4").tobytes()
+    body += bytes(-len(body) % 8) + centroids.tobytes()
+    body += bytes(-len(body) % 8) + np.array(chunks, "<u8").tobytes() + np.array([curr], "<u8").tobytes()
+    return body + bytes([state_bits["count"]])
+
+
+@pytest.mark.parametrize("count", [1, 37, 5000])
+def test_fse_weights_decode_to_what_was_encoded(count):
+    centroids = np.array([-0.5, 0.0, 0.25, 1.5, 3.0], np.float32)
+    symbols = RNG.choice(5, count, p=[0.1, 0.5, 0.2, 0.15, 0.05])
+    table_log = 6
+    counts = np.bincount(symbols, minlength=5) + 1
+    frequency = np.maximum(1, np.floor(0.5 + counts * (1 << table_log) / counts.sum())).astype(int)
+    frequency[np.argmax(frequency)] += (1 << table_log) - frequency.sum()
+    data = fse_encode(symbols, frequency.tolist(), table_log, centroids)
+    t = W.QuantTensor("f", data, 43, (count,), [], compress=3)
+    np.testing.assert_array_equal(W.dequantize(t, 0), centroids[symbols])
+    ints = np.array([-100, -1, 0, 7, 120], "<i4")
+    t_int = W.QuantTensor("fi", fse_encode(symbols, frequency.tolist(), table_log, ints), 32, (count,),
+                          [_param(0.5, 1)], compress=5)
+    np.testing.assert_array_equal(W.dequantize(t_int, 0), ((ints[symbols] - 1) * 0.5).astype(np.float32))
+    with pytest.raises(W.WeightDecodeError, match="'f': its FSE table is truncated"):
+        W.dequantize(W.QuantTensor("f", data[:30], 43, (count,), [], compress=3), 0)
