@@ -16,8 +16,10 @@ stores the float32 weights the writing release's runtime would have computed at 
 * ``FSE`` / ``FSE_INT``: finite-state-entropy coded symbols of float32 / int32 centroids
   (``tools/converter/quantizer/fse_decoder.{h,cc}``, ``fse_bit_stream.cc``: 64-bit chunks popped from the end).
 
-Huffman-coded and ``FSE_INFER`` tensors are refused with their name (not decoded here yet). Every table is
-bounds-checked: a truncated or inconsistent one raises WeightDecodeError naming the tensor.
+* Huffman (``enableHuffmanCode``): ``huffman_decode.cc``'s "keys#codes#bits" string.
+
+``FSE_INFER`` tensors are refused with their name (not decoded here yet). Every table is bounds-checked: a
+truncated or inconsistent one raises WeightDecodeError naming the tensor.
 """
 from __future__ import annotations
 
@@ -225,12 +227,53 @@ def _fse(t: QuantTensor, centroid_type: str) -> np.ndarray:
     return out
 
 
+_PSEUDO_EOF = 128
+
+
+def _huffman(t: QuantTensor) -> np.ndarray:
+    """``HuffmanDecode::DoHuffmanDecode``: "keys#codes#bits" — space-separated int8 keys and their 0/1 codes,
+    then MSB-first bits up to the pseudo-EOF key (128); the decoded bytes are the int8 values."""
+    parts = t.data.split(b"#", 2)
+    if len(parts) != 3:
+        raise WeightDecodeError(f"tensor '{t.name}': its Huffman table has no 'keys#codes#' header")
+    try:
+        keys = [int(k) for k in parts[0].split()]
+    except ValueError:
+        raise WeightDecodeError(f"tensor '{t.name}': its Huffman keys are not integers") from None
+    codes = parts[1].decode("latin-1").split()
+    if len(keys) < len(codes) or any(set(c) - {"0", "1"} or not c for c in codes):
+        raise WeightDecodeError(f"tensor '{t.name}': its Huffman codes are malformed")
+    root: dict = {}
+    for key, code in zip(keys, codes):
+        node = root
+        for bit in code[:-1]:
+            node = node.setdefault(bit, {})
+            if not isinstance(node, dict):
+                raise WeightDecodeError(f"tensor '{t.name}': its Huffman codes are not prefix-free")
+        if code[-1] in node:
+            raise WeightDecodeError(f"tensor '{t.name}': its Huffman codes are not prefix-free")
+        node[code[-1]] = key
+    out, node = bytearray(), root
+    for bit in np.unpackbits(np.frombuffer(parts[2], np.uint8)).tolist():
+        node = node.get("1" if bit else "0")
+        if node is None:
+            raise WeightDecodeError(f"tensor '{t.name}': its Huffman bits follow no code")
+        if not isinstance(node, dict):
+            if node == _PSEUDO_EOF:
+                break
+            out.append(node & 0xFF)
+            node = root
+    if len(out) < t.count:
+        raise WeightDecodeError(f"tensor '{t.name}': {t.count} values expected, its Huffman data holds {len(out)}")
+    return np.frombuffer(bytes(out[:t.count]), np.int8)
+
+
 def integers(t: QuantTensor) -> np.ndarray:
     """The quantized integers of ``t`` (flat), whatever their storage."""
     if any(d < 0 for d in t.dims) or t.count > _MAX_ELEMENTS:
         raise WeightDecodeError(f"tensor '{t.name}' claims dims {list(t.dims)}, which no weight tensor has")
     if t.huffman:
-        raise WeightDecodeError(f"tensor '{t.name}' is Huffman-coded, which the bridge does not decode yet")
+        return _huffman(t)
     if not t.params:
         raise WeightDecodeError(f"tensor '{t.name}' has no quantization parameters")
     bits = int(t.params[0]["num_bits"])

@@ -98,7 +98,7 @@ def test_kmeans_clusters_and_refused_encodings():
     q = np.array([-128, 0, 127], np.int8)
     t = W.QuantTensor("k", q.tobytes(), 32, (3,), [_param(1.0, 0)], clusters)
     np.testing.assert_allclose(W.dequantize(t, 0), [0.0, 12.8, 25.5], rtol=1e-6)
-    with pytest.raises(W.WeightDecodeError, match="'h' is Huffman-coded"):
+    with pytest.raises(W.WeightDecodeError, match="'h': its Huffman table has no 'keys#codes#' header"):
         W.integers(W.QuantTensor("h", b"x", 32, (1,), [_param(1, 0)], huffman=True))
     with pytest.raises(W.WeightDecodeError, match="'f' is FSE_INFER-compressed"):
         W.integers(W.QuantTensor("f", b"x", 32, (1,), [_param(1, 0)], compress=6))
@@ -295,3 +295,32 @@ def test_fse_weights_decode_to_what_was_encoded(count):
     np.testing.assert_array_equal(W.dequantize(t_int, 0), ((ints[symbols] - 1) * 0.5).astype(np.float32))
     with pytest.raises(W.WeightDecodeError, match="'f': its FSE table is truncated"):
         W.dequantize(W.QuantTensor("f", data[:30], 43, (count,), [], compress=3), 0)
+
+
+def huffman_encode(values: np.ndarray) -> bytes:
+    """The converter's Huffman layout: "keys#codes#" then MSB-first bits ending with the pseudo-EOF (128) code."""
+    import heapq
+
+    counts = {int(v): int(c) for v, c in zip(*np.unique(values, return_counts=True))} | {128: 1}
+    heap = [(c, i, {k: ""}) for i, (k, c) in enumerate(sorted(counts.items()))]
+    heapq.heapify(heap)
+    while len(heap) > 1:
+        c1, i1, a = heapq.heappop(heap)
+        c2, _, b = heapq.heappop(heap)
+        merged = {**{k: "0" + v for k, v in a.items()}, **{k: "1" + v for k, v in b.items()}}
+        heapq.heappush(heap, (c1 + c2, i1, merged))
+    codes = heap[0][2]
+    bits = "".join(codes[int(v)] for v in values) + codes[128]
+    bits += "0" * (-len(bits) % 8)
+    head = " ".join(map(str, codes)) + "#" + " ".join(codes.values()) + "#"
+    return head.encode() + bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8))
+
+
+def test_huffman_weights_decode_to_what_was_encoded():
+    values = RNG.choice([-7, 0, 3, 120, -128], 301, p=[0.2, 0.5, 0.2, 0.05, 0.05]).astype(np.int8)
+    t = W.QuantTensor("h", huffman_encode(values), 32, (301,), [_param(0.1, 0)], huffman=True)
+    np.testing.assert_array_equal(W.integers(t), values)
+    np.testing.assert_array_equal(W.dequantize(t, 0), (values.astype(np.int64) * 0.1).astype(np.float32))
+    short = W.QuantTensor("h", huffman_encode(values[:100]), 32, (301,), [_param(0.1, 0)], huffman=True)
+    with pytest.raises(W.WeightDecodeError, match="301 values expected, its Huffman data holds 100"):
+        W.integers(short)
