@@ -236,3 +236,16 @@ def test_inspect_trial_load_names_the_refusing_node(corpus):
     text = cli("inspect", str(corpus / "ml_face_isface_quant.ms")).stdout
     assert "converter MindSpore Lite 2.2.0.20231129" in text and "NOT loadable by MindSpore Lite 2.0.0" in text
     assert "weights decoded to float32" in text and "bridge: rewrites it" in text
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet0924.ms", "retinaface0924.ms"])
+def test_legacy_files_are_not_claimed_loadable_and_run_after_the_bridge(shared_dir, name, tmp_path):
+    path = shared_dir / "legacy-ms" / name
+    if not path.is_file():
+        pytest.skip(f"needs {path}; absent")
+    info = inspect_ms(path)
+    assert (info.schema, info.loadable, info.bridgeable) == ("v0", False, True)
+    assert ms_compat.trial_load(path)[0] is False
+    out = tmp_path / name
+    out.write_bytes(bridge_bytes(path.read_bytes(), name).data)
+    assert ms_compat.trial_load(out) == (True, "")
