@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import runtime
-from ..errors import ModelBridgeError, MsInspectError
+from ..errors import LegacyUpgradeError, ModelBridgeError, MsInspectError
 from ..files import atomic_write, sha256_of
 from . import ms_compat as C
 from . import ms_weights as W
@@ -122,7 +122,13 @@ def _read(data: bytes, name: str) -> C.MsGraph:
 
 
 def _upgrade_v0(out: Bridged, name: str) -> None:
-    graph, upgraded = translate_v0(out.data, name)
+    try:
+        graph, upgraded = translate_v0(out.data, name)
+    except LegacyUpgradeError as exc:
+        error = LegacyUpgradeError(f"{name} uses the legacy schema (v0), which MindSpore Lite 2.x refuses, and the "
+                                   f"upgrade failed: {exc}")
+        error.unsupported = getattr(exc, "unsupported", ())
+        raise error from None
     out.data = write_current(upgraded)
     out.steps.append(f"upgraded legacy-schema (v0) to the current schema ({len(graph.nodes)} ops)")
 
