@@ -91,7 +91,7 @@ def bridge_bytes(data: bytes, name: str, inference_output: str | None = None) ->
     for _ in range(_MAX_NESTING):
         graph = _read(out.data, name)
         cut = C.training_cut()
-        if cut is not None and any(C.is_training_op(n.op) for n in graph.nodes):
+        if cut is not None and cut.is_training_graph(out.data):
             out.data = _cut_training(cut, out.data, name, inference_output)
             out.steps.append("cut the training graph to its inference graph (loss, gradient and optimizer nodes "
                              "removed)")
