@@ -273,7 +273,8 @@ def survey(graph: MsGraph, training_cut: bool) -> Survey:
         shown = ", ".join(ops[:4]) + (", ..." if len(ops) > 4 else "")
         detail = (f"a training graph: {len(training)} loss/gradient/optimizer nodes ({shown}), which MindSpore Lite "
                   "2.0.0's inference build has no kernels for")
-        found.append(Finding("training-graph", detail, training_cut,
+        problem = _cut_problem(graph) if training_cut else ""
+        found.append(Finding("training-graph", f"{detail}{problem}", training_cut and not problem,
                              "cut to the inference graph (the network up to the loss input)" if training_cut else ""))
     found.extend(_encoding_findings(graph))
     if not training:
@@ -285,6 +286,17 @@ def survey(graph: MsGraph, training_cut: bool) -> Survey:
             out.undecided = (f"written by MindSpore Lite {'.'.join(map(str, version))}; ops not yet seen loading in "
                              f"2.0.0: {', '.join(other[:6])}{', ...' if len(other) > 6 else ''}")
     return out
+
+
+def _cut_problem(graph: MsGraph) -> str:
+    """Why the training-graph cut fails on this graph ("" when it succeeds): the claim "bridged" is tried."""
+    from ..errors import ModelFileError
+
+    try:
+        training_cut().cut_inference_graph(bytes(graph.buf))
+    except ModelFileError as exc:
+        return f"; the inference graph cannot be cut out: {exc}"
+    return ""
 
 
 def third_party_finding(graph: MsGraph, node: MsNode) -> Finding:
