@@ -98,14 +98,12 @@ def bridge_bytes(data: bytes, name: str, inference_output: str | None = None) ->
             graph = _read(out.data, name)
         survey = C.survey(graph, training_cut=cut is not None)
         out.op_counts = dict(survey.ops)
-        wrapped = [f for f in survey.findings if f.kind == "offline-model" and f.bridged]
-        if wrapped and len(graph.nodes) == 1:
+        if survey.refusals:
+            raise _refuse(name, "; ".join(f.detail for f in survey.refusals))
+        if any(f.kind == "offline-model" for f in survey.findings):  # one node wrapping a whole .ms
             out.data = C.embedded_payload(graph, graph.nodes[0])
             out.steps.append(f"unwrapped the MindSpore Lite model held by node '{graph.nodes[0].name}'")
             continue
-        refusals = survey.refusals + [f for f in wrapped if len(graph.nodes) > 1]
-        if refusals:
-            raise _refuse(name, "; ".join(f.detail for f in refusals))
         if any(f.kind == "weight-quant" for f in survey.findings):
             count = _decode_weights(out, graph, name)
             out.steps.append(f"decoded {count} weight-quantized tensors to float32 (as MindSpore Lite "

@@ -302,6 +302,9 @@ def _cut_problem(graph: MsGraph) -> str:
 def third_party_finding(graph: MsGraph, node: MsNode) -> Finding:
     """A ThirdPartyModel node: bridged when its payload is itself a MindSpore Lite model, else device-only."""
     payload = embedded_payload(graph, node)
+    if payload is not None and payload[4:8] == b"MSL2" and len(graph.nodes) > 1:
+        return Finding("offline-model", f"node '{node.name}' wraps a whole MindSpore Lite model inside a larger graph, "
+                                        "which the bridge does not splice", False)
     if payload is not None and payload[4:8] == b"MSL2":
         return Finding("offline-model", f"node '{node.name}' wraps a whole MindSpore Lite model (a "
                                         f"'{CUSTOM_THIRD_PARTY}' for a device delegate)", True,

@@ -216,13 +216,15 @@ def test_face_classifier_added_by_a_user_annotates_real_images(corpus, imagenet_
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["input_size"] == 48
     dataset = f"faces-{model}"
-    assert cli("dataset", "import", "--name", dataset, "--dir", str(tmp_path / "imgs"), "--json").returncode == 0
+    imported = cli("dataset", "import", "--name", dataset, "--dir", str(tmp_path / "imgs"), "--overwrite", "--json")
+    assert imported.returncode == 0, imported.stdout
     run = cli("annotate", "--dataset", dataset, "--model", model, "--field", "face", "--json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["processed"] == len(images)
     predictions = [s["face"] for s in fo.load_dataset(dataset).select_fields("face")]
     assert all(p.label in ("face", "not-face") and 0.5 <= p.confidence <= 1.0 for p in predictions)
     cli("models", "remove", model)
+    fo.delete_dataset(dataset)
 
 
 def test_inspect_trial_load_names_the_refusing_node(corpus):
