@@ -47,7 +47,7 @@ os.environ.setdefault("FIFTYONE_MSLITE_MIRROR", str(MIRROR))
 
 from fiftyone_mslite import downloads, runtime  # noqa: E402
 from fiftyone_mslite.adapters.preprocessing import PreprocessConfig, resize_and_crop, to_tensor  # noqa: E402
-from fiftyone_mslite.catalog import store  # noqa: E402
+from fiftyone_mslite.catalog import model_files  # noqa: E402
 from fiftyone_mslite.catalog.labelsets import LabelSet, normalize  # noqa: E402
 from fiftyone_mslite.catalog.registry import catalog  # noqa: E402
 from fiftyone_mslite.modelfiles.convert import convert_model  # noqa: E402
@@ -179,7 +179,7 @@ def tflite_reference(interpreter) -> tuple[str, Reference]:
 def convert_onnx(case: Case, fmt: str) -> Path:
     """The ONNX export converted with the product's conversion path; cached by source checksum."""
     source = SHARED / "onnx" / case.onnx
-    key = store.sha256_of(source)[:16]
+    key = model_files.sha256_of(source)[:16]
     out = runtime.cache_home() / "bench" / "parity" / f"{source.stem}-{key}.{fmt}"
     if not out.is_file():
         out = convert_model(source, out, save_type=fmt).output
@@ -236,7 +236,7 @@ def run_case(case: Case, fmt: str = "ms", limit: int | None = None, threads: int
         entry = catalog().model(case.entry)
         if fmt != entry.source.conversion.save_type:
             raise ValueError(f"{case.name}: the catalog converts it to .{entry.source.conversion.save_type} only")
-        model_path = store.model_file(entry).path
+        model_path = model_files.model_file(entry).path
         interpreter = litert_interpreter(downloads.fetch(entry.source.url, sha256=entry.source.sha256), threads)
         ref_name, reference = tflite_reference(interpreter)
         cfg = case.preprocess or entry.preprocess

@@ -20,13 +20,13 @@ from .adapters.base import Adapter
 from .adapters.preprocessing import PreprocessConfig
 from .catalog.adhoc import complete_entry, entry_for_file, split_overrides
 from .catalog.labelsets import LabelSet
+from .catalog.model_files import model_file
 from .catalog.registry import catalog
 from .catalog.schema import Embedding, ModelEntry
-from .catalog.store import model_file, sha256_of
 from .errors import EmbeddingNotFoundError
+from .modelfiles.bridge import runnable_model
 from .modelfiles.embedding import split_outputs
 from .modelfiles.formats import detect_format
-from .modelfiles.legacy import is_legacy, upgraded_copy
 from .runtime.specs import check_input_size
 
 
@@ -163,10 +163,9 @@ class Classifier:
 
 
 def runnable_file(path: Path) -> Path:
-    """A local model file MindSpore Lite 2.x loads: the file itself, or the upgrade of a legacy-schema (v0) .ms,
-    made once and cached by content; anything else is refused with what to do."""
-    if is_legacy(path):
-        path, _ = upgraded_copy(path, runtime.cache_home() / "upgraded", sha256_of(path))
+    """A local model file MindSpore Lite 2.0.0 loads: the file itself, or its bridged copy (any .ms generation,
+    `modelfiles.bridge`, made once and cached by content); anything else is refused with what to do."""
+    path = runnable_model(path)
     detect_format(path, runnable=True)
     return path
 

@@ -240,8 +240,8 @@ def models_info(name: str, as_json: bool) -> None:
 
 
 def _fetch(name: str):
+    from .catalog.model_files import model_file
     from .catalog.registry import catalog
-    from .catalog.store import model_file
 
     return model_file(catalog().model(name), progress=None)
 
@@ -356,12 +356,27 @@ def models_remove(name: str, as_json: bool) -> None:
 
 @main.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
+@click.option("--trial-load", "trial", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Load the file in MindSpore Lite 2.0.0 to decide `loadable`: when a static "
+                                      "reading cannot tell (auto), always, or never.")
 @json_option
-def inspect_cmd(file: Path, as_json: bool) -> None:
-    """Read a .ms file's header without loading it: version, inputs, outputs, loadability."""
+def inspect_cmd(file: Path, trial: str, as_json: bool) -> None:
+    """Read a .ms file without running it: converter version, inputs, outputs, whether MindSpore Lite 2.0.0 loads
+    it, what in it 2.0.0 lacks and whether the bridge rewrites it (docs/model-files.md)."""
+    from dataclasses import replace
+
+    from .modelfiles.ms_compat import trial_load
     from .modelfiles.ms_inspect import inspect_ms
 
     info = inspect_ms(file)
+    if info.padding == 0 and info.schema != "v0" and (trial == "always" or (trial == "auto" and info.loadable is None)):
+        try:
+            loads, why = trial_load(file)
+            info = replace(info, loadable=loads, decided_by="trial load in MindSpore Lite 2.0.0",
+                           hint="" if loads else f"{info.path.name}: {why}")
+        except runtime.RuntimeUnavailableError:
+            if trial == "always":
+                raise
     data = info.to_dict()
     if info.schema == "v0":
         from .modelfiles.legacy import legacy_summary
@@ -371,11 +386,25 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=1))
         return
     click.echo(f"{info.path}: {info.size_bytes} bytes, identifier {info.identifier!r}, schema {info.schema}, "
-               f"version {info.version or '(not recorded)'}, {info.node_count} nodes")
+               f"converter {info.version or '(not recorded)'}, {info.node_count} nodes")
     for kind, tensors in (("input", info.inputs), ("output", info.outputs)):
         for t in tensors:
             click.echo(f"  {kind:6} {t.name}: {list(t.dims)} {t.dtype} {t.format}")
-    click.echo("  loadable by MindSpore Lite 2.x" if info.loadable else f"  NOT loadable: {info.hint}")
+    if info.loadable:
+        click.echo(f"  loadable by MindSpore Lite 2.x (2.0.0, {info.decided_by})")
+    elif info.loadable is None:
+        click.echo(f"  loadable: unknown: {info.hint}; a trial load decides (install the runtime: "
+                   "`fiftyone-mslite runtime install`, then inspect again)")
+    elif info.findings:
+        click.echo("  NOT loadable by MindSpore Lite 2.0.0 as written; what it lacks:")
+    else:
+        click.echo(f"  NOT loadable by MindSpore Lite 2.0.0: {info.hint}")
+    for finding in info.findings:
+        click.echo(f"  - {finding.line()}")
+    if info.loadable is False and info.findings:
+        click.echo("  bridge: " + ("rewrites it (`fiftyone-mslite upgrade FILE -o NEW.ms`; load_model, predict, "
+                                   "annotate, benchmark and models fetch do it by themselves)" if info.bridgeable
+                                   else "refuses it (see the refused findings)"))
     if "upgrade" in data:
         click.echo(f"  {data['upgrade']}")
 
@@ -383,19 +412,25 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 @main.command("upgrade")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the current-schema .ms.")
+              help="Where to write the .ms that MindSpore Lite 2.0.0 runs.")
 @click.option("--add-output", "add_outputs", multiple=True, metavar="TENSOR",
               help="Also expose this internal tensor as a graph output (repeatable; works on current files too).")
+@click.option("--inference-output", metavar="TENSOR",
+              help="For a training graph: the tensor the inference graph ends at (default: the loss function's "
+                   "input, the network's last op).")
 @json_option
-def upgrade_cmd(source: Path, output: Path, add_outputs: tuple[str, ...], as_json: bool) -> None:
-    """Rewrite a legacy-schema (pre-1.1) .ms in the current schema, which MindSpore Lite 2.x loads; with
-    --add-output, add graph outputs (e.g. the embedding tensor). Nothing is written when anything fails."""
-    from .modelfiles.legacy import upgrade_ms
+def upgrade_cmd(source: Path, output: Path, add_outputs: tuple[str, ...], inference_output: str | None,
+                as_json: bool) -> None:
+    """Rewrite any .ms (legacy schema, newer weight encodings, training graph, app-package padding, ...) into a file
+    MindSpore Lite 2.0.0 runs, or say in one line why it cannot be; with --add-output, add graph outputs (e.g. the
+    embedding tensor). Nothing is written when anything fails."""
+    from .modelfiles.bridge import bridge_file
 
-    report = upgrade_ms(source, output, add_outputs=add_outputs)
+    report = bridge_file(source, output, add_outputs=add_outputs, inference_output=inference_output)
     ops = sum(report.op_counts.values())
     extra = f", outputs added: {', '.join(report.added_outputs)}" if report.added_outputs else ""
-    _emit(as_json, report.to_dict(), f"{report.source} (schema {report.source_schema}) → {report.output}: "
+    steps = "; ".join(report.steps) or "graph outputs added"
+    _emit(as_json, report.to_dict(), f"{report.source} (schema {report.source_schema}) → {report.output}: {steps}; "
                                      f"{ops} ops, {report.tensors_out} tensors{extra} ({report.seconds:.2f} s)")
 
 

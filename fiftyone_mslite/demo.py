@@ -103,8 +103,8 @@ def cifar_images(limit: int | None) -> Path:
 
 
 def ensure_user_model(name: str, onnx: Path, labels: str, **pre) -> str:
+    from .catalog.model_files import sha256_of
     from .catalog.registry import catalog
-    from .catalog.store import sha256_of
     from .catalog.user import add_model
 
     entry = catalog().models.get(name)

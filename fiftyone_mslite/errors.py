@@ -21,7 +21,7 @@ from .runtime.errors import (
 __all__ = [
     "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
     "WorkerTimeoutError", "ConversionError", "BenchmarkDataError", "MsInspectError", "OnnxFixError",
-    "TFLiteDequantizeError", "LegacyUpgradeError",
+    "TFLiteDequantizeError", "ModelBridgeError", "LegacyUpgradeError",
     "TrainingGraphError", "NotATrainingGraphError", "LossInputNotFoundError", "UnknownOutputTensorError",
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
@@ -43,7 +43,11 @@ class TFLiteDequantizeError(ModelFileError):
     """A quantized TFLite model cannot be rewritten as float32 (unsupported tensor or quantization)."""
 
 
-class LegacyUpgradeError(ModelFileError):
+class ModelBridgeError(ModelFileError):
+    """A ``.ms`` the bridge cannot make runnable on MindSpore Lite 2.0.0; the message says exactly why."""
+
+
+class LegacyUpgradeError(ModelBridgeError):
     """A legacy-schema (v0) ``.ms`` cannot be upgraded: unreadable, unsupported ops, or nothing to do."""
 
 

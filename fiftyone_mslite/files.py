@@ -2,6 +2,7 @@
 device would never end), and writes are atomic (readers see the old content or the new, never half)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -56,3 +57,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's content, read in 1 MiB blocks (the key of every content-addressed cache)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import runtime
+from ..catalog.model_files import model_file
 from ..catalog.registry import catalog
-from ..catalog.store import model_file
 from ..errors import BenchmarkDataError, MsInspectError
+from ..modelfiles.bridge import runnable_model
 from ..modelfiles.ms_inspect import inspect_ms
 from ..runtime.specs import check_input_size, concrete_shape
 from .golden import match_outputs, mean_bias, read_golden
@@ -176,6 +177,8 @@ def benchmark_model(model: str, threads: int = 2, loop_count: int = 10, warmup_l
     path = Path(model).expanduser()
     if model in cat.models or not (path.exists() or path.suffix in (".ms", ".mindir")):
         path = model_file(cat.model(model)).path  # unknown names get the catalog's "did you mean"
+    else:
+        path = runnable_model(path)  # any .ms generation, bridged once and cached
     _check_declared_inputs(path, batch_size)
     start = time.perf_counter()
     with runtime.open_model(path, threads=threads, batch_size=batch_size, backend=backend) as session:

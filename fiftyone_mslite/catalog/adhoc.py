@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..adapters.preprocessing import PREPROCESS_FIELDS, PreprocessConfig, input_hw
+from ..files import sha256_of
 from ..runtime import Session
 from .schema import ModelEntry, Source, model_name_for
-from .store import sha256_of
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

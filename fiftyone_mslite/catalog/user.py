@@ -68,7 +68,7 @@ def _named_and_undone_on_failure(add: Callable[..., R]) -> Callable[..., R]:
     when it fails (a failed command leaves nothing behind; a folder that existed before stays)."""
     @functools.wraps(add)
     def checked(name: str, *args: Any, **kwargs: Any) -> R:
-        from .store import converted_dir
+        from .model_files import converted_dir
 
         folder = converted_dir() / check_model_name(name)
         existed = folder.exists()
@@ -94,18 +94,18 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
     """
     from .. import downloads, runtime
     from ..modelfiles.embedding import split_outputs
-    from . import registry, store
+    from . import model_files, registry
     from .adhoc import complete_entry
     from .schema import Embedding, Source
 
     if "://" in source:
         local = downloads.fetch(source, sha256=sha256)
-        src = {"url": source, "sha256": sha256 or store.sha256_of(local)}
+        src = {"url": source, "sha256": sha256 or model_files.sha256_of(local)}
     else:
         local = Path(source).expanduser().resolve()
         if not local.is_file():
             raise CatalogError(f"--source {source}: no such file")
-        digest = store.sha256_of(local)
+        digest = model_files.sha256_of(local)
         if sha256 and sha256 != digest:
             raise CatalogError(f"--source {source}: sha256 is {digest}, expected {sha256}")
         src = {"path": str(local), "sha256": digest}
@@ -120,7 +120,7 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
                        adapter="multilabel" if task == "multi" else "classifier", labels=labels, num_classes=1,
                        background=background, source=Source(**src), preprocess=preprocess,
                        origin=str(user_catalog_path()))
-    found = store.model_file(entry)
+    found = model_files.model_file(entry)
     with runtime.open_model(found.path) as session:
         head, emb = split_outputs([o.name for o in session.outputs], getattr(found.embedding, "tensor", None))
         outputs = [session.outputs[i] for i in head]

@@ -152,8 +152,8 @@ def _forget_cached_manifest() -> None:
 
 def download_model(model_name: str, model_path: str) -> None:
     """Fetch (and convert) the model through the catalog, then write the 'downloaded' marker."""
+    from ..catalog.model_files import model_file
     from ..catalog.registry import catalog
-    from ..catalog.store import model_file
 
     cat = catalog()
     entry = cat.model(model_name)

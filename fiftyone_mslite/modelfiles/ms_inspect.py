@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import mmap
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from flatbuffers import util
 
 from ..errors import MsInspectError
+from . import ms_compat
 from .flatbuf import CorruptFlatBuffer, FlatReader, Table
 
 __all__ = ["MsInspectError", "MsModelInfo", "MsTensorInfo", "inspect_ms"]
@@ -87,6 +88,7 @@ _FORMATS_V2 = (
 _FORMATS_V0 = dict(enumerate(_FORMATS_V2[:13])) | {100: "NC4HW4"}
 
 # Upper bounds that keep a hostile header from making us loop for minutes over garbage.
+_MAX_PADDING = 1 << 20
 _MAX_IO = 4096
 _MAX_DIMS = 64
 
@@ -116,7 +118,10 @@ class MsModelInfo:
 
     ``version`` is the converter version string stored in ``MetaGraph.version``; it is empty when the
     converter did not record one (MindSpore Lite 2.0.0's converter leaves it unset).
-    ``hint`` explains why ``loadable`` is False and what to do; it is empty for loadable files.
+    ``loadable``: whether MindSpore Lite 2.0.0 loads the file as it is — True, False, or None when a static
+    reading cannot decide (`trial_load` decides). ``findings`` lists what 2.0.0 lacks in it and whether the
+    bridge rewrites each (`ms_compat.Finding`); ``padding`` counts zero bytes before the FlatBuffer.
+    ``hint`` explains why ``loadable`` is not True and what to do; it is empty for loadable files.
     """
 
     path: Path
@@ -128,10 +133,20 @@ class MsModelInfo:
     inputs: tuple[MsTensorInfo, ...]
     outputs: tuple[MsTensorInfo, ...]
     node_count: int
-    loadable: bool
+    loadable: bool | None
     tensor_count: int = 0
     subgraph_count: int = 0
     hint: str = ""
+    padding: int = 0
+    findings: tuple[ms_compat.Finding, ...] = ()
+    ops: tuple[tuple[str, int], ...] = ()
+    decided_by: str = "static reading"
+
+    @property
+    def bridgeable(self) -> bool:
+        """Whether the bridge makes the file runnable (everything 2.0.0 lacks in it has a rewrite)."""
+        return self.loadable is not True and (self.schema == "v0" or self.padding > 0 or bool(self.findings)) and \
+            all(f.bridged for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view (paths as strings, tuples as lists)."""
@@ -148,12 +163,17 @@ class MsModelInfo:
             "tensor_count": self.tensor_count,
             "subgraph_count": self.subgraph_count,
             "loadable": self.loadable,
+            "decided_by": self.decided_by,
+            "padding": self.padding,
+            "findings": [f.to_dict() for f in self.findings],
+            "bridgeable": self.bridgeable,
+            "ops": dict(self.ops),
             "hint": self.hint,
         }
 
     def check_loadable(self) -> MsModelInfo:
         """Raise MsInspectError with the hint when a 2.x runtime would refuse this file; else return self."""
-        if not self.loadable:
+        if self.loadable is False:
             raise MsInspectError(self.hint or f"{self.path.name} cannot be loaded by MindSpore Lite 2.x")
         return self
 
@@ -185,6 +205,19 @@ def _foreign_format(head: bytes, path: Path) -> str | None:
     return None
 
 
+def leading_padding(buf: bytes | memoryview) -> int:
+    """How many zero bytes precede the FlatBuffer (files cut out of app packages carry some): the start of the
+    first 'MSL1'/'MSL2' identifier at bytes 4..8 of what follows zeros; 0 when there is none."""
+    head = bytes(buf[:_MAX_PADDING + 8])
+    zeros = len(head) - len(head.lstrip(b"\0"))
+    if zeros < 4 or head[4:8] in (b"MSL1", b"MSL2"):
+        return 0
+    for start in range(max(zeros - 3, 1), zeros + 1):  # the root offset may itself begin with zero bytes
+        if head[start + 4:start + 8] in (b"MSL1", b"MSL2"):
+            return start
+    return 0
+
+
 def _identifier(buf: memoryview) -> str:
     """The FlatBuffer file identifier when it is printable ASCII, else "" (FlatBuffers without one)."""
     raw = bytes(util.GetBufferIdentifier(buf, 0))
@@ -206,7 +239,7 @@ def _tensor_info(rd: FlatReader, meta: Table, index: int, legacy: bool) -> MsTen
     )
 
 
-def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool) -> MsModelInfo:
+def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool, padding: int = 0) -> MsModelInfo:
     rd = FlatReader(buf)
     meta = rd.table(rd.u32(0, "root offset"), "MetaGraph")
     version = rd.string(meta, _MG_VERSION, "MetaGraph.version")
@@ -214,7 +247,7 @@ def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool) -> MsMode
     outputs = rd.values(meta, _MG_OUTPUTS, "[u32]", "MetaGraph.outputIndex", limit=_MAX_IO)
     info = MsModelInfo(
         path=path,
-        size_bytes=len(buf),
+        size_bytes=len(buf) + padding,
         identifier=identifier,
         schema="v0" if legacy else "v2",
         version=version,
@@ -226,11 +259,43 @@ def _parse(buf: memoryview, path: Path, identifier: str, legacy: bool) -> MsMode
         tensor_count=rd.vector_len(meta, _MG_TENSORS, 4, "MetaGraph.allTensors"),
         subgraph_count=rd.vector_len(meta, _MG_SUBGRAPHS, 4, "MetaGraph.subGraph"),
         hint=f"{path.name}: {_LEGACY_HINT}" if legacy else "",
+        padding=padding,
     )
     if not info.inputs or not info.outputs:
         raise CorruptFlatBuffer(f"the graph lists {len(info.inputs)} inputs and {len(info.outputs)} outputs")
     _check_structure(rd, meta)
-    return info
+    if legacy:
+        return replace(info, loadable=False) if not padding else _padded(info)
+    return _verdict(info, ms_compat.survey(ms_compat.read_graph(buf)))
+
+
+def _padded(info: MsModelInfo) -> MsModelInfo:
+    detail = (f"{info.padding} zero bytes precede the model (a file taken out of an app package), which "
+              "MindSpore Lite 2.0.0 refuses")
+    pad = ms_compat.Finding("padding", detail, True, "skipped")
+    hint = f"{info.path.name}: {detail}; the bridge skips them (`fiftyone-mslite upgrade FILE -o NEW.ms`; " \
+           "load_model, predict and models fetch do this by themselves)"
+    return replace(info, loadable=False, findings=(pad, *info.findings), hint=info.hint or hint)
+
+
+def _verdict(info: MsModelInfo, survey: ms_compat.Survey) -> MsModelInfo:
+    """Fold the survey of a current-schema graph into the info: loadable, findings, hint."""
+    info = replace(info, findings=tuple(survey.findings), ops=tuple(sorted(survey.ops.items())),
+                   loadable=survey.loads)
+    if info.padding:
+        return _padded(info)
+    name = info.path.name
+    if survey.refusals:
+        hint = f"{name}: {'; '.join(f.detail for f in survey.refusals)}"
+    elif survey.findings:
+        hint = (f"{name}: {'; '.join(f.detail for f in survey.findings)}; the bridge rewrites it "
+                "(`fiftyone-mslite upgrade FILE -o NEW.ms`; load_model, predict and models fetch do this by "
+                "themselves)")
+    elif survey.undecided:
+        hint = f"{name}: a static reading cannot tell whether MindSpore Lite 2.0.0 loads it ({survey.undecided})"
+    else:
+        hint = ""
+    return replace(info, hint=hint)
 
 
 def _check_structure(rd: FlatReader, meta: Table) -> None:
@@ -292,6 +357,20 @@ def inspect_ms(path: str | Path) -> MsModelInfo:
 
 
 def _inspect_buffer(buf: memoryview, path: Path) -> MsModelInfo:
+    padding = leading_padding(buf)
+    if padding:
+        with buf[padding:] as model:
+            return _inspect_model(model, path, padding)
+    if len(bytes(buf[:8]).lstrip(b"\0")) < 5:
+        zeros = len(buf) - len(bytes(buf[:_MAX_PADDING]).lstrip(b"\0"))
+        raise MsInspectError(
+            f"{path.name} starts with {zeros} zero bytes and no MindSpore Lite model follows them (padding with "
+            "nothing behind it): the file was cut out of its package or download wrongly; take it out again or "
+            "fetch it from its source")
+    return _inspect_model(buf, path, 0)
+
+
+def _inspect_model(buf: memoryview, path: Path, padding: int) -> MsModelInfo:
     head = bytes(buf[:16])
     identifier = _identifier(buf)
     if identifier not in (IDENT_CURRENT, IDENT_LEGACY):
@@ -314,7 +393,7 @@ def _inspect_buffer(buf: memoryview, path: Path) -> MsModelInfo:
             )
     legacy = identifier != IDENT_CURRENT
     try:
-        info = _parse(buf, path, identifier, legacy)
+        info = _parse(buf, path, identifier, legacy, padding)
     except (CorruptFlatBuffer, struct.error, IndexError, ValueError, OverflowError) as exc:
         if identifier:
             raise MsInspectError(

@@ -44,7 +44,6 @@ _GRAD_NAME = "Gradients"
 _OPTIMIZER_NAME = "optimizer"  # kOptimizerName: the optimizer's own arithmetic (beta powers, ...)
 _OPTIMIZER_OPS = frozenset({"Adam", "SGD", "ApplyMomentum", "AdamWeightDecay", "Assign", "AssignAdd"})
 _DROPOUT = "Dropout"
-_LAST_2_0_0_PRIMITIVE = S.CURRENT_PRIMITIVES.index(S.LAST_2_0_0_PRIMITIVE)
 _LISTED = 8
 
 
@@ -198,8 +197,7 @@ def _check_writable(data: bytes, graph: Graph, kept: list[int]) -> None:
     transcribed table, or none set (then the written table, empty too, reads the same defaults)."""
     for index in kept:
         node = graph.nodes[index]
-        known = node.op in S.CURRENT_PRIMITIVES and S.CURRENT_PRIMITIVES.index(node.op) <= _LAST_2_0_0_PRIMITIVE
-        if not known:
+        if node.op not in S.PRIMITIVES_2_0_0:
             raise TrainingGraphError(
                 f"the network part holds a {node.op} node ({node.name!r}), which MindSpore Lite 2.0.0 does not "
                 "know; export the inference model from the training framework instead")

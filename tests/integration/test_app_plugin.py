@@ -121,8 +121,8 @@ def test_apply_model_on_the_current_view(plugin, dataset, tiny_model):
 
 
 def test_apply_model_from_a_file(plugin, dataset, tiny_model, monkeypatch):
+    from fiftyone_mslite.catalog.model_files import model_file
     from fiftyone_mslite.catalog.registry import catalog
-    from fiftyone_mslite.catalog.store import model_file
 
     entry = catalog().model(tiny_model)
     allow_dirs(monkeypatch, model_file(entry).path.parent)  # model files need an allow-list
@@ -373,8 +373,8 @@ def test_evaluate_brain_without_logits_says_to_store_them(plugin, dataset, tiny_
 @pytest.fixture()
 def allowed_model(tiny_model, monkeypatch) -> str:
     """The tiny model's converted file, in the only directory the server allows."""
+    from fiftyone_mslite.catalog.model_files import model_file
     from fiftyone_mslite.catalog.registry import catalog
-    from fiftyone_mslite.catalog.store import model_file
 
     path = model_file(catalog().model(tiny_model)).path
     allow_dirs(monkeypatch, path.parent)

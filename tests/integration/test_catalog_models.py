@@ -17,7 +17,7 @@ from PIL import Image
 
 from fiftyone_mslite.adapters.base import ModelMismatchError
 from fiftyone_mslite.catalog import registry
-from fiftyone_mslite.catalog.store import model_file
+from fiftyone_mslite.catalog.model_files import model_file
 from fiftyone_mslite.classifier import load_classifier
 
 pytestmark = pytest.mark.usefixtures("fresh_catalog")
@@ -27,7 +27,7 @@ def test_convert_on_fetch_over_http_and_cache(tmp_path, http_root, monkeypatch):
     root, base = http_root
     TinyNet.random(seed=0).save(root / "tiny.onnx")
     (root / "labels.txt").write_text("a\nb\nc\nd\ne\n")
-    from fiftyone_mslite.catalog.store import sha256_of
+    from fiftyone_mslite.catalog.model_files import sha256_of
     entry = {"labels": f"{base}/labels.txt", "num_classes": 5,
              "source": {"url": f"{base}/tiny.onnx", "sha256": sha256_of(root / "tiny.onnx")},
              "preprocess": {"input_size": 8, "resize": "squash", "crop_fraction": 1.0}}

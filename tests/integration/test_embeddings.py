@@ -16,8 +16,8 @@ from PIL import Image, ImageOps
 
 from fiftyone_mslite import downloads
 from fiftyone_mslite.adapters.images import load_image
+from fiftyone_mslite.catalog.model_files import model_file
 from fiftyone_mslite.catalog.registry import catalog
-from fiftyone_mslite.catalog.store import model_file
 from fiftyone_mslite.classifier import load_classifier
 from fiftyone_mslite.errors import CatalogError, DatasetError, EmbeddingNotFoundError
 from fiftyone_mslite.integration.annotation import annotate

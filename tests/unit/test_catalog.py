@@ -6,8 +6,8 @@ from helpers.env import REPO
 
 from fiftyone_mslite import plugins
 from fiftyone_mslite.catalog import registry
+from fiftyone_mslite.catalog.model_files import model_file
 from fiftyone_mslite.catalog.schema import CatalogError, parse_entries
-from fiftyone_mslite.catalog.store import model_file
 
 pytestmark = pytest.mark.usefixtures("fresh_catalog")
 

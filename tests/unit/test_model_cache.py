@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fiftyone_mslite.catalog import store
+from fiftyone_mslite.catalog import model_files
 from fiftyone_mslite.catalog.schema import parse_entries
 from fiftyone_mslite.errors import CatalogError, ConversionError, DownloadError
 
@@ -34,7 +34,7 @@ def test_failed_models_add_cannot_overwrite_another_models_converted_file(tmp_pa
     bytes, the fetch "succeeded"), and the add then failed, leaving the victim's model replaced."""
     from fiftyone_mslite.catalog.user import add_model, user_catalog_path
 
-    victim = store.converted_dir() / "victim" / "victim-0123456789abcdef.ms"
+    victim = model_files.converted_dir() / "victim" / "victim-0123456789abcdef.ms"
     victim.parent.mkdir(parents=True)
     victim.write_bytes(b"the victim's converted model")
     planted = tmp_path / "m" / "converted" / "victim" / victim.name  # <mirror>/../converted/victim/...
@@ -56,8 +56,8 @@ def test_converted_files_stay_inside_the_converted_dir(tmp_path):
         onnx_entry("..", src)
     escaping = onnx_entry("m", src).model_copy(update={"name": ".."})  # and, should one get through, here
     with pytest.raises(CatalogError, match="outside"):
-        store.model_file(escaping)
-    assert not any(store.converted_dir().parent.glob("model-*"))
+        model_files.model_file(escaping)
+    assert not any(model_files.converted_dir().parent.glob("model-*"))
 
 
 def test_failed_conversion_leaves_no_file_to_reuse(tmp_path, monkeypatch):
@@ -69,10 +69,10 @@ def test_failed_conversion_leaves_no_file_to_reuse(tmp_path, monkeypatch):
         Path(output).write_bytes(b"half a model")
         raise ConversionError("converter crashed")
 
-    monkeypatch.setattr(store, "convert_model", half_then_fail)
+    monkeypatch.setattr(model_files, "convert_model", half_then_fail)
     with pytest.raises(ConversionError, match="converter crashed"):
-        store.model_file(onnx_entry("m", src))
-    assert [p for p in store.converted_dir().rglob("*") if p.is_file()] == []
+        model_files.model_file(onnx_entry("m", src))
+    assert [p for p in model_files.converted_dir().rglob("*") if p.is_file()] == []
 
 
 def test_existing_converted_file_is_reused_not_replaced(tmp_path, monkeypatch):
@@ -86,9 +86,9 @@ def test_existing_converted_file_is_reused_not_replaced(tmp_path, monkeypatch):
         Path(output).write_bytes(b"converted earlier")
         return ConversionResult(Path(source), "onnx", Path(output), "ms", ())
 
-    monkeypatch.setattr(store, "convert_model", convert)
-    monkeypatch.setattr(store, "_check_ms", lambda path: None)  # the stub's bytes are no real .ms
-    out = store.model_file(entry).path
-    assert out.is_relative_to(store.converted_dir() / "m") and out.read_bytes() == b"converted earlier"
-    monkeypatch.setattr(store, "convert_model", lambda *a, **k: pytest.fail("must not convert again"))
-    assert store.model_file(entry).path == out and out.read_bytes() == b"converted earlier"
+    monkeypatch.setattr(model_files, "convert_model", convert)
+    monkeypatch.setattr(model_files, "_check_ms", lambda path: None)  # the stub's bytes are no real .ms
+    out = model_files.model_file(entry).path
+    assert out.is_relative_to(model_files.converted_dir() / "m") and out.read_bytes() == b"converted earlier"
+    monkeypatch.setattr(model_files, "convert_model", lambda *a, **k: pytest.fail("must not convert again"))
+    assert model_files.model_file(entry).path == out and out.read_bytes() == b"converted earlier"

@@ -63,13 +63,24 @@ def build_metagraph(
     inputs=(0,),
     outputs=(1,),
     name: str = "crafted",
+    computes: bool = True,
 ) -> bytes:
-    """A MetaGraph laid out per model.fbs / model_v0.fbs (same slots), finished with `identifier`."""
+    """A MetaGraph laid out per model.fbs / model_v0.fbs (same slots), finished with `identifier`. With
+    `computes`, its one node (an Activation) computes the outputs from the inputs; else the node is empty."""
     b = flatbuffers.Builder(256)
     tensor_offs = [_tensor(b, *t) for t in tensors]
     all_tensors = _tables(b, tensor_offs)
     in_off, out_off = _uints(b, inputs), _uints(b, outputs)
+    if computes:
+        node_in, node_out = _uints(b, inputs), _uints(b, outputs)
+        b.StartObject(2)  # Primitive: value_type, value
+        b.PrependUint8Slot(0, 2, 0)  # Activation (attributes absent)
+        primitive = b.EndObject()
     b.StartObject(6)  # CNode: name, nodeType, primitive, inputIndex, outputIndex, quantType
+    if computes:
+        b.PrependUOffsetTRelativeSlot(2, primitive, 0)
+        b.PrependUOffsetTRelativeSlot(3, node_in, 0)
+        b.PrependUOffsetTRelativeSlot(4, node_out, 0)
     node = b.EndObject()
     nodes = _tables(b, [node])
     name_off = b.CreateString(name)
@@ -101,6 +112,13 @@ def test_crafted_current_file(tmp_path):
     assert info.inputs == (MsTensorInfo("in", (1, 224, 224, 3), "uint8", "NHWC"),)
     assert info.outputs == (MsTensorInfo("out", (1, 10), "float32", "NCHW"),)
     assert info.node_count == 1 and info.tensor_count == 2
+
+
+def test_output_nothing_computes_is_not_loadable(tmp_path):
+    info = inspect_ms(_write(tmp_path / "empty.ms", build_metagraph(b"MSL2", "MindSpore Lite 2.0.0", computes=False)))
+    assert info.loadable is False and not info.bridgeable
+    assert [f.kind for f in info.findings] == ["unknown-op", "unreachable-output"]
+    assert "graph output 'out' is not computed from the graph inputs" in info.hint
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,6 @@
 Also graph surgery on current-schema files: expose internal tensors as extra graph outputs.
 """
 from ...errors import LegacyUpgradeError
-from .upgrade import UpgradeReport, is_legacy, legacy_summary, upgrade_ms, upgraded_copy
+from .upgrade import UpgradeReport, is_legacy, legacy_summary, upgrade_ms
 
-__all__ = ["LegacyUpgradeError", "UpgradeReport", "is_legacy", "legacy_summary", "upgrade_ms", "upgraded_copy"]
+__all__ = ["LegacyUpgradeError", "UpgradeReport", "is_legacy", "legacy_summary", "upgrade_ms"]

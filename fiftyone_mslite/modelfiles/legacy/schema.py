@@ -39,24 +39,25 @@ V0_PRIMITIVES = tuple((
     "SigmoidCrossEntropyWithLogitsGrad Reciprocal Merge Mod GeLU"
 ).split())
 
-# union PrimitiveType of ops.fbs, in order (mindspore-lite master, up to FillV2). The MindSpore Lite 2.0.0 runtime's
-# type-name table ends at LAST_2_0_0_PRIMITIVE; this package writes members up to Unsqueeze.
+# union PrimitiveType of ops.fbs, in order (mindspore-lite master, up to FillV2; union index = position + 1).
+# The MindSpore Lite 2.0.0 runtime's own EnumNamesPrimitiveType (read from the wheel's
+# libmsplugin-ge-litert_python.so) has the first 220, up to LAST_2_0_0_PRIMITIVE: PRIMITIVES_2_0_0.
 CURRENT_PRIMITIVES = tuple((
-    "Abs Activation ActivationGrad Adam AddFusion AdderFusion AddGrad AddN All ApplyMomentum ArgMaxFusion "
-    "ArgMinFusion Assert Assign AssignAdd AudioSpectrogram AvgPoolFusion AvgPoolGrad BatchNorm BatchNormGrad "
-    "BatchToSpace BatchToSpaceND BiasAdd BinaryCrossEntropy BinaryCrossEntropyGrad BiasAddGrad BroadcastTo Cast Ceil "
-    "Clip Concat Attention Conv2DBackpropFilterFusion Conv2DBackpropInputFusion Conv2DFusion Conv2dTransposeFusion Cos "
+    "Abs Activation ActivationGrad Adam AddFusion AdderFusion AddGrad AddN All ApplyMomentum ArgMaxFusion ArgMinFusion "
+    "Assert Assign AssignAdd AudioSpectrogram AvgPoolFusion AvgPoolGrad BatchNorm BatchNormGrad BatchToSpace "
+    "BatchToSpaceND BiasAdd BinaryCrossEntropy BinaryCrossEntropyGrad BiasAddGrad BroadcastTo Cast Ceil Clip Concat "
+    "Attention Conv2DBackpropFilterFusion Conv2DBackpropInputFusion Conv2DFusion Conv2dTransposeFusion Cos "
     "ConstantOfShape Crop CustomExtractFeatures CustomNormalize CustomPredict DeConv2DGradFilter Depend DepthToSpace "
     "DetectionPostProcess DivFusion DivGrad Dropout DropoutGrad Elu Eltwise Equal EmbeddingLookupFusion ExpFusion "
     "ExpandDims FakeQuantWithMinMaxVars FakeQuantWithMinMaxVarsPerChannel FftReal FftImag Flatten FlattenGrad Floor "
     "FloorDiv FloorMod Fill FullConnection FusedBatchNorm Gather GatherNd Greater GreaterEqual HashtableLookup "
-    "InstanceNorm LayerNormFusion LeakyRelu Less LessEqual Log LogGrad LogicalAnd LogicalNot LogicalOr "
-    "LpNormalization LRN LshProjection LSTM L2NormalizeFusion MatMulFusion Maximum MaximumGrad MaxPoolFusion "
-    "MaxPoolGrad SwitchLayer Mfcc Minimum MinimumGrad Mod MulFusion MulGrad Neg NegGrad NotEqual NonMaxSuppression "
-    "OneHot OnesLike PadFusion PartialFusion PowerGrad PowFusion PriorBox PReLUFusion QuantDTypeCast Rank Range "
-    "Reciprocal RealDiv ReduceFusion Reshape Resize ReverseSequence ReverseV2 Rfft ROIPooling Round Rsqrt ScaleFusion "
-    "ScatterNd SGD Shape SigmoidCrossEntropyWithLogits SigmoidCrossEntropyWithLogitsGrad Sin SkipGram SliceFusion "
-    "SmoothL1Loss SmoothL1LossGrad Softmax SoftmaxCrossEntropyWithLogits SpaceToBatch SpaceToBatchND SpaceToDepth "
+    "InstanceNorm LayerNormFusion LeakyRelu Less LessEqual Log LogGrad LogicalAnd LogicalNot LogicalOr LpNormalization "
+    "LRN LshProjection LSTM L2NormalizeFusion MatMulFusion Maximum MaximumGrad MaxPoolFusion MaxPoolGrad SwitchLayer "
+    "Mfcc Minimum MinimumGrad Mod MulFusion MulGrad Neg NegGrad NotEqual NonMaxSuppression OneHot OnesLike PadFusion "
+    "PartialFusion PowerGrad PowFusion PriorBox PReLUFusion QuantDTypeCast Rank Range Reciprocal RealDiv ReduceFusion "
+    "Reshape Resize ReverseSequence ReverseV2 Rfft ROIPooling Round Rsqrt ScaleFusion ScatterNd SGD Shape "
+    "SigmoidCrossEntropyWithLogits SigmoidCrossEntropyWithLogitsGrad Sin SkipGram SliceFusion SmoothL1Loss "
+    "SmoothL1LossGrad Softmax SoftmaxCrossEntropyWithLogits SpaceToBatch SpaceToBatchND SpaceToDepth "
     "SparseSoftmaxCrossEntropyWithLogits SparseToDense Split Sqrt Squeeze Square SquaredDifference Stack StridedSlice "
     "SubFusion SubGrad Switch TensorListFromTensor TensorListGetItem TensorListReserve TensorListSetItem "
     "TensorListStack TileFusion TopKFusion Transpose Unique UnsortedSegmentSum Unsqueeze "
@@ -68,7 +69,8 @@ CURRENT_PRIMITIVES = tuple((
     "TensorScatterAdd SparseFillEmptyRows SparseReshape SparseSegmentSum ScatterElements Triu Tril "
     "AdamWeightDecay FillV2"
 ).split())
-LAST_2_0_0_PRIMITIVE = "Tril"
+LAST_2_0_0_PRIMITIVE = "AdamWeightDecay"
+PRIMITIVES_2_0_0 = CURRENT_PRIMITIVES[:CURRENT_PRIMITIVES.index(LAST_2_0_0_PRIMITIVE) + 1]
 UNKNOWN_PRIMITIVE = "PrimitiveType#"  # + type id: a union member newer than CURRENT_PRIMITIVES
 
 # Shared table layouts of model_v0.fbs / model.fbs (the current schema only appends fields).

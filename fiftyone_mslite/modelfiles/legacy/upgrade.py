@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -10,16 +9,15 @@ from pathlib import Path
 
 from ...errors import LegacyUpgradeError, MsInspectError
 from ...files import atomic_write
+from .. import ms_inspect
 from ..flatbuf import CorruptFlatBuffer
-from ..ms_inspect import MsModelInfo, inspect_ms
 from . import ops
 from .graph import Graph
 from .reader import read_v0, tensor_names, without_cyclic_gc
 from .writer import append_outputs, write_current
 
-__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "upgraded_copy", "is_legacy"]
+__all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "is_legacy"]
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,11 +39,11 @@ class UpgradeReport:
                 "added_outputs": list(self.added_outputs), "seconds": round(self.seconds, 3)}
 
 
-def _load(path: Path, info: MsModelInfo | None = None) -> tuple[str, bytes]:
+def _load(path: Path, info: ms_inspect.MsModelInfo | None = None) -> tuple[str, bytes]:
     """(schema, bytes) of a readable ``.ms`` (`info`: its inspection when the caller has it already); every
     failure is a LegacyUpgradeError naming the file."""
     try:
-        info = info or inspect_ms(path)
+        info = info or ms_inspect.inspect_ms(path)
         return info.schema, path.read_bytes()
     except MsInspectError as exc:
         raise LegacyUpgradeError(f"cannot upgrade {path}: {exc}") from None
@@ -53,14 +51,29 @@ def _load(path: Path, info: MsModelInfo | None = None) -> tuple[str, bytes]:
         raise LegacyUpgradeError(f"cannot upgrade {path}: cannot read it ({exc.strerror or exc})") from None
 
 
-def _read_legacy(path: Path, buf: bytes) -> Graph:
+def _read_legacy(path: Path | str, buf: bytes) -> Graph:
     try:
         return read_v0(buf)
     except CorruptFlatBuffer as exc:
         raise LegacyUpgradeError(f"cannot upgrade {path}: the legacy-schema file is corrupt: {exc}") from None
 
 
-def _output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> list[int]:
+def translate_v0(buf: bytes, name: str) -> tuple[Graph, Graph]:
+    """(the v0 graph, its current-schema translation) of a legacy buffer; LegacyUpgradeError naming ``name`` and
+    every op without a faithful translation (also listed one per line in the error's ``unsupported``)."""
+    graph = _read_legacy(name, buf)
+    try:
+        return graph, ops.translate(graph)
+    except ops.UnsupportedGraph as exc:
+        error = LegacyUpgradeError(
+            f"cannot upgrade {name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
+            f"current-schema equivalent: {exc}")
+        error.unsupported = tuple(str(p) for p in exc.problems)  # for callers that list them one per line
+        raise error from None
+
+
+def output_indices(path: Path, names: list[str], wanted: tuple[str, ...]) -> list[int]:
+    """Indices of the tensors named ``wanted`` (the first of each name), or an error listing the names there are."""
     index = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)
@@ -88,21 +101,13 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
             raise LegacyUpgradeError(f"{src.name} already uses the current schema (MSL2), nothing to do; "
                                      "pass --add-output NAME to expose an internal tensor as an output")
         names = tensor_names(buf)
-        data = append_outputs(buf, _output_indices(src, names, add_outputs))
+        data = append_outputs(buf, output_indices(src, names, add_outputs))
         atomic_write(dst, data)
         return UpgradeReport(src, dst, schema, {}, len(names), len(names), add_outputs,
                              seconds=time.perf_counter() - start)
-    graph = _read_legacy(src, buf)
+    graph, upgraded = translate_v0(buf, src.name)
     counts = dict(collections.Counter(n.op for n in graph.nodes))
-    try:
-        upgraded = ops.translate(graph)
-    except ops.UnsupportedGraph as exc:
-        error = LegacyUpgradeError(
-            f"cannot upgrade {src.name}: {len(exc.problems)} of its {len(graph.nodes)} ops have no faithful "
-            f"current-schema equivalent: {exc}")
-        error.unsupported = tuple(str(p) for p in exc.problems)  # for callers that list them one per line
-        raise error from None
-    extra = _output_indices(src, [t.name for t in upgraded.tensors], add_outputs)
+    extra = output_indices(src, [t.name for t in upgraded.tensors], add_outputs)
     for index in extra:
         if index not in upgraded.outputs:
             upgraded.outputs.append(index)
@@ -113,7 +118,7 @@ def upgrade_ms(src: str | os.PathLike, dst: str | os.PathLike, add_outputs: tupl
 
 
 @without_cyclic_gc()
-def legacy_summary(path: str | os.PathLike, info: MsModelInfo | None = None) -> str:
+def legacy_summary(path: str | os.PathLike, info: ms_inspect.MsModelInfo | None = None) -> str:
     """One line for ``inspect``: whether a legacy file can be upgraded, or which ops stand in the way
     (`info`: the file's `inspect_ms`, when the caller has it, so the file is not walked twice)."""
     path = Path(path)
@@ -131,19 +136,6 @@ def legacy_summary(path: str | os.PathLike, info: MsModelInfo | None = None) -> 
 def is_legacy(path: str | os.PathLike) -> bool:
     """Whether a file is a legacy-schema (v0) ``.ms``: False for anything else, readable or not."""
     try:
-        return inspect_ms(Path(path)).schema == "v0"
+        return ms_inspect.inspect_ms(Path(path)).schema == "v0"
     except MsInspectError:
         return False
-
-
-def upgraded_copy(src: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str) -> tuple[Path, bool]:
-    """The current-schema upgrade of a legacy ``src``, made once and cached as ``cache_dir/<sha256[:16]>-<name>``
-    (keyed by the source's content, so a changed source is upgraded again). Returns (path, made now)."""
-    src = Path(src)
-    dst = Path(cache_dir) / f"{sha256[:16]}-{src.stem}.ms"
-    if dst.is_file():
-        return dst, False
-    report = upgrade_ms(src, dst)
-    log.warning("upgraded legacy-schema (v0) %s to the current schema: %s (%d ops, %.2f s; done once, cached)",
-                src, dst, sum(report.op_counts.values()), report.seconds)
-    return dst, True

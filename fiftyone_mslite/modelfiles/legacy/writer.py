@@ -230,3 +230,10 @@ def append_outputs(buf: bytes, tensors: list[int]) -> bytes:
         pos = tab.Pos + field
         out[pos:pos + 4] = struct.pack("<I", start - pos)
     return bytes(out)
+
+
+def tensor_table(t: Tensor) -> bytes:
+    """A finished FlatBuffer whose root is one ``Tensor`` table (position-independent: every offset in it is
+    relative, so it can be appended to a model file 16-byte aligned and pointed at)."""
+    b = _Builder()
+    return b.finish(_tensor(b, t), None)

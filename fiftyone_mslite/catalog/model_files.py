@@ -1,4 +1,5 @@
-"""Model files on disk: fetch (mirror-aware, verified), convert on first use, cache, check loadability."""
+"""A catalog entry's model file on disk: fetched (mirror-aware, verified), converted or bridged on first use,
+cached, checked for loadability, with the first working alternative when a source fails."""
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +12,10 @@ from pathlib import Path
 
 from .. import downloads, runtime
 from ..errors import EmbeddingNotFoundError, LegacyUpgradeError
-from ..files import atomic_write
+from ..files import atomic_write, sha256_of
+from ..modelfiles.bridge import runnable_model
 from ..modelfiles.convert import convert_model
 from ..modelfiles.embedding import AUTO, EMBEDDING_FORMATS, EmbeddingOutput
-from ..modelfiles.legacy import is_legacy, upgraded_copy
 from ..modelfiles.ms_inspect import MsInspectError, inspect_ms
 from .schema import CatalogError, Conversion, ModelEntry, Source
 
@@ -29,14 +30,6 @@ class ModelFile:
     notes: tuple[str, ...] = ()
     embedding: EmbeddingOutput | None = None  # the extra output holding the embedding
     embedding_problem: str | None = None  # why there is none
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def converted_dir() -> Path:
@@ -59,20 +52,15 @@ def _source_file(source: Source, progress: bool | None) -> Path:
 def _check_ms(path: Path) -> None:
     """Refuse a .ms MindSpore Lite 2.x would not load (legacy schema, truncated), with the inspector's hint."""
     info = inspect_ms(path)
-    if not info.loadable:
+    if info.loadable is False:
         raise MsInspectError(f"{path}: {info.hint}")
 
 
-def _current_schema(entry: ModelEntry, source: Source, src: Path) -> Path:
-    """A .ms that MindSpore Lite 2.x loads: the file itself, or its upgrade from the legacy schema (v0), made once
-    and cached beside the entry's converted files, keyed by the source's sha256. A file that cannot be upgraded
-    raises (a ModelFileError), so `model_file` moves on to the entry's alternatives."""
-    if is_legacy(src):
-        try:
-            src, _ = upgraded_copy(src, _cache_path(entry, "upgraded").parent, source.sha256 or sha256_of(src))
-        except LegacyUpgradeError as exc:
-            raise LegacyUpgradeError(f"{src.name} uses the legacy schema (v0), which MindSpore Lite 2.x refuses, "
-                                     f"and the upgrade failed: {exc}") from None
+def _runnable_ms(source: Source, src: Path) -> Path:
+    """A .ms that MindSpore Lite 2.0.0 loads: the file itself or its bridged copy (`modelfiles.bridge`, cached by
+    the source's sha256). A file the bridge refuses raises (a ModelFileError), so `model_file` moves on to the
+    entry's alternatives."""
+    src = runnable_model(src, source.sha256)
     _check_ms(src)
     return src
 
@@ -127,7 +115,7 @@ def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> Mo
     tensor = entry.embedding.tensor
     if not source.needs_conversion:
         if fmt == "ms":
-            src = _current_schema(entry, source, src)
+            src = _runnable_ms(source, src)
             if tensor:
                 return _ms_with_embedding(entry, source, src)
         problem = f"an embedding tensor is found automatically in ONNX and TFLite sources only; {embedding_hint(entry)}"
