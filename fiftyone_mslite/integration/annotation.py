@@ -9,6 +9,11 @@ or crashed job resumes where it stopped. Labels come from `MSLiteModel.to_labels
 Resuming is exact: each label's sample also gets the digest of the settings that made it (`<field>_run`),
 and only samples labeled with the run record's settings are skipped. One run writes a field at a time
 (`locks.FieldLock`), and the settings check covers the whole field, not only the view being annotated.
+
+An embeddings field is owned the same way: each vector's sample gets the digest of the model that made it
+(`<embeddings_field>_run`, `model_digest`), a run record names that model, the field is locked while written,
+and another model's vectors are refused over the whole field. The label field's run records the model digest
+too, so that Brain can check that the embeddings it uses come from the predictions' model.
 """
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +88,18 @@ def run_key(label_field: str) -> str:
     return "mslite_" + re.sub(r"\W", "_", label_field)
 
 
+def embeddings_run_key(embeddings_field: str) -> str:
+    """The run record of an embeddings field (which model's vectors it holds); apart from `run_key`'s, whose
+    names never start with an underscore."""
+    return run_key("_embeddings_" + embeddings_field)
+
+
+def model_digest(model: MSLiteModel) -> str:
+    """What decides a model's embeddings (file, labels, pre-processing: its classifier's identity), as a digest:
+    two runs with equal digests write the same vectors."""
+    return _settings_hash(model.classifier.identity())
+
+
 def _type_name(f: fof.Field) -> str:
     return f.document_type.__name__ if isinstance(f, fof.EmbeddedDocumentField) else type(f).__name__
 
@@ -117,11 +135,18 @@ def check_target(samples, label_field: str, label_type: type, model_name: str) -
 def ensure_embeddings_field(samples, embeddings_field: str, model: MSLiteModel, label_field: str) -> None:
     """Refuse, before any work, a model without embeddings and a field holding something else: another
     type, or vectors of another size (a different model's, which similarity and visualization would mix).
-    Then declare the field, so that the bulk writes store vectors."""
+    Then declare the field and its `<field>_run`, so that the bulk writes store vectors and their model."""
     model.classifier.require_embeddings()
-    if embeddings_field in (label_field, label_field + "_error", label_field + "_run"):
+    own = (label_field, label_field + "_error", label_field + "_run")
+    if embeddings_field in own or embeddings_field + "_run" in own:
         raise DatasetError(f"embeddings_field '{embeddings_field}' is one of the label field's own fields")
     dataset = compat.root_dataset(samples)
+    runs = dataset.get_field(embeddings_field + "_run")
+    if runs is not None and not isinstance(runs, fof.StringField):
+        raise DatasetError(f"field '{embeddings_field}_run' already holds {_type_name(runs)}, but annotate records "
+                           f"there which model made '{embeddings_field}'; choose another embeddings_field")
+    if runs is None:
+        dataset.add_sample_field(embeddings_field + "_run", fof.StringField)
     existing = dataset.get_field(embeddings_field)
     if existing is None:
         dataset.add_sample_field(embeddings_field, fof.VectorField)
@@ -135,6 +160,33 @@ def ensure_embeddings_field(samples, embeddings_field: str, model: MSLiteModel, 
         raise DatasetError(f"field '{embeddings_field}' holds embeddings of size {np.asarray(stored[0]).size}, but "
                            f"{model.name}'s have size {size}; choose another embeddings_field (or delete the "
                            "field)")
+
+
+def embeddings_owner(dataset, embeddings_field: str) -> dict[str, str | None]:
+    """Which model wrote `embeddings_field` last (its name, digest and label field), as its run record says."""
+    key = embeddings_run_key(embeddings_field)
+    config = dataset.get_run_info(key).config if dataset.has_run(key) else None
+    return {k: getattr(config, k, None) for k in ("model", "model_digest", "label_field")}
+
+
+def claim_embeddings(samples, embeddings_field: str, model: MSLiteModel, label_field: str, overwrite: bool) -> str:
+    """Refuse, before any work, to write `model`'s vectors into a field holding another model's anywhere in the
+    dataset (unless `overwrite`), then record `model` as the field's owner; returns its digest. Vectors of
+    unknown origin (FiftyOne's compute_embeddings) cannot be told apart: Brain refuses to use such a field."""
+    dataset, digest = compat.root_dataset(samples), model_digest(model)
+    runs = foe.ViewField(embeddings_field + "_run")
+    foreign = dataset.exists(embeddings_field).match(runs.exists() & (runs != digest)).count()
+    if foreign and not overwrite:
+        owner = embeddings_owner(dataset, embeddings_field)
+        made = (f"{owner['model']} (written with '{owner['label_field']}')" if owner["model_digest"] != digest
+                else "another model")
+        raise DatasetError(f"field '{embeddings_field}' already holds embeddings of {made} on {foreign} samples of "
+                           f"dataset '{dataset.name}'; {model.name}'s would be mixed with them. Choose another "
+                           "embeddings field, or pass overwrite=True (CLI: --overwrite) to replace them")
+    config = dataset.init_run(method=RUN_METHOD, embeddings_field=embeddings_field, model=model.name,
+                              model_digest=digest, label_field=label_field)
+    dataset.register_run(embeddings_run_key(embeddings_field), config, overwrite=True)
+    return digest
 
 
 def _settings_hash(settings: dict[str, Any]) -> str:
@@ -164,7 +216,7 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
                            f"Pass overwrite=True to replace them with {model.name}'s, or use another label_field.")
     if not same:
         config = dataset.init_run(method=RUN_METHOD, label_field=label_field, model=model.name, settings=settings,
-                                  settings_hash=digest)
+                                  settings_hash=digest, model_digest=model_digest(model))
         dataset.register_run(key, config, overwrite=True)
     for name, kind in ((label_field, model.label_type), (label_field + "_error", None), (label_field + "_run", None)):
         if not dataset.has_sample_field(name):
@@ -180,16 +232,18 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
 
 class _Writer:
     """Buffers labels, run digests and error messages and writes them in bulk (one update per field and
-    flush). A label is written before its digest, so a write cut short leaves a sample to redo, never one
-    marked done with another run's label. Each write has a deadline: a lost database ends the run with one
-    `DatabaseError` saying how much was saved, not a minute of retries and a chain of pymongo tracebacks."""
+    flush). A label (and an embedding) is written before its digest, so a write cut short leaves a sample to
+    redo, never one marked done with another run's label. Each write has a deadline: a lost database ends the run
+    with one `DatabaseError` saying how much was saved, not a minute of retries and a chain of pymongo tracebacks."""
 
     def __init__(self, samples, label_field: str, digest: str, stale_errors: set[str], summary: AnnotateSummary,
-                 lock: FieldLock, embeddings_field: str | None = None):
+                 locks: Sequence[FieldLock], embeddings_field: str | None = None, embeddings_digest: str | None = None):
         self.samples, self.field, self.digest, self.stale = samples, label_field, digest, stale_errors
-        self.summary, self.lock, self.embeddings_field = summary, lock, embeddings_field
+        self.summary, self.locks, self.embeddings_field = summary, locks, embeddings_field
+        self.embeddings_digest = embeddings_digest
         self.labels: dict[str, Any] = {}
         self.embeddings: dict[str, np.ndarray | None] = {}
+        self.embedding_runs: dict[str, str | None] = {}
         self.runs: dict[str, str | None] = {}
         self.errors: dict[str, str | None] = {}
         self.saved = 0  # labels in the database
@@ -201,6 +255,7 @@ class _Writer:
         self.labels[sample_id] = label
         if self.embeddings_field:
             self.embeddings[sample_id] = embedding
+            self.embedding_runs[sample_id] = None if embedding is None else self.embeddings_digest
         self.runs[sample_id] = self.digest
         if sample_id in self.stale:
             self.errors[sample_id] = None
@@ -209,17 +264,20 @@ class _Writer:
         self.labels[sample_id] = None  # no stale label from an overwritten run survives a failure
         self.runs[sample_id] = None
         if self.embeddings_field:
-            self.embeddings[sample_id] = None
+            self.embeddings[sample_id] = self.embedding_runs[sample_id] = None
         self.errors[sample_id] = error
         self.summary.failures.append(Failure(sample_id, filepath, error))
 
     def flush(self, force: bool = True) -> None:
         if self.db_lost or (not force and len(self.labels) < FLUSH_EVERY):
             return
-        self.lock.check()
+        for lock in self.locks:
+            lock.check()
         done = sum(digest is not None for digest in self.runs.values())
+        emb_runs = self.embeddings_field and self.embeddings_field + "_run"
         for name, values in ((self.field, self.labels), (self.embeddings_field, self.embeddings),
-                             (self.field + "_run", self.runs), (self.field + "_error", self.errors)):
+                             (emb_runs, self.embedding_runs), (self.field + "_run", self.runs),
+                             (self.field + "_error", self.errors)):
             if values:
                 self._write(name, values)
                 values.clear()
@@ -286,13 +344,17 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
         settings = {**model.settings(), "draft": draft}
         if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
             settings["embeddings_field"] = embeddings_field
-        with FieldLock(compat.root_dataset(samples).name, label_field) as lock:
+        with ExitStack() as held:
+            name = compat.root_dataset(samples).name
+            locks = [held.enter_context(FieldLock(name, f)) for f in (label_field, embeddings_field) if f]
+            emb_digest = embeddings_field and claim_embeddings(samples, embeddings_field, model, label_field,
+                                                               overwrite)
             digest, skip = _plan(samples, model, label_field, settings, overwrite)
             ids, paths = samples.values(["id", "filepath"])
             todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
             summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
             writer = _Writer(samples, label_field, digest, _ids_with(samples, label_field + "_error"), summary,
-                             lock, embeddings_field)
+                             locks, embeddings_field, emb_digest)
             try:
                 run(model, todo, writer, batch_size, draft, progress)
             except KeyboardInterrupt as exc:
