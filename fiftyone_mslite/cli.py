@@ -586,7 +586,8 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
               f"{ml.macro_f1:.1%} (TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'{brain_text}")
         return
     top = f", top-{top_k} {result.top_k_accuracy:.1%}" if top_k else ""
-    worst = "".join(f"\n  {m.confidence:6.1%}  {m.pred!r} (truth {m.gt!r})  {m.filepath}"
+    worst = "".join(f"\n  {'-' if m.confidence is None else format(m.confidence, '6.1%'):>6}  {m.pred!r} "
+                    f"(truth {m.gt!r})  {m.filepath}"
                     for m in result.confident_mistakes[:5])
     _emit(as_json, {**result.to_dict(), **extra}, f"{eval_key}: accuracy {result.accuracy:.1%}{top}, "
           f"{result.num_mistakes} mistakes (view '{result.mistakes_view}'); most confident:{worst}{brain_text}")

@@ -128,11 +128,18 @@ def _save(samples: Samples, name: str, view: fo.DatasetView, description: str) -
 def likely_label_mistakes(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
                           progress: bool | None = None) -> fo.DatasetView:
     """Mistakenness from the logits into `<field>_mistakenness`; saves and returns the samples at or above
-    `LIKELY_MISTAKE`, highest first. Multi-label: FiftyOne scores a sample, not each label (see notes)."""
+    `LIKELY_MISTAKE`, highest first. Multi-label: FiftyOne scores a sample, not each label (see notes).
+
+    Only samples with a prediction are scored: one below the annotate threshold has none (no label, no
+    logits), which FiftyOne would score 1.0, a "confident contradiction" of its ground truth. Theirs is unset."""
     require_logits(samples, pred_field)
     key = brain_key(pred_field, "mistakenness")
-    fob.compute_mistakenness(samples, pred_field, gt_field, mistakenness_field=key, use_logits=True,
-                             progress=progress)
+    unpredicted = samples.exists(pred_field, False)
+    if compat.root_dataset(samples).has_sample_field(key) and len(unpredicted):
+        unpredicted.set_field(key, None).save()  # no score, not a stale one from an earlier run
+    if samples.exists(pred_field).count():
+        fob.compute_mistakenness(samples.exists(pred_field), pred_field, gt_field, mistakenness_field=key,
+                                 use_logits=True, progress=progress)
     view = samples.match(F(key) >= LIKELY_MISTAKE).sort_by(key, reverse=True)
     _save(samples, view_name(pred_field, "likely-label-mistakes"), view,
           f"{gt_field} labels that {pred_field}'s model confidently contradicts (mistakenness >= {LIKELY_MISTAKE}), "
@@ -207,6 +214,11 @@ def run_brain(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
         return result
 
     mistakes = timed("mistakenness", likely_label_mistakes, samples, pred_field, gt_field, progress=progress)
+    unpredicted = samples.exists(pred_field, False).count()
+    if unpredicted:
+        summary.notes.append(f"{unpredicted} samples have no prediction in '{pred_field}' (below the confidence "
+                             "threshold at annotate time, or failed): not scored as likely label mistakes, since "
+                             "no prediction contradicts nothing")
     timed("hardness", hardest, samples, pred_field, progress=progress)
     summary.likely_label_mistakes = len(mistakes)
     key = brain_key(pred_field, "mistakenness")
