@@ -585,7 +585,13 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
         _emit(as_json, {**ml.to_dict(), **extra}, f"{eval_key}: micro F1 {ml.micro_f1:.1%}, macro F1 "
               f"{ml.macro_f1:.1%} (TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'{brain_text}")
         return
+    none = result.unpredicted
     top = f", top-{top_k} {result.top_k_accuracy:.1%}" if top_k else ""
+    if none:
+        top = f" (the {none} samples without a prediction count as wrong){top}"
+        if top_k:
+            top += (f" over the {result.top_k_samples} samples with a prediction (the {none} without one have no "
+                    "logits, e.g. below the threshold at annotate time: not counted)")
     worst = "".join(f"\n  {'-' if m.confidence is None else format(m.confidence, '6.1%'):>6}  {m.pred!r} "
                     f"(truth {m.gt!r})  {m.filepath}"
                     for m in result.confident_mistakes[:5])
