@@ -52,7 +52,7 @@ class _InFlight:
     handed: bool = False
 
 
-def _file_preparer(clf: Classifier, draft: bool) -> Callable[..., np.ndarray | Failed]:
+def file_preparer(clf: Classifier, draft: bool) -> Callable[..., np.ndarray | Failed]:
     """Thread-pool task: file → model input tensor (written into `out`, a row of a batch buffer, if given),
     or why not."""
     fit = (clf.input_hw, clf.preprocess_config)
@@ -88,7 +88,7 @@ def run_pipeline(clf: Classifier, items: Sequence[Item], batch_size: int, decode
     """Hand every batch of `items`, in order, to `on_batch` once inferred (on this thread). Ctrl-C: the batch
     `on_batch` was busy with and every later batch whose inference had finished are handed (again) before
     the interrupt goes on, so a caller that records idempotently keeps all finished work; the rest is dropped."""
-    prepare = _file_preparer(clf, draft)
+    prepare = file_preparer(clf, draft)
     depth = clf.streams + 1  # one batch queued beyond the streams, so none waits for this thread
     starts = iter(range(0, len(items), batch_size))
     decoding: deque[tuple[_InFlight, list[Future]]] = deque()
