@@ -327,7 +327,7 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, like
                as_json: bool) -> None:
     """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified); prints the
     pre-processing it resolved."""
-    from .catalog.user import add_model
+    from .catalog.user import DEFAULT_NORMALIZATION, add_model
 
     entry, path = add_model(name, source, labels, input_size=input_size, like=like,
                             mean=_triple(mean, "--mean") if mean else None,
@@ -336,11 +336,17 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, like
                             background=background, task=task, sha256=sha256, description=description)
     _refresh_zoo()
     layout = next((f.value["layout"] for f in entry.facts if f.field == "input"), None)
+    norm = next(f.value for f in entry.facts if f.field == "normalization")
     data = {"name": entry.name, "model_file": str(path), "catalog": entry.origin,
             "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes,
-            "preprocess": entry.model_dump(mode="json")["preprocess"], "layout": layout}
+            "preprocess": entry.model_dump(mode="json")["preprocess"], "layout": layout, "normalization": norm}
+    said = f": {norm['declared']}" if norm["declared"] else ""
+    if norm["from"] == DEFAULT_NORMALIZATION:
+        said += ": the file declares none; pass --mean/--std or --like, or measure it with `fiftyone-mslite models "
+        said += "calibrate`"
     _emit(as_json, data, f"added {entry.name} to {entry.origin} (model file {path})\n"
-                         f"  pre-processing: {entry.preprocess.describe()}, {layout} input")
+                         f"  pre-processing: {entry.preprocess.describe()}, {layout} input\n"
+                         f"  normalisation: {norm['from']}{said}")
 
 
 @models_group.command("calibrate")
