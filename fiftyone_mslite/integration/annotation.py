@@ -1,7 +1,8 @@
 """The fast path: label a FiftyOne collection with a MindSpore Lite classifier.
 
 `apply_model` decodes images one at a time on the calling thread, saves sample by sample, and drops a
-whole batch when one image fails. `annotate` decodes and pre-processes in a thread pool while the
+whole batch when one image fails OpenCV's read (before our model, which isolates its own failures per
+sample). `annotate` decodes and pre-processes in a thread pool while the
 previous batch runs (a bounded number of batches in flight), writes labels in bulk, isolates failures
 per sample (recorded in `<field>_error` and in the summary), and records a run so that an interrupted
 or crashed job resumes where it stopped. Labels come from `MSLiteModel.to_labels`, as in `apply_model`.
