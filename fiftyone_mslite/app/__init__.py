@@ -440,7 +440,7 @@ class ComputeEmbeddings(foo.Operator):
         yield 1.0, f"{len(with_emb)} points under '{key}'"
 
     def _embed(self, ctx, todo, emb: str, count: int):
-        from fiftyone_mslite.integration.annotation import annotate, ensure_embeddings_field
+        from fiftyone_mslite.integration.annotation import annotate, claim_embeddings, ensure_embeddings_field
 
         p = ctx.params
         if not p.get("model"):
@@ -449,6 +449,7 @@ class ComputeEmbeddings(foo.Operator):
         done = 0
         with _load_catalog(p["model"]) as model:
             ensure_embeddings_field(todo, emb, model, pred or "")  # refuses another model's vectors first
+            digest = claim_embeddings(todo, emb, model, pred, overwrite=bool(p.get("recompute")))
             for chunk in _chunks(todo.values("id"), batch_size):
                 samples = todo.select(chunk)
                 if pred:
@@ -456,6 +457,7 @@ class ComputeEmbeddings(foo.Operator):
                              overwrite=bool(p.get("recompute")), progress=False)
                 else:
                     samples.compute_embeddings(model, embeddings_field=emb, batch_size=batch_size, progress=False)
+                    samples.exists(emb).set_field(f"{emb}_run", digest).save()  # whose vectors: for Brain's check
                 done += len(chunk)
                 yield 0.8 * done / count, f"embeddings {done}/{count} samples"
 

@@ -170,17 +170,19 @@ def embeddings_owner(dataset, embeddings_field: str) -> dict[str, str | None]:
     return {k: getattr(config, k, None) for k in ("model", "model_digest", "label_field")}
 
 
-def claim_embeddings(samples, embeddings_field: str, model: MSLiteModel, label_field: str, overwrite: bool) -> str:
+def claim_embeddings(samples, embeddings_field: str, model: MSLiteModel, label_field: str | None,
+                     overwrite: bool) -> str:
     """Refuse, before any work, to write `model`'s vectors into a field holding another model's anywhere in the
-    dataset (unless `overwrite`), then record `model` as the field's owner; returns its digest. Vectors of
-    unknown origin (FiftyOne's compute_embeddings) cannot be told apart: Brain refuses to use such a field."""
+    dataset (unless `overwrite`), then record `model` as the field's owner; returns its digest, which the writer
+    stores in `<embeddings_field>_run` beside each vector (so must any other writer, e.g. after FiftyOne's
+    `compute_embeddings`). Vectors without it cannot be told apart: Brain refuses to use them."""
     dataset, digest = compat.root_dataset(samples), model_digest(model)
     runs = foe.ViewField(embeddings_field + "_run")
     foreign = dataset.exists(embeddings_field).match(runs.exists() & (runs != digest)).count()
     if foreign and not overwrite:
         owner = embeddings_owner(dataset, embeddings_field)
-        made = (f"{owner['model']} (written with '{owner['label_field']}')" if owner["model_digest"] != digest
-                else "another model")
+        with_labels = f"written with '{owner['label_field']}'" if owner["label_field"] else "without labels"
+        made = f"{owner['model']} ({with_labels})" if owner["model_digest"] != digest else "another model"
         raise DatasetError(f"field '{embeddings_field}' already holds embeddings of {made} on {foreign} samples of "
                            f"dataset '{dataset.name}'; {model.name}'s would be mixed with them. Choose another "
                            "embeddings field, or pass overwrite=True (CLI: --overwrite) to replace them")
