@@ -127,7 +127,7 @@ def write_capacity(dataset, images, pairs: int, log: Callable[[str], None]) -> d
             ids = samples.values("id")
             name = f"w{chunk}_{int(model.store_logits)}"
             with FieldLock(compat.root_dataset(samples).name, name) as lock:
-                writer = LabelWriter(samples, model, name, "bench", set(), AnnotateSummary(name, model.name), lock)
+                writer = LabelWriter(samples, model, name, "bench", set(), AnnotateSummary(name, model.name), [lock])
                 t = time.perf_counter()
                 for lo in range(0, len(ids), chunk):
                     part = ids[lo:lo + chunk]

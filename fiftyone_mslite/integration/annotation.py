@@ -1,7 +1,8 @@
 """The fast path: label a FiftyOne collection with a MindSpore Lite classifier.
 
 `apply_model` decodes images one at a time on the calling thread, saves sample by sample, and drops a
-whole batch when one image fails. `annotate` decodes and pre-processes in a thread pool while the
+whole batch when one image fails OpenCV's read (before our model, which isolates its own failures per
+sample). `annotate` decodes and pre-processes in a thread pool while the
 previous batch runs (a bounded number of batches in flight), writes labels in bulk, isolates failures
 per sample (recorded in `<field>_error` and in the summary), and records a run so that an interrupted
 or crashed job resumes where it stopped. Labels come from `MSLiteModel.to_labels`, as in `apply_model`.
@@ -12,6 +13,11 @@ and only samples labeled with the run record's settings are skipped. One run wri
 
 What runs the inference is an engine (`fiftyone_mslite.engines`: local, Ray, or a plugin's), looked up by name;
 it hands batches of raw outputs to the run's sink, `writer.LabelWriter`, the one path from outputs to labels.
+
+An embeddings field is owned the same way: each vector's sample gets the digest of the model that made it
+(`<embeddings_field>_run`, `model_digest`), a run record names that model, the field is locked while written,
+and another model's vectors are refused over the whole field. The label field's run records the model digest
+too, so that Brain can check that the embeddings it uses come from the predictions' model.
 """
 from __future__ import annotations
 
@@ -52,6 +58,18 @@ def run_key(label_field: str) -> str:
     return "mslite_" + re.sub(r"\W", "_", label_field)
 
 
+def embeddings_run_key(embeddings_field: str) -> str:
+    """The run record of an embeddings field (which model's vectors it holds); apart from `run_key`'s, whose
+    names never start with an underscore."""
+    return run_key("_embeddings_" + embeddings_field)
+
+
+def model_digest(model: MSLiteModel) -> str:
+    """What decides a model's embeddings (file, labels, pre-processing: its classifier's identity), as a digest:
+    two runs with equal digests write the same vectors."""
+    return _settings_hash(model.classifier.identity())
+
+
 def _type_name(f: fof.Field) -> str:
     return f.document_type.__name__ if isinstance(f, fof.EmbeddedDocumentField) else type(f).__name__
 
@@ -87,11 +105,18 @@ def check_target(samples, label_field: str, label_type: type, model_name: str) -
 def ensure_embeddings_field(samples, embeddings_field: str, model: MSLiteModel, label_field: str) -> None:
     """Refuse, before any work, a model without embeddings and a field holding something else: another
     type, or vectors of another size (a different model's, which similarity and visualization would mix).
-    Then declare the field, so that the bulk writes store vectors."""
+    Then declare the field and its `<field>_run`, so that the bulk writes store vectors and their model."""
     model.classifier.require_embeddings()
-    if embeddings_field in (label_field, label_field + "_error", label_field + "_run"):
+    own = (label_field, label_field + "_error", label_field + "_run")
+    if embeddings_field in own or embeddings_field + "_run" in own:
         raise DatasetError(f"embeddings_field '{embeddings_field}' is one of the label field's own fields")
     dataset = compat.root_dataset(samples)
+    runs = dataset.get_field(embeddings_field + "_run")
+    if runs is not None and not isinstance(runs, fof.StringField):
+        raise DatasetError(f"field '{embeddings_field}_run' already holds {_type_name(runs)}, but annotate records "
+                           f"there which model made '{embeddings_field}'; choose another embeddings_field")
+    if runs is None:
+        dataset.add_sample_field(embeddings_field + "_run", fof.StringField)
     existing = dataset.get_field(embeddings_field)
     if existing is None:
         dataset.add_sample_field(embeddings_field, fof.VectorField)
@@ -105,6 +130,35 @@ def ensure_embeddings_field(samples, embeddings_field: str, model: MSLiteModel, 
         raise DatasetError(f"field '{embeddings_field}' holds embeddings of size {np.asarray(stored[0]).size}, but "
                            f"{model.name}'s have size {size}; choose another embeddings_field (or delete the "
                            "field)")
+
+
+def embeddings_owner(dataset, embeddings_field: str) -> dict[str, str | None]:
+    """Which model wrote `embeddings_field` last (its name, digest and label field), as its run record says."""
+    key = embeddings_run_key(embeddings_field)
+    config = dataset.get_run_info(key).config if dataset.has_run(key) else None
+    return {k: getattr(config, k, None) for k in ("model", "model_digest", "label_field")}
+
+
+def claim_embeddings(samples, embeddings_field: str, model: MSLiteModel, label_field: str | None,
+                     overwrite: bool) -> str:
+    """Refuse, before any work, to write `model`'s vectors into a field holding another model's anywhere in the
+    dataset (unless `overwrite`), then record `model` as the field's owner; returns its digest, which the writer
+    stores in `<embeddings_field>_run` beside each vector (so must any other writer, e.g. after FiftyOne's
+    `compute_embeddings`). Vectors without it cannot be told apart: Brain refuses to use them."""
+    dataset, digest = compat.root_dataset(samples), model_digest(model)
+    runs = foe.ViewField(embeddings_field + "_run")
+    foreign = dataset.exists(embeddings_field).match(runs.exists() & (runs != digest)).count()
+    if foreign and not overwrite:
+        owner = embeddings_owner(dataset, embeddings_field)
+        with_labels = f"written with '{owner['label_field']}'" if owner["label_field"] else "without labels"
+        made = f"{owner['model']} ({with_labels})" if owner["model_digest"] != digest else "another model"
+        raise DatasetError(f"field '{embeddings_field}' already holds embeddings of {made} on {foreign} samples of "
+                           f"dataset '{dataset.name}'; {model.name}'s would be mixed with them. Choose another "
+                           "embeddings field, or pass overwrite=True (CLI: --overwrite) to replace them")
+    config = dataset.init_run(method=RUN_METHOD, embeddings_field=embeddings_field, model=model.name,
+                              model_digest=digest, label_field=label_field)
+    dataset.register_run(embeddings_run_key(embeddings_field), config, overwrite=True)
+    return digest
 
 
 def _settings_hash(settings: dict[str, Any]) -> str:
@@ -143,7 +197,7 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
     dataset = compat.root_dataset(samples)
     if not same:
         config = dataset.init_run(method=RUN_METHOD, label_field=label_field, model=model.name, settings=settings,
-                                  settings_hash=digest)
+                                  settings_hash=digest, model_digest=model_digest(model))
         dataset.register_run(run_key(label_field), config, overwrite=True)
     for name, kind in ((label_field, model.label_type), (label_field + "_error", None), (label_field + "_run", None)):
         if not dataset.has_sample_field(name):
@@ -179,7 +233,8 @@ def _pairs(model: ModelArg | Sequence[ModelArg], label_field: str | Sequence[str
         if len(embeddings) != len(models):
             raise ValueError(f"annotate() takes one embeddings_field (or None) per model: got {len(models)} "
                              f"model(s) and {len(embeddings)} embeddings field(s)")
-    written = [name for f, e in zip(fields, embeddings) for name in (f, f + "_error", f + "_run", e) if name]
+    written = [name for f, e in zip(fields, embeddings)
+               for name in (f, f + "_error", f + "_run", e, e and e + "_run") if name]
     twice = sorted({name for name in written if written.count(name) > 1})
     if twice:
         raise ValueError(f"field '{twice[0]}' is written by more than one model of this call; give each model "
@@ -251,17 +306,21 @@ def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings:
                 own["embeddings_field"] = embeddings_field
             settings.append(own)
         dataset_name = compat.root_dataset(samples).name
-        locks = [stack.enter_context(FieldLock(dataset_name, label_field)) for label_field in fields]
+        locks = [[stack.enter_context(FieldLock(dataset_name, name)) for name in (label_field, embeddings_field)
+                  if name] for label_field, embeddings_field in zip(fields, embeddings)]
         for model, label_field, own in zip(models, fields, settings):  # every field agrees before any is planned
             _check_settings(samples, model, label_field, own, overwrite)
+        owners = [embeddings_field and claim_embeddings(samples, embeddings_field, model, label_field, overwrite)
+                  for model, label_field, embeddings_field in zip(models, fields, embeddings)]
         ids, paths = samples.values(["id", "filepath"])
         writers, jobs = [], []
-        for model, label_field, embeddings_field, own, lock in zip(models, fields, embeddings, settings, locks):
+        for model, label_field, embeddings_field, own, held, owner in zip(models, fields, embeddings, settings,
+                                                                          locks, owners):
             digest, skip = _plan(samples, model, label_field, own, overwrite)
             todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
             summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
-            writers.append(LabelWriter(samples, model, label_field, digest,
-                                       _ids_with(samples, label_field + "_error"), summary, lock, embeddings_field))
+            writers.append(LabelWriter(samples, model, label_field, digest, _ids_with(samples, label_field + "_error"),
+                                       summary, held, embeddings_field, owner or None))
             clf = model.classifier
             jobs.append(Job(clf, model.classifier_args(), todo, batch_size, draft,
                             clf.used_outputs(bool(embeddings_field)), num_workers))

@@ -20,7 +20,7 @@ from fiftyone import ViewField as F
 
 from ..errors import DatasetError
 from . import compat
-from .annotation import run_key
+from .annotation import embeddings_owner, run_key
 from .views import Samples, label_field_type
 
 #: a likely label mistake: the model disagrees with the ground truth with certainty exp(-entropy) >= 0.5
@@ -81,6 +81,37 @@ def embeddings_field_of(samples: Samples, pred_field: str) -> str | None:
     return name if name and dataset.has_sample_field(name) else None
 
 
+def require_embeddings_of_model(samples: Samples, pred_field: str, embeddings_field: str) -> None:
+    """Refuse embeddings that did not come from the model that predicted `pred_field`: uniqueness, the 2-D map
+    and similarity would describe another model (same size or not). Each vector's model is recorded by
+    annotate in `<embeddings_field>_run`, the predictions' model in their annotate run."""
+    dataset = compat.root_dataset(samples)
+    key = run_key(pred_field)
+    config = dataset.get_run_info(key).config if dataset.has_run(key) else None
+    want = getattr(config, "model_digest", None)
+    used = samples.exists(embeddings_field)
+    runs = F(f"{embeddings_field}_run")
+    unknown = used.match(~runs.exists()).count() if dataset.has_sample_field(f"{embeddings_field}_run") \
+        else len(used)
+    other = used.match(runs.exists() & (runs != want)).count() if want and not unknown else 0
+    if want is None:
+        why = "the predictions were not written by annotate (or by an older version), so their model is unknown"
+    elif unknown:
+        why = f"its embeddings on {unknown} samples were not written by annotate, so their model is unknown"
+    elif other:
+        owner = embeddings_owner(dataset, embeddings_field)["model"]
+        made_by = "another model" if owner is None else (f"{owner} with other settings" if owner == config.model
+                                                         else owner)
+        why = f"its embeddings on {other} samples come from {made_by}"
+    else:
+        return
+    made = f" (predicted by {config.model})" if config is not None else ""
+    raise DatasetError(f"'{embeddings_field}' cannot serve Brain on '{pred_field}'{made}: {why}. Annotate the "
+                       f"predictions and their embeddings in one run: annotate(samples, model, '{pred_field}', "
+                       "store_logits=True, embeddings_field=NEW_FIELD) (CLI: annotate --field "
+                       f"{pred_field} --embeddings NEW_FIELD), or run Brain without embeddings")
+
+
 def _fresh(samples: Samples, key: str) -> str:
     """`key`, with an earlier run under it deleted: a rerun replaces it (Brain refuses to reuse a key)."""
     dataset = compat.root_dataset(samples)
@@ -97,11 +128,18 @@ def _save(samples: Samples, name: str, view: fo.DatasetView, description: str) -
 def likely_label_mistakes(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
                           progress: bool | None = None) -> fo.DatasetView:
     """Mistakenness from the logits into `<field>_mistakenness`; saves and returns the samples at or above
-    `LIKELY_MISTAKE`, highest first. Multi-label: FiftyOne scores a sample, not each label (see notes)."""
+    `LIKELY_MISTAKE`, highest first. Multi-label: FiftyOne scores a sample, not each label (see notes).
+
+    Only samples with a prediction are scored: one below the annotate threshold has none (no label, no
+    logits), which FiftyOne would score 1.0, a "confident contradiction" of its ground truth. Theirs is unset."""
     require_logits(samples, pred_field)
     key = brain_key(pred_field, "mistakenness")
-    fob.compute_mistakenness(samples, pred_field, gt_field, mistakenness_field=key, use_logits=True,
-                             progress=progress)
+    unpredicted = samples.exists(pred_field, False)
+    if compat.root_dataset(samples).has_sample_field(key) and len(unpredicted):
+        unpredicted.set_field(key, None).save()  # no score, not a stale one from an earlier run
+    if samples.exists(pred_field).count():
+        fob.compute_mistakenness(samples.exists(pred_field), pred_field, gt_field, mistakenness_field=key,
+                                 use_logits=True, progress=progress)
     view = samples.match(F(key) >= LIKELY_MISTAKE).sort_by(key, reverse=True)
     _save(samples, view_name(pred_field, "likely-label-mistakes"), view,
           f"{gt_field} labels that {pred_field}'s model confidently contradicts (mistakenness >= {LIKELY_MISTAKE}), "
@@ -158,8 +196,12 @@ def similarity(samples: Samples, pred_field: str, embeddings_field: str):
 def run_brain(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
               embeddings_field: str | None = None, top: int = 5, progress: bool | None = None) -> BrainSummary:
     """Every step on `pred_field` (embeddings: the given field, else the one its annotate run wrote;
-    without any, uniqueness and the map are skipped with a note). Reruns replace earlier results."""
+    without any, uniqueness and the map are skipped with a note). Embeddings that did not come from the
+    predictions' model are refused before any work. Reruns replace earlier results."""
     multi = label_field_type(samples, pred_field) is fo.Classifications
+    embeddings_field = embeddings_field or embeddings_field_of(samples, pred_field)
+    if embeddings_field is not None:
+        require_embeddings_of_model(samples, pred_field, embeddings_field)
     summary = BrainSummary(pred_field, gt_field, len(samples))
     if multi:
         summary.notes.append("multi-label field: FiftyOne Brain's mistakenness scores each sample (a mistake "
@@ -172,6 +214,11 @@ def run_brain(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
         return result
 
     mistakes = timed("mistakenness", likely_label_mistakes, samples, pred_field, gt_field, progress=progress)
+    unpredicted = samples.exists(pred_field, False).count()
+    if unpredicted:
+        summary.notes.append(f"{unpredicted} samples have no prediction in '{pred_field}' (below the confidence "
+                             "threshold at annotate time, or failed): not scored as likely label mistakes, since "
+                             "no prediction contradicts nothing")
     timed("hardness", hardest, samples, pred_field, progress=progress)
     summary.likely_label_mistakes = len(mistakes)
     key = brain_key(pred_field, "mistakenness")
@@ -182,7 +229,6 @@ def run_brain(samples: Samples, pred_field: str, gt_field: str = "ground_truth",
     summary.brain_keys.update(mistakenness=key, hardness=brain_key(pred_field, "hardness"))
     summary.views.update(mistakenness=view_name(pred_field, "likely-label-mistakes"),
                          hardness=view_name(pred_field, "hardest"))
-    embeddings_field = embeddings_field or embeddings_field_of(samples, pred_field)
     if embeddings_field is None:
         summary.notes.append(f"no embeddings for '{pred_field}': uniqueness and the 2-D map need them; annotate "
                              "with embeddings_field=... (CLI: --embeddings FIELD)")

@@ -29,7 +29,9 @@ class Mistake:
 
 @dataclass
 class EvaluationSummary:
-    """What `evaluate` found. `report` is sklearn's classification report over the observed classes."""
+    """What `evaluate` found. `report` is sklearn's classification report over the observed classes.
+    `unpredicted`: samples without a prediction (counted wrong in `accuracy`, left out of top-k, which is over
+    `top_k_samples`)."""
 
     eval_key: str
     pred_field: str
@@ -43,6 +45,8 @@ class EvaluationSummary:
     top_k: int | None = None
     top_k_accuracy: float | None = None
     top_k_eval_key: str | None = None
+    unpredicted: int = 0
+    top_k_samples: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,17 +171,24 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
     """Evaluate single-label predictions: a FiftyOne evaluation run under `eval_key` (shown in the App's Model
     Evaluation panel), a `<eval_key>` boolean per sample, and the saved view `<eval_key>-mistakes` (confident
     mistakes first). With `top_k`, also FiftyOne's top-k run under `<eval_key>_top<k>`, which needs stored
-    logits and `classes` in logit order (see `resolve_classes`)."""
+    logits and `classes` in logit order (see `resolve_classes`).
+
+    A sample without a prediction (below the threshold at annotate time: no label, no logits) is wrong at top-1,
+    but its top-k is unknown, where FiftyOne would count a miss: the top-k run covers the samples with a
+    prediction only, and the summary says how many were left out (`unpredicted`, `top_k_samples`)."""
     _require_single_label(samples, pred_field, "prediction")
     _require_single_label(samples, gt_field, "ground truth")
     results = _run(samples, pred_field, gt_field, eval_key, method="simple")
+    predicted = samples.exists(pred_field)
+    unpredicted = len(samples) - len(predicted)
 
-    top_k_key = top_k_accuracy = None
+    top_k_key = top_k_accuracy = top_k_samples = None
     if top_k:
         names = _logit_classes(samples, pred_field, resolve_classes(samples, pred_field, classes))
         top_k_key = f"{eval_key}_top{top_k}"
-        top = _run(samples, pred_field, gt_field, top_k_key, method="top-k", k=top_k, classes=names)
-        top_k_accuracy = float(top.metrics()["accuracy"])
+        top = _run(predicted if unpredicted else samples, pred_field, gt_field, top_k_key, method="top-k", k=top_k,
+                   classes=names)
+        top_k_accuracy, top_k_samples = float(top.metrics()["accuracy"]), len(predicted)
 
     dataset = compat.root_dataset(samples)
     mistakes = samples.match(F(eval_key) == False).sort_by(f"{pred_field}.confidence", reverse=True)  # noqa: E712
@@ -189,7 +200,8 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
         eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(samples),
         accuracy=float(results.metrics()["accuracy"]), num_mistakes=len(mistakes),
         mistakes_view=mistakes_view_name(eval_key), confident_mistakes=[Mistake(*row) for row in zip(*rows)],
-        report=_plain(results.report()), top_k=top_k, top_k_accuracy=top_k_accuracy, top_k_eval_key=top_k_key)
+        report=_plain(results.report()), top_k=top_k, top_k_accuracy=top_k_accuracy, top_k_eval_key=top_k_key,
+        unpredicted=unpredicted, top_k_samples=top_k_samples)
 
 
 def confusion_view(dataset: fo.Dataset, eval_key: str, gt_class: str, pred_class: str,

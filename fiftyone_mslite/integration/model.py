@@ -7,6 +7,7 @@ else, which is what keeps `annotate()` and `apply_model()` label-for-label ident
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,11 @@ import fiftyone.core.models as fom
 import numpy as np
 
 from ..adapters.base import ClassPrediction, MultiLabelPrediction
-from ..adapters.images import open_rgb
 from ..classifier import Classifier, load_classifier
+from ..errors import Failed, MSLiteError
+from ..pipeline import file_preparer
+
+logger = logging.getLogger(__name__)
 
 
 class MSLiteModelConfig(foc.Config):
@@ -60,6 +64,11 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
     torch DataLoader models load their own inputs. As a `SamplesMixin` model this one is also handed the
     samples, so it decodes their files the way `annotate` does (same failures, bounded memory, FIFOs
     refused) and drops the pixels FiftyOne read. Called without samples, it takes the images it is given.
+
+    With samples, each one stands alone, as in `annotate`: a file that does not decode, or a sample whose
+    inference fails on its own, gets no label but `{"error": why}`, which apply_model stores in
+    `<label_field>_error`; the others of its batch are labeled. (A file that FiftyOne's own OpenCV read fails on
+    never reaches the model: apply_model drops its batch with a warning. `annotate` has no such step.)
     """
 
     def __init__(self, config: MSLiteModelConfig):
@@ -116,14 +125,53 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
     def predict(self, arg: np.ndarray, sample: Any = None) -> fol.Label | None:
         return self.predict_all([arg], samples=None if sample is None else [sample])[0]
 
-    def predict_all(self, args: Sequence[np.ndarray], samples: Sequence[Any] | None = None) -> list[fol.Label | None]:
-        if samples is not None and self._preprocess:
-            fit = (self.classifier.input_hw, self.classifier.preprocess_config)
-            args = [open_rgb(sample.filepath, fit, draft=False) for sample in samples]
-        outputs = self._run(args)
+    def predict_all(self, args: Sequence[np.ndarray],
+                    samples: Sequence[Any] | None = None) -> list[fol.Label | dict[str, str] | None]:
         clf = self.classifier
-        self._last_embeddings = clf.embeddings(outputs) if clf.has_embeddings else None
-        return self.to_labels(clf.postprocess(outputs))
+        if samples is None or not self._preprocess:
+            outputs = self._run(args)
+            self._last_embeddings = clf.embeddings(outputs) if clf.has_embeddings else None
+            return self.to_labels(clf.postprocess(outputs))
+        prepare = file_preparer(clf, draft=False)
+        prepared = [prepare(sample.filepath) for sample in samples]
+        ready = [k for k, tensor in enumerate(prepared) if not isinstance(tensor, Failed)]
+        outputs, failed = self._infer_each([prepared[k] for k in ready], [samples[k].filepath for k in ready])
+        for k, why in failed.items():
+            prepared[ready[k]] = Failed(why)
+        inferred = [k for j, k in enumerate(ready) if j not in failed]
+        results: list[fol.Label | dict[str, str] | None] = [None] * len(samples)
+        self._last_embeddings = None
+        if inferred:
+            for k, label in zip(inferred, self.to_labels(clf.postprocess(outputs))):
+                results[k] = label
+            if clf.has_embeddings:  # rows of failed samples are NaN
+                self._last_embeddings = np.full((len(samples), clf.embedding_size), np.nan, np.float32)
+                self._last_embeddings[inferred] = clf.embeddings(outputs)
+        for k, tensor in enumerate(prepared):
+            if isinstance(tensor, Failed):
+                logger.warning("%s: no label (%s)", samples[k].filepath, tensor.reason)
+                results[k] = {"error": tensor.reason}
+        return results
+
+    def _infer_each(self, tensors: list[np.ndarray], paths: list[str]) -> tuple[list[np.ndarray], dict[int, str]]:
+        """Raw outputs of the inferable tensors (rows in order) and why the others failed (by index): the batch at
+        once, and if that fails, one by one, so that only the samples that fail on their own are lost."""
+        if not tensors:
+            return [], {}
+        session = self.classifier.session
+        try:
+            return session.run(np.stack(tensors)), {}
+        except MSLiteError:
+            pass  # one sample may be the cause: try each alone
+        rows: list[list[np.ndarray]] = []
+        failed: dict[int, str] = {}
+        for k, (tensor, path) in enumerate(zip(tensors, paths)):
+            try:
+                rows.append(session.run(tensor[None]))
+            except MSLiteError as exc:
+                failed[k] = f"{path}: inference failed: {exc}"
+        outputs = [np.concatenate(parts) for parts in zip(*rows)] if rows else []
+        return outputs, failed
 
     def _run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         clf = self.classifier

@@ -4,6 +4,7 @@ whichever engine produced the batches; public, so that an engine's tests or benc
 does."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,15 +60,20 @@ class LabelWriter:
     sample to redo, never one marked done with another run's label. Each write has a deadline: a lost database
     ends the run with one `DatabaseError` saying how much was saved, not a minute of retries and a chain of
     pymongo tracebacks. `digest`: the run's settings digest (`<field>_run`); `stale_errors`: ids whose
-    `<field>_error` holds an earlier run's message; `lock`: the field's claim, checked before each write."""
+    `<field>_error` holds an earlier run's message; `locks`: the claims of the fields written, checked before each
+    write; `embeddings_digest`: the model's digest, stored beside each vector (`<embeddings_field>_run`), written
+    before it, as a label before its run digest."""
 
     def __init__(self, samples, model: MSLiteModel, label_field: str, digest: str, stale_errors: set[str],
-                 summary: AnnotateSummary, lock: FieldLock, embeddings_field: str | None = None):
+                 summary: AnnotateSummary, locks: Sequence[FieldLock], embeddings_field: str | None = None,
+                 embeddings_digest: str | None = None):
         self.samples, self.model, self.field, self.digest, self.stale = samples, model, label_field, digest, \
             stale_errors
-        self.summary, self.lock, self.embeddings_field = summary, lock, embeddings_field
+        self.summary, self.locks, self.embeddings_field = summary, locks, embeddings_field
+        self.embeddings_digest = embeddings_digest
         self.labels: dict[str, Any] = {}
         self.embeddings: dict[str, np.ndarray | None] = {}
+        self.embedding_runs: dict[str, str | None] = {}
         self.runs: dict[str, str | None] = {}
         self.errors: dict[str, str | None] = {}
         self.saved = 0  # labels in the database
@@ -79,6 +85,7 @@ class LabelWriter:
         self.labels[sample_id] = label
         if self.embeddings_field:
             self.embeddings[sample_id] = embedding
+            self.embedding_runs[sample_id] = None if embedding is None else self.embeddings_digest
         self.runs[sample_id] = self.digest
         if sample_id in self.stale:
             self.errors[sample_id] = None
@@ -87,7 +94,7 @@ class LabelWriter:
         self.labels[sample_id] = None  # no stale label from an overwritten run survives a failure
         self.runs[sample_id] = None
         if self.embeddings_field:
-            self.embeddings[sample_id] = None
+            self.embeddings[sample_id] = self.embedding_runs[sample_id] = None
         self.errors[sample_id] = error
         self.summary.failures.append(Failure(sample_id, filepath, error))
 
@@ -113,10 +120,13 @@ class LabelWriter:
     def flush(self, force: bool = True) -> None:
         if self.db_lost or (not force and len(self.labels) < FLUSH_EVERY):
             return
-        self.lock.check()
+        for lock in self.locks:
+            lock.check()
         done = sum(digest is not None for digest in self.runs.values())
+        emb_runs = self.embeddings_field and self.embeddings_field + "_run"
         for name, values in ((self.field, self.labels), (self.embeddings_field, self.embeddings),
-                             (self.field + "_run", self.runs), (self.field + "_error", self.errors)):
+                             (emb_runs, self.embedding_runs), (self.field + "_run", self.runs),
+                             (self.field + "_error", self.errors)):
             if values:
                 self._write(name, values)
                 values.clear()

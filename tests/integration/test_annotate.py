@@ -1,6 +1,7 @@
 """annotate(): equality with apply_model, bad input, resume, worker crash, Ctrl-C and one writer per field (real
 FiftyOne + MongoDB + MindSpore Lite worker)."""
 import io
+import json
 import os
 import shlex
 import signal
@@ -375,4 +376,28 @@ def test_cli_ctrl_c_says_what_was_saved_and_how_to_resume(tiny_model, bad_dir, m
     resumed = CliRunner().invoke(main, words[1:])
     assert resumed.exit_code == 0, resumed.output
     assert f"{40 - saved} labeled, {saved} already labeled, 0 failed" in resumed.output
+    ds.delete()
+
+
+def test_cli_ctrl_c_before_the_run_is_the_same_contract(tiny_model, bad_dir, monkeypatch):
+    """Ctrl-C while the model loads (before any progress bar): exit 130 and a rerun line too, not click's
+    "Aborted!" with exit 1; the line keeps --overwrite, since no run was registered to resume."""
+    from fiftyone_mslite.integration import model as model_module
+
+    ds = _dataset(_good_files(bad_dir, 4))
+    ds.persistent = True
+
+    def loading(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_module, "load_model", loading)
+    args = ["annotate", "--dataset", ds.name, "--model", tiny_model, "--field", "pred", "--overwrite"]
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130 and "Aborted" not in stopped.output, stopped.output
+    line, command = stopped.output.strip().splitlines()[-1].split("; rerun with: ")
+    assert line == "interrupted: nothing saved yet" and "--overwrite" in shlex.split(command)
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    assert as_json.exit_code == 130 and json.loads(as_json.output)["saved"] == 0
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, shlex.split(command)[1:]).exit_code == 0 and ds.count("pred") == 4
     ds.delete()

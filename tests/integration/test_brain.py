@@ -96,3 +96,20 @@ def test_demo_brain_prints_the_top_likely_label_mistakes(shared_dir, demo_datase
     assert "likely label mistakes" in text and "predictions-likely-label-mistakes" in text
     plain = cli("demo", "--limit", "60", "--json", FIFTYONE_MSLITE_SHARED=str(shared_dir))
     assert plain.returncode == 0 and json.loads(plain.stdout)["skipped"] == 60  # a plain rerun still resumes
+
+
+def test_samples_without_a_prediction_are_not_likely_label_mistakes(labeled, tv_mobilenet):
+    """Issue 20: below the annotate threshold a sample has no prediction (None); FiftyOne scores that as
+    mistakenness 1.0, "confidently contradicting" its ground truth. Such samples are left unscored."""
+    ds, corrupted = labeled
+    annotate(ds, tv_mobilenet, "sure", store_logits=True, confidence_thresh=0.5, progress=False)
+    unsure = ds.exists("sure", False).count()
+    assert 0 < unsure < len(ds)
+    ds.exists("sure", False).set_values("sure_mistakenness", [1.0] * unsure)  # a stale score from an earlier run
+    summary = run_brain(ds, "sure", "ground_truth")
+    mistakes = ds.load_saved_view("sure-likely-label-mistakes")
+    assert mistakes.exists("sure", False).count() == 0 and summary.likely_label_mistakes == len(mistakes)
+    assert None not in [m["pred"] for m in summary.top_likely_mistakes]
+    assert ds.count("sure_mistakenness") == ds.count("sure")  # the unpredicted ones have no score
+    assert any(f"{unsure} samples have no prediction" in note for note in summary.notes), summary.notes
+    assert corrupted & set(mistakes.values("id"))  # the real mistakes are still found (if confident enough)

@@ -260,3 +260,39 @@ def test_quantized_coral_model_is_dequantized_to_float(mirror, imagenet_dir, wor
     agreement = np.mean(np.array(fast_top) == np.array(slow_top))
     assert agreement >= 0.9, agreement
 
+
+
+TFLITE_DIR = "raw.githubusercontent.com/google-coral/test_data/master"
+FLOAT_TFLITE = ("raw.githubusercontent.com/tensorflow/tflite-support/master/tensorflow_lite_support/cc/test/testdata/"
+                "task/vision/mobilenet_v1_0.25_224_1_default_1.tflite")
+
+
+def test_models_add_uses_the_normalisation_a_tflite_file_declares(tmp_path, mirror):
+    """Issue 20: `models add` of a TFLite file used ImageNet mean/std whatever the file's TFLite metadata said. It
+    reads the file's NormalizationOptions, prints it, says when --mean/--std override it, and says when the file
+    declares none (then the default is ImageNet's, as before, but not silently)."""
+    env = {"FIFTYONE_MSLITE_USER_CATALOG": str(tmp_path / "user.yaml")}
+    quant = str(mirror / TFLITE_DIR / "mobilenet_v1_0.25_128_quant.tflite")
+    added = cli("models", "add", "v1-meta", "--source", quant, "--labels", "imagenet-1001", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "mean (0.5, 0.5, 0.5), std (0.5, 0.5, 0.5)" in added.stdout
+    assert ("normalisation: the file's TFLite metadata: (x - 127.5) / 127.5 on 0..255 pixels"
+            in added.stdout), added.stdout
+    info = json.loads(cli("models", "info", "v1-meta", "--json", env=env).stdout)
+    assert {"field": "normalization", "status": "verified", "value": {
+        "from": "the file's TFLite metadata", "declared": "(x - 127.5) / 127.5 on 0..255 pixels"},
+        "source": "NormalizationOptions in the file's TFLite metadata, read by models add"} in info["facts"]
+
+    mine = cli("models", "add", "v1-mine", "--source", quant, "--labels", "imagenet-1001", "--mean",
+               "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--json", env=env)
+    data = json.loads(mine.stdout)
+    assert data["preprocess"]["mean"] == [0.485, 0.456, 0.406] and data["preprocess"]["std"] == [0.229, 0.224, 0.225]
+    assert data["normalization"] == {"from": "--mean/--std, overriding the file's TFLite metadata",
+                                     "declared": "(x - 127.5) / 127.5 on 0..255 pixels"}
+
+    bare = cli("models", "add", "v1-bare", "--source", str(mirror / FLOAT_TFLITE), "--labels", "imagenet-1001",
+               env=env)
+    assert bare.returncode == 0, bare.stderr
+    assert "mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)" in bare.stdout
+    assert ("normalisation: ImageNet's (the default): the file declares none; pass --mean/--std or --like, or "
+            "measure it with `fiftyone-mslite models calibrate`") in bare.stdout, bare.stdout

@@ -279,3 +279,49 @@ def test_quantized_tflite_gets_the_output_on_the_dequantized_file(mirror, sample
                                 tmp_path / "float.tflite")
     cos = _cosine(ours.astype(np.float64), _litert_at(floated, TFLITE_EMBEDDING, batch).astype(np.float64))
     assert cos.min() >= 0.9999, cos.min()
+
+
+CORAL = "coral-mobilenet-v2-quant"  # uint8 TFLite, dequantized: 1280-d embeddings like tv-mobilenet-v2's
+
+
+def test_another_models_embeddings_are_refused_and_brain_checks_their_model(tv_mobilenet, mirror, sample_files):
+    """Issue 20: tv-mobilenet-v2 then coral-mobilenet-v2-quant (both 1280-d) into one embeddings field: the second
+    is refused before any work (the CLI in one line); replaced on purpose, Brain on the first model's predictions
+    refuses them, and refuses embeddings of unknown origin."""
+    from fiftyone_mslite.integration.brain import run_brain
+
+    ds = fo.Dataset("emb-owner")
+    ds.persistent = True
+    try:
+        ds.add_samples([fo.Sample(filepath=str(p)) for p in sample_files[:6]])
+        annotate(ds, tv_mobilenet, "p2", store_logits=True, embeddings_field="emb2", progress=False)
+        tv_vectors = np.stack(ds.values("emb2"))
+        with load_model(CORAL) as coral:
+            assert coral.embedding_size == tv_vectors.shape[1] == 1280
+            with pytest.raises(DatasetError, match=r"^field 'emb2' already holds embeddings of tv-mobilenet-v2 "
+                                                   r"\(written with 'p2'\) on 6 samples.*another embeddings field"):
+                annotate(ds, coral, "p3", embeddings_field="emb2", progress=False)
+            assert not ds.has_field("p3")  # refused before any work
+            np.testing.assert_array_equal(np.stack(ds.values("emb2")), tv_vectors)
+            run = cli("annotate", "--dataset", ds.name, "--model", CORAL, "--field", "p3", "--embeddings", "emb2")
+            assert run.returncode == 1 and run.stderr.startswith("error: field 'emb2' already holds embeddings of "
+                                                                 "tv-mobilenet-v2") and run.stderr.count("\n") == 1
+            annotate(ds, coral, "p3", store_logits=True, embeddings_field="emb3", progress=False)  # its own field
+            ds.compute_embeddings(coral, embeddings_field="emb_x")  # not annotate's: origin unknown
+        assert run_brain(ds, "p2", "p3").embeddings_field == "emb2"  # its own run's embeddings: fine
+        for field, why in (("emb3", r"6 samples come from coral-mobilenet-v2-quant"),
+                           ("emb_x", r"6 samples were not written by annotate")):
+            with pytest.raises(DatasetError, match=rf"^'{field}' cannot serve Brain on 'p2' \(predicted by "
+                                                   rf"tv-mobilenet-v2\): its embeddings on {why}"):
+                run_brain(ds, "p2", "p3", embeddings_field=field)
+        with load_model(CORAL) as coral:  # replacing them on purpose is allowed...
+            annotate(ds, coral, "p3", store_logits=True, embeddings_field="emb2", overwrite=True, progress=False)
+        ds.delete_sample_field("p2_mistakenness")
+        with pytest.raises(DatasetError, match=r"^'emb2' cannot serve Brain on 'p2'.*coral-mobilenet-v2-quant"):
+            run_brain(ds, "p2", "p3")  # ...and then Brain on tv's predictions refuses them, before any work
+        assert not ds.has_field("p2_mistakenness")
+        assert run_brain(ds, "p3", "p2", embeddings_field="emb2").embeddings_field == "emb2"
+        brain = cli("evaluate", "--dataset", ds.name, "--pred", "p2", "--gt", "p3", "--brain")
+        assert brain.returncode == 1 and brain.stderr.startswith("error: 'emb2' cannot serve Brain on 'p2'")
+    finally:
+        ds.delete()

@@ -277,3 +277,28 @@ def test_apply_model_then_evaluate(tiny_model, tmp_path):
     assert sorted(ds.list_evaluations()) == ["eval", "eval_top2"]
     # without classes=: the catalog's 'tiny' labels are the one list that explains the stored predictions
     assert evaluate(ds, "pred", top_k=2).top_k_accuracy == summary.top_k_accuracy
+
+
+def test_top_k_leaves_out_samples_without_a_prediction_and_says_so(single):
+    """Issue 20: after `annotate --threshold`, samples below it have no prediction and no logits. FiftyOne's top-k
+    counts them as misses (5/8 here); they are left out of top-k (5/6) and the summary says how many. Top-1 still
+    counts them as wrong (3/8), and says so."""
+    from click.testing import CliRunner
+
+    from fiftyone_mslite.cli import main
+
+    single.add_samples([fo.Sample(filepath=f"/img/unsure{i}.jpg", ground_truth=fo.Classification(label="a"))
+                        for i in range(2)])
+    summary = evaluate(single, "pred", top_k=2, classes=CLASSES)
+    assert summary.accuracy == pytest.approx(3 / 8) and summary.unpredicted == 2
+    assert summary.top_k_accuracy == pytest.approx(5 / 6) and summary.top_k_samples == 6
+    assert single.values("eval_top2") == [True, True, True, True, True, False, None, None]
+    single.persistent = True
+    single.classes["pred"] = CLASSES
+    single.save()
+    text = CliRunner().invoke(main, ["evaluate", "--dataset", single.name, "--pred", "pred", "--top-k", "2"])
+    assert text.exit_code == 0, text.output
+    assert ("accuracy 37.5% (the 2 samples without a prediction count as wrong), top-2 83.3% over the 6 samples "
+            "with a prediction (the 2 without one have no logits, e.g. below the threshold at annotate time: "
+            "not counted)") in text.output
+    single.delete()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_mslite.adapters.images import ImageDecodeError, load_image
+from fiftyone_mslite.adapters.images import load_image
 from fiftyone_mslite.classifier import load_classifier
 from fiftyone_mslite.integration.annotation import annotate
 from fiftyone_mslite.integration.model import MSLiteModel, load_model
@@ -158,11 +158,65 @@ def test_apply_model_reads_files_as_annotate_does(tiny_model, tmp_path, monkeypa
     with load_model(tiny_model) as model:
         for path, why in ((truncated, "truncated"), (large, "too large")):
             ds = _dataset([path])
-            for batch_size in (None, 2):
-                with pytest.raises(ImageDecodeError, match=why):
-                    ds.apply_model(model, "pred", batch_size=batch_size, skip_failures=False)
+            for batch_size in (None, 2):  # refused by our decoder: no label, the reason in pred_error (issue 20)
+                ds.apply_model(model, "pred", batch_size=batch_size, skip_failures=False)
+                assert not ds.has_sample_field("pred") and why in ds.first().pred_error
+                assert str(path) in ds.first().pred_error
+                ds.delete_sample_field("pred_error")
             summary = annotate(ds, model, "ours", progress=False)
             assert summary.failed == 1 and why in summary.failures[0].error and not ds.has_sample_field("pred")
         ds = _dataset([whole])
         ds.apply_model(model, "pred", batch_size=2)
         assert ds.first().pred.label == _direct(tiny_model, [whole])[0].label
+
+
+def test_apply_model_isolates_a_bad_file_per_sample(tiny_model, tmp_path):
+    """Issue 20: one file that does not decode must not cost its batch: the good images of the batch are labeled,
+    the bad one gets no label and its reason in `<field>_error` (as annotate records it), also when every file of
+    every batch is bad."""
+    rng = np.random.default_rng(2)
+    good = []
+    for i in range(3):
+        good.append(tmp_path / f"good{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(good[-1])
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(whole, quality=90)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # OpenCV reads it, our decoder refuses
+    ds = _dataset([good[0], truncated, good[1], good[2]])
+    with load_model(tiny_model) as model:
+        for batch_size in (4, None):
+            ds.apply_model(model, f"pred{batch_size}", batch_size=batch_size)
+            labels = ds.values(f"pred{batch_size}.label")
+            assert labels[1] is None and labels[::2] + labels[3:] == [p.label for p in _direct(tiny_model, good)]
+            errors = ds.values(f"pred{batch_size}_error")
+            assert errors[0] is errors[2] is errors[3] is None and "truncated" in errors[1]
+        bad = _dataset([truncated, truncated])
+        bad.apply_model(model, "pred", batch_size=2)
+        assert bad.count("pred_error") == 2 and not bad.has_sample_field("pred")  # no label to make one
+
+
+def test_apply_model_retries_a_crashed_batch_sample_by_sample(tiny_model, odd_sized, monkeypatch):
+    """The MindSpore Lite worker is SIGKILLed while it runs an apply_model batch: the batch's samples are run
+    again one by one (a fresh worker starts), so none is lost."""
+    import os
+    import signal
+
+    ds = _dataset(odd_sized[:4])
+    with load_model(tiny_model) as model:
+        session = model.classifier.session
+        session.run(np.zeros((2, *session.inputs[0].shape[1:]), session.inputs[0].dtype))  # switch to streams now
+        killed: list[int] = []
+        for ws in session.session.sessions:
+            def kill_once(*arrays, ws=ws, run=ws.run):
+                if not killed:
+                    if ws.pid is None:  # the worker restarts lazily inside run(); start it now to kill it
+                        ws._start()
+                    killed.append(ws.pid)
+                    os.kill(ws.pid, signal.SIGKILL)
+                return run(*arrays)
+
+            monkeypatch.setattr(ws, "run", kill_once)
+        ds.apply_model(model, "pred", batch_size=4)
+    assert len(killed) == 1 and ds.count("pred") == 4 and not ds.has_sample_field("pred_error")
+    assert ds.values("pred.label") == [p.label for p in _direct(tiny_model, odd_sized[:4])]

@@ -51,3 +51,57 @@ def test_user_errors_never_print_a_traceback(tmp_path, served_404):
         assert run.stderr.count("\n") <= 3, run.stderr  # a message, not a dump
         as_json = cli(*args, "--json", env=env)
         assert as_json.returncode == 1 and set(json.loads(as_json.stdout)) == {"error", "message"}, args
+
+
+@pytest.fixture
+def runtime_info_raises(monkeypatch):
+    """`runtime info` raising what the test sets: a stand-in for a bug or a Ctrl-C anywhere in a command."""
+    from fiftyone_mslite import runtime
+
+    raised: list[BaseException] = []
+
+    def info():
+        raise raised[0]
+
+    monkeypatch.setattr(runtime, "info", info)
+    return raised.append
+
+
+def test_unexpected_error_is_one_line_and_says_how_to_report_it(runtime_info_raises):
+    from click.testing import CliRunner
+
+    from fiftyone_mslite.cli import main
+
+    runtime_info_raises(KeyError("boom"))
+    result = CliRunner().invoke(main, ["runtime", "info"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: unexpected KeyError (test_cli.py:") and "'boom'" in line
+    assert line.endswith("rerun with `--traceback` and report it")
+    as_json = CliRunner().invoke(main, ["runtime", "info", "--json"])
+    data = json.loads(as_json.output)
+    assert as_json.exit_code == 1 and data["error"] == "KeyError" and "--traceback" in data["message"]
+    shown = CliRunner().invoke(main, ["--traceback", "runtime", "info"])
+    assert isinstance(shown.exception, KeyError)  # let through: the real CLI prints its full traceback
+
+
+def test_traceback_flag_prints_the_traceback_in_a_real_process(tmp_path):
+    plain = cli("convert", "/etc/hostname", "-o", str(tmp_path / "x.ms"))
+    full = cli("--traceback", "convert", "/etc/hostname", "-o", str(tmp_path / "x.ms"))
+    assert plain.returncode == full.returncode == 1 and "Traceback" not in plain.stderr
+    assert "Traceback (most recent call last)" in full.stderr and "cannot tell the format" in full.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_exits_130_whatever_the_command(runtime_info_raises, as_json):
+    from click.testing import CliRunner
+
+    from fiftyone_mslite.cli import main
+
+    runtime_info_raises(KeyboardInterrupt())
+    result = CliRunner().invoke(main, ["runtime", "info", *(["--json"] if as_json else [])])
+    assert result.exit_code == 130 and "Aborted" not in result.output
+    if as_json:
+        assert json.loads(result.output) == {"error": "Interrupted", "message": "interrupted"}
+    else:
+        assert result.output.strip() == "interrupted"
