@@ -145,10 +145,11 @@ def _ids_with(samples, name: str) -> set[str]:
     return set(samples.exists(name).values("id")) if compat.root_dataset(samples).has_sample_field(name) else set()
 
 
-def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any],
-          overwrite: bool) -> tuple[str, set[str]]:
-    """The run's digest and the ids to skip: those whose label this very run (same settings) wrote, as
-    recorded per sample in `<field>_run`. Checks first that nothing else gets overwritten, over the whole
+def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any], overwrite: bool) -> tuple[str, Any]:
+    """The run's digest and the samples still to label: all but those whose label this very run (same settings)
+    wrote, as recorded per sample in `<field>_run`. That is a query for the remaining samples, so a resume at 99 %
+    reads 1 % of the ids from the database, not every id twice. Checks first that nothing else gets overwritten,
+    over the whole
     field rather than only `samples` (a view must not start a second run with other settings beside the
     first). Registers the run before any labels are written, so an interrupted job resumes; a resumed
     overwrite redoes every label still left from the earlier settings."""
@@ -173,9 +174,9 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
             else:
                 dataset.add_sample_field(name, fof.EmbeddedDocumentField, embedded_doc_type=kind)
     if overwrite or not same:
-        return digest, set()
-    done = samples.match(foe.ViewField(label_field + "_run") == digest).exists(label_field)
-    return digest, set(done.values("id"))
+        return digest, samples
+    done = (foe.ViewField(label_field + "_run") == digest) & foe.ViewField(label_field).exists()
+    return digest, samples.match(~done)
 
 
 class _Writer:
@@ -287,10 +288,9 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
         if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
             settings["embeddings_field"] = embeddings_field
         with FieldLock(compat.root_dataset(samples).name, label_field) as lock:
-            digest, skip = _plan(samples, model, label_field, settings, overwrite)
-            ids, paths = samples.values(["id", "filepath"])
-            todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
-            summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
+            digest, remaining = _plan(samples, model, label_field, settings, overwrite)
+            todo = list(zip(*remaining.values(["id", "filepath"])))
+            summary = AnnotateSummary(label_field, model.name, skipped=len(samples) - len(todo))
             writer = _Writer(samples, label_field, digest, _ids_with(samples, label_field + "_error"), summary,
                              lock, embeddings_field)
             try:
