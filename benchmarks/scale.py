@@ -32,8 +32,8 @@ import time
 from typing import Any
 
 import pymongo.monitoring
-from measure import cmdline_contains, machine_info
-from suite import cifar10, cpu_meter, ensure_models, imagenet, isolate_fiftyone, setup_sources
+from measure import Component, CpuMeter, cmdline_contains, machine_info
+from suite import cifar10, ensure_models, imagenet, isolate_fiftyone, setup_sources
 
 # config → (model, image set, batch size, samples of the long run)
 CONFIGS = {"resnet20": ("cifar10-resnet20", "cifar10", 64, 100_000),
@@ -70,6 +70,13 @@ def _parent_chain_has(pid: int, ancestor: int) -> bool:
         if pid == ancestor:
             return True
     return False
+
+
+def _mongod_pids() -> set[int]:
+    """The mongod serving this process's FiftyOne database (FiftyOne starts it outside our process tree)."""
+    db_dir = os.environ.get("FIFTYONE_DATABASE_DIR", "")
+    return {int(p) for p in os.listdir("/proc") if p.isdigit()
+            and cmdline_contains("mongod")(int(p), "") and db_dir and cmdline_contains(db_dir)(int(p), "")}
 
 
 class _DocCounter(pymongo.monitoring.CommandListener):
@@ -110,7 +117,9 @@ def child(config: str, samples: int, block: int) -> dict[str, Any]:
     for lo in range(0, samples, BLOCK):
         dataset.add_samples([fo.Sample(filepath=files[i % len(files)]) for i in range(lo, min(samples, lo + BLOCK))],
                             progress=False)
-    meter = cpu_meter()
+    meter = CpuMeter(components=[Component("inference", processes=cmdline_contains("runtime/worker.py")),
+                                 Component("decode", threads="mslite-decode")],
+                     separate=[Component("mongod", processes=_mongod_pids())])
     blocks: list[dict[str, Any]] = []
     state = {"done": 0, "db_s": 0.0, "first_batch": None}
     record, write = annotation._record, annotation._Writer._write
