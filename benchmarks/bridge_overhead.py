@@ -198,8 +198,9 @@ def markdown_table(rows: list) -> str:
 def report(result: dict) -> str:
     m, s, w = result["machine"], result["settings"], result["worker"]
     return "\n".join([
-        f"`{MODEL}` (torchvision MobileNetV2, fixed batch-1 graph), measured {result['date']} on {m['cpu']} "
-        f"({m['cores']} cores as seen by sched_getaffinity), {m['platform']}; caller Python {m['python']}, "
+        f"`{MODEL}` (torchvision MobileNetV2, fixed batch-1 graph), measured {result['date']} on {m['cpu']}"
+        f"{', ' + m['simd'].upper() if m.get('simd') else ''} ({m['cores']} cores as seen by sched_getaffinity), "
+        f"{m['platform']}; caller Python {m['python']}, "
         f"worker Python "
         f"{w.get('worker_python_version', '?')} with MindSpore Lite {w.get('worker_mindspore_lite', '?')}.",
         f"{s['rounds']} rounds; per round and configuration {s['warmup']} warm-up calls, then {s['calls_b1']} "

@@ -620,7 +620,8 @@ def render_models(res: dict[str, Any], meta: dict[str, Any]) -> str:
     head = "| model | format | data (images) | size (MB) | top-1 % | top-5 % | F1 | " + " | ".join(
         f"latency {t} thr (ms)" for t in threads) + (" | 2 thr speedup |" if len(threads) == 2 else " |")
     lines = [
-        f"Measured {meta['date']} on {meta['cpu']} ({meta['cores']} cores), Python {meta['python']}, MindSpore "
+        f"Measured {meta['date']} on {meta['cpu']}, {meta.get('simd', '?').upper()} ({meta['cores']} cores), "
+        f"Python {meta['python']}, MindSpore "
         f"Lite 2.0.0 (worker). Latency: median over {meta['repeats']} rounds (warm-up calls excluded) of the "
         f"median wall time of `session.run` on one pre-made batch-1 input, in the caller (bridge included). "
         f"Accuracy: every image of the set (`--limit` caps it), except models slower than {res['slow_ms']:.0f} ms "

@@ -109,7 +109,8 @@ def render(res: dict) -> str:
              f"224; MindSpore Lite {bm.THROUGHPUT_THREADS} threads). {res['images']} ImageNet sample images, "
              f"`batch_size={bm.BATCH_SIZE}` (FiftyOne ignores it for this TorchImageModel: its transforms give ragged "
              f"batches), both run on one FiftyOne dataset in {meta['repeats']} interleaved pairs of segments after "
-             f"a warm-up; medians. Measured {meta['date']} ({meta['cores']} cores).", "",
+             f"a warm-up; medians. Measured {meta['date']} ({meta['cores']} cores, "
+             f"{meta.get('simd', '?').upper()}).", "",
              "| path | images/s: median (IQR) | core-ms/image (this process tree) |", "|---|---:|---:|"]
     for k, v in res["paths"].items():
         lines.append(f"| {k} | **{v['images_per_s']:.1f}** ({v['iqr'][0]:.1f}–{v['iqr'][1]:.1f}) | "

@@ -187,12 +187,12 @@ def _check_settings(samples, model: MSLiteModel, label_field: str, settings: dic
     return digest, same
 
 
-def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any],
-          overwrite: bool) -> tuple[str, set[str]]:
-    """The run's digest and the ids to skip: those whose label this very run (same settings) wrote, as
-    recorded per sample in `<field>_run`, once `_check_settings` agrees. Registers the run before any labels
-    are written, so an interrupted job resumes; a resumed overwrite redoes every label still left from the
-    earlier settings."""
+def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any], overwrite: bool) -> tuple[str, Any]:
+    """The run's digest and the samples still to label: all but those whose label this very run (same settings)
+    wrote, as recorded per sample in `<field>_run`, once `_check_settings` agrees. That is a query for the
+    remaining samples, so a resume at 99 % reads 1 % of the ids from the database, not every id. Registers the
+    run before any labels are written, so an interrupted job resumes; a resumed overwrite redoes every label
+    still left from the earlier settings."""
     digest, same = _check_settings(samples, model, label_field, settings, overwrite)
     dataset = compat.root_dataset(samples)
     if not same:
@@ -206,9 +206,9 @@ def _plan(samples, model: MSLiteModel, label_field: str, settings: dict[str, Any
             else:
                 dataset.add_sample_field(name, fof.EmbeddedDocumentField, embedded_doc_type=kind)
     if overwrite or not same:
-        return digest, set()
-    done = samples.match(foe.ViewField(label_field + "_run") == digest).exists(label_field)
-    return digest, set(done.values("id"))
+        return digest, samples
+    done = (foe.ViewField(label_field + "_run") == digest) & foe.ViewField(label_field).exists()
+    return digest, samples.match(~done)
 
 
 ModelArg = MSLiteModel | str | Path
@@ -312,20 +312,20 @@ def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings:
             _check_settings(samples, model, label_field, own, overwrite)
         owners = [embeddings_field and claim_embeddings(samples, embeddings_field, model, label_field, overwrite)
                   for model, label_field, embeddings_field in zip(models, fields, embeddings)]
-        ids, paths = samples.values(["id", "filepath"])
+        total = len(samples)
         writers, jobs = [], []
         for model, label_field, embeddings_field, own, held, owner in zip(models, fields, embeddings, settings,
                                                                           locks, owners):
-            digest, skip = _plan(samples, model, label_field, own, overwrite)
-            todo = [(i, p) for i, p in zip(ids, paths) if i not in skip]
-            summary = AnnotateSummary(label_field, model.name, skipped=len(ids) - len(todo))
+            digest, remaining = _plan(samples, model, label_field, own, overwrite)
+            todo = list(zip(*remaining.values(["id", "filepath"])))
+            summary = AnnotateSummary(label_field, model.name, skipped=total - len(todo))
             writers.append(LabelWriter(samples, model, label_field, digest, _ids_with(samples, label_field + "_error"),
                                        summary, held, embeddings_field, owner or None))
             clf = model.classifier
             jobs.append(Job(clf, model.classifier_args(), todo, batch_size, draft,
                             clf.used_outputs(bool(embeddings_field)), num_workers))
         try:
-            _run(run, jobs, writers, len(ids), progress, on_progress)
+            _run(run, jobs, writers, total, progress, on_progress)
         except KeyboardInterrupt as exc:
             for writer in writers:
                 writer.summary.elapsed_s = time.perf_counter() - start

@@ -182,3 +182,22 @@ def test_thread_that_ended_inside_the_interval_keeps_its_cpu():
     worker.join()
     usage = meter.snapshot().since(start)
     assert_attributed(usage.components["decode"], spent[0], usage)
+
+
+@pytest.mark.parametrize("flags, level", [
+    ({"sse4_2", "avx", "avx2", "fma", "avx512f"}, "avx512"),
+    ({"sse4_2", "avx", "avx2", "fma"}, "avx2"),  # AMD EPYC (Zen 1-3): the CPU of issue 23's slower figures
+    ({"sse4_2", "avx", "avx2"}, "avx2 (no fma)"),
+    ({"sse4_2", "avx"}, "avx"),
+    ({"fp", "asimd"}, "neon"),
+    (set(), "baseline"),
+])
+def test_simd_level_names_the_widest_instruction_set(flags, level):
+    assert measure.simd_level(flags) == level
+
+
+def test_machine_info_records_this_cpus_simd_level():
+    info = measure.machine_info()
+    assert info["simd"] == measure.simd_level()
+    assert set(info["simd_flags"]) <= measure.cpu_flags()
+    assert info["simd"].upper() in measure.describe_machine(info)
