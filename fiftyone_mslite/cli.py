@@ -154,10 +154,12 @@ def convert_cmd(source: Path, output: Path, save_type: str | None, source_format
 @click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True), help="Crop / resize size.")
 @click.option("--mean", help="Per-channel mean, 0..1 scale, e.g. 0.485,0.456,0.406.")
 @click.option("--std", help="Per-channel std, 0..1 scale, e.g. 0.229,0.224,0.225.")
+@click.option("--calibrated", is_flag=True, help="Apply the model's stored confidence calibration "
+                                                 "(models calibrate-confidence / models thresholds).")
 @json_option
 def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k: int, threads: int,
                 resize: str | None, crop_fraction: float | None, mean: str | None, std: str | None,
-                as_json: bool) -> None:
+                calibrated: bool, as_json: bool) -> None:
     """Classify image files with a catalog model or a .ms/.mindir file; with --json, one JSON object per
     image per line."""
     from .classifier import load_classifier
@@ -168,7 +170,7 @@ def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k:
                                    "std": _triple(std, "--std") if std else None}.items() if v is not None}
     failed = 0
     with load_classifier(model, labels=labels, threads=threads, **overrides) as classifier:
-        for pred in classify_files(classifier, list(images), top_k):
+        for pred in classify_files(classifier, list(images), top_k, calibrated=calibrated):
             failed += pred.error is not None
             if as_json:
                 click.echo(json.dumps(pred.to_dict()))
@@ -482,11 +484,13 @@ def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | st
 @click.option("--address", help="With --engine ray: the cluster, 'auto' or HOST:PORT (default: a local Ray).")
 @click.option("--actors", type=click.IntRange(1), help="With --engine ray: actors, each with --threads CPUs "
                                                          "(default: the cluster's CPUs / --threads).")
+@click.option("--calibrated", is_flag=True, help="Apply the model's stored confidence calibration (logits stay "
+                                                 "raw; a field never mixes calibrated and raw confidences).")
 @json_option
 def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field: str, threshold: float | None,
                  batch_size: int, store_logits: bool, resume: bool, threads: int, streams: int | str,
                  embeddings_field: str | None, engine: str, address: str | None, actors: int | None,
-                 as_json: bool) -> None:
+                 calibrated: bool, as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume)."""
     try:
         with _stdout_for_json(as_json):
@@ -498,7 +502,7 @@ def annotate_cmd(dataset_name: str, model: str, labels: str | None, label_field:
                 summary = annotate(dataset, loaded, label_field, batch_size=batch_size, confidence_thresh=threshold,
                                    store_logits=store_logits, overwrite=not resume, progress=not as_json,
                                    embeddings_field=embeddings_field, engine=engine, address=address,
-                                   actors=actors)
+                                   actors=actors, calibrated=calibrated)
     except Interrupted as stop:
         # resuming also finishes an interrupted --overwrite: it redoes every label of other settings
         message = (f"interrupted: {stop.saved} predictions saved to {dataset_name}.{label_field} "

@@ -256,10 +256,12 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
              num_workers: int | None = None, confidence_thresh: float | None = None, store_logits: bool = False,
              overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True,
              embeddings_field: str | None = None, engine: str = "local", address: str | None = None,
-             actors: int | None = None) -> AnnotateSummary:
+             actors: int | None = None, calibrated: bool = False) -> AnnotateSummary:
     """Classify every image of `samples` into `label_field`; see the module docstring and docs/annotate.md.
 
     `embeddings_field` also stores each sample's embedding there, from the same inference as its label.
+    `calibrated` applies the model's stored confidence calibration (docs/calibration.md); logits stay raw and the
+    run's settings record the calibration, so one field never mixes calibrated and raw confidences.
 
     `model` is an `MSLiteModel` or a catalog name/model path (loaded and closed here). `confidence_thresh`
     and `store_logits` apply to this call only. `draft` decodes JPEGs at reduced size where the model's
@@ -275,13 +277,15 @@ def annotate(samples, model: MSLiteModel | str | Path, label_field: str = "predi
             return annotate(samples, loaded, label_field, batch_size=batch_size, num_workers=num_workers,
                             confidence_thresh=confidence_thresh, store_logits=store_logits, overwrite=overwrite,
                             draft=draft, progress=progress, embeddings_field=embeddings_field, engine=engine,
-                            address=address, actors=actors)
+                            address=address, actors=actors, calibrated=calibrated)
     start = time.perf_counter()
     check_target(samples, label_field, model.label_type, model.name)
     if embeddings_field:
         ensure_embeddings_field(samples, embeddings_field, model, label_field)
     overrides = {"store_logits": store_logits}
-    config = {} if confidence_thresh is None else {"confidence_thresh": confidence_thresh}
+    config = {"calibrated": calibrated or model.config.calibrated}
+    if confidence_thresh is not None:
+        config["confidence_thresh"] = confidence_thresh
     with fou.SetAttributes(model, **overrides), fou.SetAttributes(model.config, **config):
         settings = {**model.settings(), "draft": draft}
         if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
