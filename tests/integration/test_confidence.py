@@ -1,0 +1,174 @@
+"""Confidence calibration, thresholds and conformal sets, end to end on real models, MindSpore Lite and MongoDB:
+annotate with logits, measure, fit and store, apply with calibrated=True, and every bad input refused with one
+line and nothing written."""
+import json
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from helpers.cli import cli
+from PIL import Image
+
+from fiftyone_mslite import confidence as cm
+from fiftyone_mslite.catalog import registry
+from fiftyone_mslite.catalog.registry import catalog
+from fiftyone_mslite.catalog.user import read_user_catalog, write_user_catalog
+from fiftyone_mslite.errors import CalibrationError
+from fiftyone_mslite.integration.annotation import annotate
+from fiftyone_mslite.integration.confidence import calibrate_confidence, conformal_sets, tune_thresholds
+from fiftyone_mslite.integration.evaluation import evaluate
+from fiftyone_mslite.integration.model import load_model
+
+NAMES = ["alpha", "beta", "gamma", "delta", "epsilon"]
+TRUE_TEMPERATURE = 0.5  # ground truth is drawn from softmax(logits / 0.5): the tiny model is under-confident
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(240):
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def _forget_fits(model: str) -> None:
+    """Drop stored calibrations and thresholds of `model` from the user catalog (each test starts without)."""
+    data = read_user_catalog()
+    entry = data["models"][model]
+    entry["facts"] = [f for f in entry.get("facts", []) if f["field"] not in ("confidence_calibration",
+                                                                               "class_thresholds")]
+    write_user_catalog(data)
+    registry.reset()
+
+
+@pytest.fixture
+def labeled(tiny_model, images, fresh_catalog):
+    """240 tiny-model predictions with logits, ground truth drawn from a sharper softmax of the same logits."""
+    _forget_fits(tiny_model)
+    ds = fo.Dataset()
+    ds.persistent = True  # the CLI tests read it from another process
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in images])
+    annotate(ds, tiny_model, "pred", store_logits=True, progress=False)
+    rng = np.random.default_rng(0)
+    logits = np.asarray(ds.values("pred.logits"))
+    truth = [NAMES[rng.choice(5, p=p)] for p in cm.softmax(logits, TRUE_TEMPERATURE)]
+    ds.set_values("ground_truth", [fo.Classification(label=t) for t in truth])
+    yield ds
+    ds.delete()
+
+
+def _ok(*args: str):
+    out = cli(*args)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def _facts(model: str) -> dict:
+    return {f.field: f.value for f in catalog().model(model).facts}
+
+
+def test_evaluate_reports_calibration_and_a_diagram(labeled, tmp_path):
+    summary = evaluate(labeled, "pred", classes=NAMES, bins=10, diagram=str(tmp_path / "rel.png"))
+    data = labeled.values(["pred.confidence", "pred.label", "ground_truth.label", "pred.logits"])
+    conf, pred, truth, logits = (np.asarray(v, dtype=object if k in (1, 2) else float) for k, v in enumerate(data))
+    ece, mce = cm.calibration_errors(conf.astype(float), pred == truth, bins=10)
+    assert (summary.ece, summary.mce) == (pytest.approx(ece), pytest.approx(mce))
+    targets = np.asarray([NAMES.index(t) for t in truth])
+    assert summary.nll == pytest.approx(cm.nll(cm.softmax(logits), targets))
+    assert summary.brier == pytest.approx(cm.brier_score(cm.softmax(logits), targets))
+    table = summary.calibration["reliability"]
+    assert sum(b["count"] for b in table) == len(labeled) and len(table) == 10
+    assert Image.open(summary.calibration["diagram"]).size[0] > 100
+    assert set(summary.calibration["per_class_ece"]) == set(pred)
+    stored = labeled.load_run_results("eval_calibration").report  # what the App's reliability operator reads
+    assert stored["ece"] == pytest.approx(ece)
+
+
+def test_fit_store_and_apply_temperature(labeled, tiny_model):
+    fit = calibrate_confidence(labeled, tiny_model, "pred", view=None)
+    assert fit.fit_samples == fit.held_out_samples == 120
+    assert 0.3 < fit.scaling["temperature"] < 0.8  # recovers the sharper truth, roughly
+    assert fit.after["ece"] < fit.before["ece"] and fit.after["nll"] < fit.before["nll"]
+    assert fit.after["accuracy"] == fit.before["accuracy"]  # temperature never changes the top class
+    fact = _facts(tiny_model)["confidence_calibration"]
+    assert fact["dataset"] == labeled.name and fact["samples"] == 240 and fact["ece_after"] == fit.after["ece"]
+    assert fact["date"] and fact["scaling"] == fit.scaling
+
+    # a calibrated run of the same field is refused (never mixed), and works into a new field
+    with pytest.raises(Exception, match="already holds labels"):
+        annotate(labeled, tiny_model, "pred", store_logits=True, progress=False, calibrated=True)
+    annotate(labeled, tiny_model, "cal", store_logits=True, progress=False, calibrated=True)
+    raw, cal = labeled.values("pred"), labeled.values("cal")
+    t = fit.scaling["temperature"]
+    for r, c in zip(raw[:20], cal[:20]):
+        assert c.label == r.label and np.allclose(c.logits, r.logits)  # logits stay raw
+        assert c.confidence == pytest.approx(cm.softmax(np.asarray(r.logits), t).max(), rel=1e-5)
+    assert labeled.get_run_info("mslite_cal").config.settings["calibration"]["scaling"] == fit.scaling
+
+    model = load_model(tiny_model, calibrated=True)  # apply_model path: the same labels
+    first = labeled.limit(8)
+    first.apply_model(model, "applied", store_logits=True)
+    assert [a.confidence for a in first.values("applied")] == pytest.approx(
+        [c.confidence for c in first.values("cal")], rel=1e-5)
+
+
+def test_cli_calibrate_and_predict(labeled, tiny_model, images):
+    out = _ok("models", "calibrate-confidence", tiny_model, "--dataset", labeled.name, "--pred", "pred",
+                  "--method", "vector", "--json")
+    fit = json.loads(out.stdout)
+    assert fit["method"] == "vector" and len(fit["scaling"]["weights"]) == 5 and fit["written"]
+    raw = json.loads(_ok("predict", tiny_model, str(images[0]), "--json").stdout.splitlines()[0])
+    cal = json.loads(_ok("predict", tiny_model, str(images[0]), "--calibrated", "--json").stdout.splitlines()[0])
+    logits = np.asarray(labeled.match(fo.ViewField("filepath") == str(images[0])).first().pred.logits)
+    probs = cm.Scaling.from_dict(fit["scaling"]).probabilities(logits[None])[0]
+    assert cal["top_k"][0]["confidence"] == pytest.approx(probs.max(), abs=1e-5)
+    assert raw["top_k"][0]["confidence"] == pytest.approx(cm.softmax(logits).max(), abs=1e-5)
+
+    ev = json.loads(_ok("evaluate", "--dataset", labeled.name, "--pred", "pred", "--binning", "mass",
+                            "--json").stdout)
+    assert {"ece", "mce", "brier", "nll"} <= set(ev) and ev["calibration"]["binning"] == "mass"
+
+
+def test_conformal_sets_cover_and_feed_a_review_view(labeled, tiny_model):
+    result = conformal_sets(labeled, "pred", coverage=0.9, penalty=0.0)
+    assert result.fit_samples == result.held_out_samples == 120
+    assert result.empirical_coverage >= 0.8  # 0.9 within sampling error on 120 samples
+    assert 1 <= result.mean_set_size <= 5
+    sets = labeled.values("pred_set")
+    assert all(isinstance(s, fo.Classifications) and s.classifications for s in sets)
+    truth = labeled.values("ground_truth.label")
+    covered = np.mean([t in {c.label for c in s.classifications} for s, t in zip(sets, truth)])
+    assert covered >= 0.8
+    review = labeled.load_saved_view("pred_set-needs-review")
+    assert len(review) == result.needs_review == sum(len(s.classifications) > 1 for s in sets)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(labeled, tiny_model, fresh_catalog):
+    before = _facts(tiny_model)
+    no_truth = labeled.exclude_fields("ground_truth")
+    with pytest.raises(CalibrationError, match="ground truth"):
+        calibrate_confidence(labeled.match(fo.ViewField("ground_truth") == None), tiny_model, "pred")  # noqa: E711
+    with pytest.raises(CalibrationError, match="no label field 'ground_truth'|ground truth"):
+        calibrate_confidence(no_truth, tiny_model, "pred")
+    labeled.clone_sample_field("pred", "nologits")
+    labeled.set_values("nologits.logits", [None] * len(labeled))
+    with pytest.raises(CalibrationError, match="store_logits=True"):
+        calibrate_confidence(labeled, tiny_model, "nologits")
+    with pytest.raises(CalibrationError, match="at least 50"):
+        calibrate_confidence(labeled.limit(60), tiny_model, "pred")
+    labeled.set_values("odd_truth", [fo.Classification(label="zebra")] * len(labeled))
+    with pytest.raises(CalibrationError, match="'zebra'"):
+        calibrate_confidence(labeled, tiny_model, "pred", gt_field="odd_truth")
+    with pytest.raises(CalibrationError, match="'zebra'"):
+        conformal_sets(labeled, "pred", "odd_truth", model=tiny_model)
+    assert _facts(tiny_model) == before and not labeled.has_sample_field("pred_set")
+    with pytest.raises(CalibrationError, match="no stored confidence calibration"):
+        load_model(tiny_model, calibrated=True)
+    out = cli("models", "calibrate-confidence", tiny_model, "--dataset", labeled.name, "--pred", "nologits", "--json")
+    assert out.returncode == 1 and json.loads(out.stdout)["error"] == "CalibrationError"
+    single = tune_thresholds(labeled, tiny_model, "pred", target_precision=0.5)
+    assert single.suggested_threshold["target_precision"] == 0.5 and not single.written
