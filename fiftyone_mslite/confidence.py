@@ -310,8 +310,8 @@ class Conformal:
 
 def fit_conformal(probs: np.ndarray, targets: np.ndarray, coverage: float = 0.9, penalty: float = 0.01,
                   k_reg: int = 5) -> Conformal:
-    """The conformal quantile on calibration data: the ceil((n+1) coverage)/n empirical quantile of the true
-    class's score, so that a new exchangeable sample's set holds its truth with probability >= coverage."""
+    """The conformal quantile on calibration data: the ceil((n+1) coverage)-th smallest score of the true classes,
+    so that a new exchangeable sample's set holds its truth with probability >= coverage."""
     if not 0 < coverage < 1:
         raise CalibrationError(f"coverage must be strictly between 0 and 1, got {coverage}")
     base = Conformal(coverage, 0.0, penalty, k_reg)
@@ -320,11 +320,11 @@ def fit_conformal(probs: np.ndarray, targets: np.ndarray, coverage: float = 0.9,
     true_rank = np.argmax(order == y[:, None], axis=1)
     true_score = score[np.arange(len(y)), true_rank]
     n = len(y)
-    level = np.ceil((n + 1) * coverage) / n
-    if level > 1:
+    k = int(np.ceil((n + 1) * coverage - 1e-9))
+    if k > n:
         raise CalibrationError(f"{n} calibration samples cannot give {coverage:.0%} coverage: it needs at least "
-                               f"{int(np.ceil(coverage / (1 - coverage)))}")
-    return Conformal(coverage, float(np.quantile(true_score, level, method="higher")), penalty, k_reg)
+                               f"{int(np.ceil(coverage / (1 - coverage) - 1e-9))}")
+    return Conformal(coverage, float(np.sort(true_score)[k - 1]), penalty, k_reg)
 
 
 def set_coverage(sets: Sequence[np.ndarray], targets: np.ndarray) -> tuple[float, float]:
