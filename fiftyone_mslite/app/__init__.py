@@ -493,3 +493,6 @@ def register(p) -> None:
     p.register(Evaluate)
     p.register(EvaluateMultilabel)
     p.register(ComputeEmbeddings)
+    from fiftyone_mslite.app import confidence  # the reliability panel (docs/calibration.md)
+
+    confidence.register(p)
