@@ -355,12 +355,15 @@ def import_thresholds(model: str, path: str | Path) -> ThresholdSet:
             index, value = int(row["index"]), float(row["threshold"])
         except (TypeError, ValueError):
             raise CalibrationError(f"{source}:{line}: index must be an integer and threshold a number") from None
-        if not (0 <= index < len(classes) and classes[index] == row["label"]):
+        if not (0 <= index < len(classes) and classes[index].strip() == (row["label"] or "").strip()):
             raise CalibrationError(f"{source}:{line}: label {row['label']!r} at index {index} is not model "
                                    f"'{model}'s class there ({len(classes)} classes)")
         if not 0 <= value <= 1:
             raise CalibrationError(f"{source}:{line}: threshold {value} is outside 0..1")
-        thresholds[row["label"]] = value
+        thresholds[classes[index]] = value  # the model's spelling (the demo's C++ has trailing spaces)
+    if len(thresholds) != len(classes):
+        raise CalibrationError(f"{source}: thresholds for {len(thresholds)} of model '{model}'s {len(classes)} "
+                               "classes; a threshold set covers every class")
     result = ThresholdSet(model, "imported", thresholds)
     _store_thresholds(result, {"file": str(source), "date": dt.datetime.now(dt.timezone.utc).isoformat(
         timespec="seconds")}, f"imported from {source.name}")

@@ -172,3 +172,69 @@ def test_bad_input_is_one_line_and_writes_nothing(labeled, tiny_model, fresh_cat
     assert out.returncode == 1 and json.loads(out.stdout)["error"] == "CalibrationError"
     single = tune_thresholds(labeled, tiny_model, "pred", target_precision=0.5)
     assert single.suggested_threshold["target_precision"] == 0.5 and not single.written
+
+
+@pytest.fixture
+def tiny_multi(tmp_path_factory, fresh_catalog):
+    """The tiny net as a 5-class multi-label model (its softmax outputs read as per-class scores)."""
+    from helpers.onnx_graphs import TinyNet
+
+    from fiftyone_mslite.catalog.user import add_model
+
+    folder = tmp_path_factory.mktemp("tiny_multi")
+    labels = folder / "labels.txt"
+    labels.write_text("\n".join(NAMES) + "\n")
+    add_model("tiny-multi", str(TinyNet.random(seed=0).save(folder / "tiny.onnx")), str(labels), task="multi",
+              resize="squash", crop_fraction=1.0)
+    return "tiny-multi"
+
+
+def test_multilabel_thresholds_tuned_stored_and_applied(tiny_multi, images):
+    ds = fo.Dataset()
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in images[:120]])
+    annotate(ds, tiny_multi, "pred", store_logits=True, progress=False)
+    scores = 1 / (1 + np.exp(-np.asarray(ds.values("pred.logits"))))
+    rng = np.random.default_rng(4)  # class k is present with probability 3 x its score
+    truth = [[NAMES[k] for k in range(5) if rng.random() < min(1.0, 3 * s[k])] for s in scores]
+    ds.set_values("ground_truth", [fo.Classifications(classifications=[fo.Classification(label=t) for t in ts])
+                                   for ts in truth])
+
+    tuned = tune_thresholds(ds, tiny_multi, "pred")
+    assert set(tuned.thresholds) == set(NAMES) and tuned.written
+    for k, name in enumerate(NAMES):
+        positive = np.array([name in ts for ts in truth])
+        if positive.any():  # what the tuner found is the best F1 over every cut of this class's scores
+            expected = cm.tune_threshold(scores[:, k], positive)
+            assert tuned.per_class[name]["f1"] == pytest.approx(expected.f1)
+            assert tuned.thresholds[name] == pytest.approx(expected.threshold)
+    assert _facts(tiny_multi)["class_thresholds"]["thresholds"] == tuned.thresholds
+
+    annotate(ds, tiny_multi, "tuned", store_logits=True, progress=False, calibrated=True)
+    t = np.asarray([tuned.thresholds[n] for n in NAMES])
+    for row, label in zip(scores[:20], ds.values("tuned")[:20]):
+        kept = {c.label for c in label.classifications}
+        assert kept == {NAMES[k] for k in np.flatnonzero(row >= t - 1e-6)}
+    precise = tune_thresholds(ds, tiny_multi, "pred", target_precision=0.9, write=False)
+    assert all(v["precision"] >= 0.9 for v in precise.per_class.values()) and not precise.written
+    ds.delete()
+
+
+def test_demo_thresholds_import(shared_dir, mirror, fresh_catalog, tmp_path):
+    from fiftyone_mslite.integration.confidence import import_thresholds
+
+    tsv = shared_dir / "labels" / "openimages-410-mindspore-demo.tsv"
+    result = import_thresholds("mobilenetv2-openimages", tsv)
+    stored = _facts("mobilenetv2-openimages")["class_thresholds"]
+    assert len(stored["thresholds"]) == 410 and stored["thresholds"]["Herd"] == 0.23 and stored["file"] == str(tsv)
+    assert result.method == "imported"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("index\tlabel\tthreshold\n0\tZebra\t0.5\n")
+    with pytest.raises(CalibrationError, match="'Zebra' at index 0"):
+        import_thresholds("mobilenetv2-openimages", bad)
+    out = cli("models", "thresholds", "mobilenetv2-openimages", "--import", str(bad), "--json")
+    assert out.returncode == 1 and "Zebra" in json.loads(out.stdout)["message"]
+    assert _facts("mobilenetv2-openimages")["class_thresholds"] == stored  # the bad file changed nothing
+    registry.reset()
+    data = read_user_catalog()
+    del data["models"]["mobilenetv2-openimages"]  # back to the built-in entry
+    write_user_catalog(data)
