@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -143,6 +144,32 @@ def measure(confidences: np.ndarray, predicted: Sequence[str], truth: Sequence[s
         ece_equal_mass=ece if binning == "mass" else calibration_errors(conf, correct, bins, other)[0],
         brier=brier_score(probs, targets) if with_probs else None, nll=nll(probs, targets) if with_probs else None,
         per_class_ece=per_class, reliability=reliability(conf, correct, bins, binning))
+
+
+def diagram(report: CalibrationReport, path: str | Path, title: str = "") -> Path:
+    """Save the reliability diagram (accuracy vs confidence per bin, sample counts below) as an image."""
+    from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figure state
+
+    rows = [b for b in report.reliability if b.count]
+    fig = Figure(figsize=(5, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    lefts = [b.lower for b in rows]
+    widths = [b.upper - b.lower for b in rows]
+    top.bar(lefts, [b.accuracy for b in rows], widths, align="edge", edgecolor="black", label="accuracy")
+    top.bar(lefts, [b.confidence - b.accuracy for b in rows], widths, bottom=[b.accuracy for b in rows],
+            align="edge", color="tab:red", alpha=0.35, label="gap to confidence")
+    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+            title=title or f"ECE {report.ece:.3f}, MCE {report.mce:.3f} ({report.binning} bins)")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(lefts, [b.count for b in rows], widths, align="edge", edgecolor="black", color="tab:gray")
+    bottom.set(xlabel="confidence", ylabel="samples")
+    fig.tight_layout()
+    out = Path(path).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out
+
 
 
 # --- fitting ---------------------------------------------------------------------------------------------------
@@ -284,20 +311,26 @@ def global_threshold(confidences: np.ndarray, correct: np.ndarray, target_precis
 @dataclass(frozen=True)
 class Conformal:
     """A split-conformal RAPS predictor: a set holds the classes, best first, whose regularised cumulative
-    probability stays within `qhat` (always the top class). `penalty` = 0 is APS."""
+    probability stays within `qhat` (always at least the top class). `penalty` = 0 is APS. `randomized` (the
+    paper's default) counts a uniform share of each class's own probability, seeded by `seed`, so that sets are
+    not inflated by the mass of the last class; without it sets are larger and over-cover."""
 
     coverage: float
     qhat: float
     penalty: float = 0.01
     k_reg: int = 5
+    randomized: bool = True
+    seed: int = 0
 
     def scores(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(order, score) per row: classes best first and the conformity score of including each."""
         p = np.asarray(probs, np.float64)
         order = np.argsort(-p, axis=1, kind="stable")
-        cum = np.cumsum(np.take_along_axis(p, order, axis=1), axis=1)
+        ranked = np.take_along_axis(p, order, axis=1)
+        share = np.random.default_rng(self.seed).random((len(p), 1)) if self.randomized else 1.0
         ranks = np.arange(1, p.shape[1] + 1)
-        return order, cum + self.penalty * np.maximum(ranks - self.k_reg, 0)
+        return order, np.cumsum(ranked, axis=1) - (1 - share) * ranked + self.penalty * np.maximum(
+            ranks - self.k_reg, 0)
 
     def sets(self, probs: np.ndarray) -> list[np.ndarray]:
         order, score = self.scores(probs)
@@ -309,12 +342,12 @@ class Conformal:
 
 
 def fit_conformal(probs: np.ndarray, targets: np.ndarray, coverage: float = 0.9, penalty: float = 0.01,
-                  k_reg: int = 5) -> Conformal:
+                  k_reg: int = 5, randomized: bool = True, seed: int = 0) -> Conformal:
     """The conformal quantile on calibration data: the ceil((n+1) coverage)-th smallest score of the true classes,
     so that a new exchangeable sample's set holds its truth with probability >= coverage."""
     if not 0 < coverage < 1:
         raise CalibrationError(f"coverage must be strictly between 0 and 1, got {coverage}")
-    base = Conformal(coverage, 0.0, penalty, k_reg)
+    base = Conformal(coverage, 0.0, penalty, k_reg, randomized, seed)
     order, score = base.scores(probs)
     y = np.asarray(targets)
     true_rank = np.argmax(order == y[:, None], axis=1)
@@ -324,7 +357,7 @@ def fit_conformal(probs: np.ndarray, targets: np.ndarray, coverage: float = 0.9,
     if k > n:
         raise CalibrationError(f"{n} calibration samples cannot give {coverage:.0%} coverage: it needs at least "
                                f"{int(np.ceil(coverage / (1 - coverage) - 1e-9))}")
-    return Conformal(coverage, float(np.sort(true_score)[k - 1]), penalty, k_reg)
+    return Conformal(coverage, float(np.sort(true_score)[k - 1]), penalty, k_reg, randomized, seed)
 
 
 def set_coverage(sets: Sequence[np.ndarray], targets: np.ndarray) -> tuple[float, float]:

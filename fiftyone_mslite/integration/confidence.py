@@ -151,34 +151,6 @@ def bin_view(samples: Samples, pred_field: str, lower: float, upper: float, last
     return samples.match((conf >= lower) & top).sort_by(f"{pred_field}.confidence")
 
 
-def diagram(report: cm.CalibrationReport, path: str | Path, title: str = "") -> Path:
-    """Save the reliability diagram (accuracy vs confidence per bin, sample counts below) as an image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [b for b in report.reliability if b.count]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    lefts = [b.lower for b in rows]
-    widths = [b.upper - b.lower for b in rows]
-    top.bar(lefts, [b.accuracy for b in rows], widths, align="edge", edgecolor="black", label="accuracy")
-    top.bar(lefts, [b.confidence - b.accuracy for b in rows], widths, bottom=[b.accuracy for b in rows],
-            align="edge", color="tab:red", alpha=0.35, label="gap to confidence")
-    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-            title=title or f"ECE {report.ece:.3f}, MCE {report.mce:.3f} ({report.binning} bins)")
-    top.legend(loc="upper left", fontsize=8)
-    bottom.bar(lefts, [b.count for b in rows], widths, align="edge", edgecolor="black", color="tab:gray")
-    bottom.set(xlabel="confidence", ylabel="samples")
-    fig.tight_layout()
-    out = Path(path).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
 def calibration_run_key(eval_key: str) -> str:
     return f"{eval_key}_calibration"
 
@@ -402,15 +374,15 @@ def review_view_name(sets_field: str) -> str:
 def conformal_sets(samples: Samples, pred_field: str, gt_field: str = "ground_truth", *, coverage: float = 0.9,
                    sets_field: str | None = None, classes: list[str] | None = None, model: str | None = None,
                    holdout: float = 0.5, seed: int = 0, penalty: float = 0.01, k_reg: int = 5) -> ConformalSummary:
-    """Fit a split conformal predictor on part of the labeled samples' stored logits, report coverage and mean set
-    size on the rest, then store for every sample of `samples` with logits the smallest label set (best first,
+    """Fit a split conformal predictor (randomized RAPS, seeded by `seed`) on part of the labeled samples' stored
+    logits, report coverage and mean set size on the rest, then store for every sample of `samples` with logits the smallest label set (best first,
     confidence = class probability) meeting `coverage` in `sets_field` (default `<pred_field>_set`), and save the
     view `<sets_field>-needs-review` of samples whose set holds more than one label."""
     data = gather_single(samples, pred_field, gt_field, classes, need_logits=True,
                          model=model or _model_of_field(samples, pred_field, classes))
     fit_idx, held_idx = cm.split_indices(len(data.ids), holdout, seed)
     fit, held = data.take(fit_idx), data.take(held_idx)
-    predictor = cm.fit_conformal(fit.probs(), fit.targets, coverage, penalty, k_reg)
+    predictor = cm.fit_conformal(fit.probs(), fit.targets, coverage, penalty, k_reg, seed=seed)
     achieved, size = cm.set_coverage(predictor.sets(held.probs()), held.targets)
 
     sets_field = sets_field or f"{pred_field}_set"

@@ -206,6 +206,7 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
 def _with_calibration(samples: Samples, summary: EvaluationSummary, classes: Sequence[str] | str | None, bins: int,
                       binning: str, diagram: str | None) -> EvaluationSummary:
     """`summary` with the calibration of its confidences (Brier/NLL only where the logits' classes are known)."""
+    from ..confidence import diagram as reliability_diagram
     from . import confidence
 
     try:
@@ -220,8 +221,8 @@ def _with_calibration(samples: Samples, summary: EvaluationSummary, classes: Seq
     confidence.record(samples, summary.eval_key, summary.pred_field, report)
     details = report.to_dict()
     if diagram:
-        details["diagram"] = str(confidence.diagram(report, diagram, f"{summary.pred_field}: ECE {report.ece:.3f}, "
-                                                                    f"MCE {report.mce:.3f} ({binning} bins)"))
+        title = f"{summary.pred_field}: ECE {report.ece:.3f}, MCE {report.mce:.3f} ({binning} bins)"
+        details["diagram"] = str(reliability_diagram(report, diagram, title))
     summary.ece, summary.mce, summary.brier, summary.nll = report.ece, report.mce, report.brier, report.nll
     summary.calibration = details
     return summary

@@ -109,10 +109,10 @@ def test_thresholds_by_hand():
 def test_conformal_quantile_by_hand_and_coverage():
     probs = np.array([[0.6, 0.3, 0.1]] * 4)
     # APS scores of the truth: class 0 -> .6, class 1 -> .9, class 2 -> 1.0; n = 4, level ceil(5 * .5)/4 = .75
-    pred = cm.fit_conformal(probs, np.array([0, 1, 1, 2]), coverage=0.5, penalty=0.0)
+    pred = cm.fit_conformal(probs, np.array([0, 1, 1, 2]), coverage=0.5, penalty=0.0, randomized=False)
     assert pred.qhat == pytest.approx(0.9)
     assert [list(s) for s in pred.sets(probs[:1])] == [[0, 1]]
-    assert [list(s) for s in cm.Conformal(0.5, 0.1, 0.0).sets(probs[:1])] == [[0]]  # never empty
+    assert [list(s) for s in cm.Conformal(0.5, 0.1, 0.0, randomized=False).sets(probs[:1])] == [[0]]  # never empty
     with pytest.raises(CalibrationError, match="at least 9"):
         cm.fit_conformal(probs, np.array([0, 1, 1, 2]), coverage=0.9)
 
@@ -120,7 +120,7 @@ def test_conformal_quantile_by_hand_and_coverage():
     probs = cm.softmax(logits)
     fit = cm.fit_conformal(probs[:2000], y[:2000], coverage=0.9)
     covered, size = cm.set_coverage(fit.sets(probs[2000:]), y[2000:])
-    assert 0.88 <= covered <= 0.95 and 1 <= size < 20  # non-randomised sets over-cover a little
+    assert 0.88 <= covered <= 0.93 and 1 <= size < 20
 
 
 def _fact(field, value):
