@@ -18,6 +18,7 @@ from fiftyone_mslite.integration.annotation import annotate
 from fiftyone_mslite.integration.confidence import calibrate_confidence, conformal_sets, tune_thresholds
 from fiftyone_mslite.integration.evaluation import evaluate
 from fiftyone_mslite.integration.model import load_model
+from fiftyone_mslite.integration.views import save_low_confidence_view
 
 NAMES = ["alpha", "beta", "gamma", "delta", "epsilon"]
 TRUE_TEMPERATURE = 0.5  # ground truth is drawn from softmax(logits / 0.5): the tiny model is under-confident
@@ -108,6 +109,14 @@ def test_fit_store_and_apply_temperature(labeled, tiny_model):
         assert c.label == r.label and np.allclose(c.logits, r.logits)  # logits stay raw
         assert c.confidence == pytest.approx(cm.softmax(np.asarray(r.logits), t).max(), rel=1e-5)
     assert labeled.get_run_info("mslite_cal").config.settings["calibration"]["scaling"] == fit.scaling
+
+    # the confidence views of the calibrated field filter on calibrated confidences, and say so
+    low = save_low_confidence_view(labeled, "cal", 0.5)
+    calibrated = np.asarray(labeled.values("cal.confidence"))
+    assert len(low) == int((calibrated < 0.5).sum()) != int((np.asarray(labeled.values("pred.confidence")) < 0.5).sum())
+    assert "calibrated confidence < 0.5" in labeled.get_saved_view_info("cal-low-confidence")["description"]
+    save_low_confidence_view(labeled, "pred", 0.5)
+    assert "pred labels with confidence <" in labeled.get_saved_view_info("pred-low-confidence")["description"]
 
     model = load_model(tiny_model, calibrated=True)  # apply_model path: the same labels
     first = labeled.limit(8)
