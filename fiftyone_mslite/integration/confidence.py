@@ -25,7 +25,7 @@ from ..catalog.schema import Fact
 from ..catalog.user import save_fact
 from ..errors import CalibrationError
 from . import compat
-from .views import Samples, label_field_type
+from .views import Samples, label_field_type, run_settings
 
 DEFAULT_BINS = 15
 DEFAULT_TARGET_PRECISION = 0.9
@@ -375,9 +375,10 @@ def conformal_sets(samples: Samples, pred_field: str, gt_field: str = "ground_tr
                    sets_field: str | None = None, classes: list[str] | None = None, model: str | None = None,
                    holdout: float = 0.5, seed: int = 0, penalty: float = 0.01, k_reg: int = 5) -> ConformalSummary:
     """Fit a split conformal predictor (randomized RAPS, seeded by `seed`) on part of the labeled samples' stored
-    logits, report coverage and mean set size on the rest, then store for every sample of `samples` with logits the smallest label set (best first,
-    confidence = class probability) meeting `coverage` in `sets_field` (default `<pred_field>_set`), and save the
-    view `<sets_field>-needs-review` of samples whose set holds more than one label."""
+    logits, report coverage and mean set size on the rest, then store for every sample of `samples` with logits
+    the smallest label set (best first, confidence = class probability) meeting `coverage` in `sets_field`
+    (default `<pred_field>_set`), and save the view `<sets_field>-needs-review` of samples whose set holds more
+    than one label."""
     data = gather_single(samples, pred_field, gt_field, classes, need_logits=True,
                          model=model or _model_of_field(samples, pred_field, classes))
     fit_idx, held_idx = cm.split_indices(len(data.ids), holdout, seed)
@@ -407,12 +408,10 @@ def conformal_sets(samples: Samples, pred_field: str, gt_field: str = "ground_tr
 
 
 def _model_of_field(samples: Samples, pred_field: str, classes: list[str] | None) -> str | None:
-    """The catalog model an annotate run recorded for `pred_field` (None when classes are given or unknown)."""
+    """The catalog model an annotate run recorded for `pred_field` (None when classes are given)."""
     if classes is not None:
         return None
-    dataset = compat.root_dataset(samples)
-    for key in dataset.list_runs():
-        config = dataset.get_run_info(key).config
-        if getattr(config, "label_field", None) == pred_field and getattr(config, "model", None) in catalog().models:
-            return config.model
-    raise CalibrationError(f"cannot tell which model made '{pred_field}': pass the model (--model) or its classes")
+    model = (run_settings(compat.root_dataset(samples), pred_field) or {}).get("model")
+    if model not in catalog().models:
+        raise CalibrationError(f"cannot tell which model made '{pred_field}': pass the model (--model) or its classes")
+    return model

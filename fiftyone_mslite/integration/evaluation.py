@@ -16,7 +16,7 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from . import compat
-from .views import Samples, label_field_type
+from .views import Samples, label_field_type, run_settings
 
 
 @dataclass
@@ -102,12 +102,7 @@ def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | 
 
 def _label_set_of_run(dataset: fo.Dataset, pred_field: str) -> str | None:
     """The label set a run recorded for `pred_field` (annotate() stores `label_field` and `settings["labels"]`)."""
-    for key in dataset.list_runs():
-        config = dataset.get_run_info(key).config
-        settings = getattr(config, "settings", None)
-        if getattr(config, "label_field", None) == pred_field and isinstance(settings, dict):
-            return settings.get("labels")
-    return None
+    return (run_settings(dataset, pred_field) or {}).get("labels")
 
 
 def _classes_from_catalog(samples: Samples, pred_field: str, probe: int = 200) -> list[str] | None:

@@ -82,15 +82,20 @@ def low_confidence_view_name(field: str) -> str:
     return f"{field}-low-confidence"
 
 
-def calibration_of(dataset: fo.Dataset, field: str) -> dict | None:
-    """The confidence calibration the annotate run of `field` applied (`calibrated=True`), else None: then the
-    field's confidences are calibrated ones, and every confidence view of it filters on them."""
+def run_settings(dataset: fo.Dataset, field: str) -> dict | None:
+    """The settings recorded by the run that labeled `field` (annotate() stores `label_field` and `settings`)."""
     for key in dataset.list_runs():
         config = dataset.get_run_info(key).config
         settings = getattr(config, "settings", None)
         if getattr(config, "label_field", None) == field and isinstance(settings, dict):
-            return settings.get("calibration")
+            return settings
     return None
+
+
+def calibration_of(dataset: fo.Dataset, field: str) -> dict | None:
+    """The confidence calibration the annotate run of `field` applied (`calibrated=True`), else None: then the
+    field's confidences are calibrated ones, and every confidence view of it filters on them."""
+    return (run_settings(dataset, field) or {}).get("calibration")
 
 
 def save_low_confidence_view(dataset: fo.Dataset, field: str, threshold: float) -> fo.DatasetView:

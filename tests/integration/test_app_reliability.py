@@ -25,7 +25,7 @@ def evaluated():
     ds.add_samples([fo.Sample(filepath=f"/img/{i}.jpg", ground_truth=fo.Classification(label="a"),
                               pred=fo.Classification(label="a" if rng.random() < c else "b", confidence=float(c)))
                     for i, c in enumerate(conf)])
-    summary = evaluate(ds, "pred", eval_key="ev", bins=5)
+    summary = evaluate(ds, "pred", eval_key="ev")
     yield ds, summary
     ds.delete()
 
@@ -72,3 +72,14 @@ def test_panel_draws_the_recorded_calibration_and_opens_a_bin(plugin, evaluated)
     assert _stages(clicked["set_view"]["view"]) == _stages(expected._serialize())
     assert len(expected) == table[1]["count"]
     assert "set_view" not in _ops(_panel(ds, "on_click", state, idx=0, trace_idx=2))  # the diagonal is no bin
+
+
+def test_evaluate_operator_reports_the_calibration(plugin, evaluated):
+    import fiftyone.operators as foo
+
+    ds, summary = evaluated
+    result = foo.execute_operator("@fiftyone-mslite/mslite/evaluate", ctx={"dataset": ds.name, "params": {
+        "pred_field": "pred", "gt_field": "ground_truth", "eval_key": "app"}})
+    assert result.error is None, result.error_message
+    assert result.result["summary"]["ece"] == pytest.approx(summary.ece)  # default 15 bins, as the panel reads
+    assert result.result["headline"]["ece"] == f"{summary.ece:.3f}" and "app_calibration" in ds.list_runs()
