@@ -247,3 +247,38 @@ def test_demo_thresholds_import(shared_dir, mirror, fresh_catalog, tmp_path):
     data = read_user_catalog()
     del data["models"]["mobilenetv2-openimages"]  # back to the built-in entry
     write_user_catalog(data)
+
+
+@pytest.mark.shared
+def test_real_model_flow(imagenet_dir, tv_mobilenet, tmp_path, fresh_catalog):
+    """tv-mobilenet-v2 on 150 real ImageNet images: evaluate measures, the fit improves held-out NLL, the CLI text
+    says so, calibrated labels follow the fitted temperature, and conformal sets cover the truth."""
+    from fiftyone_mslite.integration.datasets import import_directory
+
+    files = sorted(imagenet_dir.glob("*.JPEG"))
+    for f in files[:: len(files) // 150][:150]:
+        (tmp_path / f.name).symlink_to(f)
+    ds = import_directory("mslite-confidence-real", tmp_path, labels_from="filename-synset", overwrite=True)
+    _forget_fits(tv_mobilenet)
+    try:
+        annotate(ds, tv_mobilenet, "pred", store_logits=True, progress=False)
+        summary = evaluate(ds, "pred")
+        assert 0 < summary.ece < 0.5 and summary.nll is not None and summary.brier is not None
+
+        out = _ok("models", "calibrate-confidence", tv_mobilenet, "--dataset", ds.name, "--pred", "pred")
+        assert "held-out: ECE" in out.stdout and "apply with --calibrated" in out.stdout
+        registry.reset()  # the CLI wrote the user catalog
+        fact = _facts(tv_mobilenet)["confidence_calibration"]
+        assert fact["fit_samples"] == fact["held_out_samples"] == 75
+        assert fact["nll_after"] <= fact["nll_before"]
+
+        annotate(ds, tv_mobilenet, "cal", store_logits=True, progress=False, calibrated=True)
+        t = fact["scaling"]["temperature"]
+        for raw, cal in zip(ds.values("pred")[:10], ds.values("cal")[:10]):
+            assert cal.label == raw.label
+            assert cal.confidence == pytest.approx(cm.softmax(np.asarray(raw.logits), t).max(), rel=1e-4)
+
+        sets = conformal_sets(ds, "pred", coverage=0.9, seed=1)
+        assert sets.written_samples == 150 and sets.empirical_coverage >= 0.8 and sets.mean_set_size >= 1
+    finally:
+        ds.delete()
