@@ -126,10 +126,14 @@ def test_fit_store_and_apply_temperature(labeled, tiny_model):
 
 
 def test_cli_calibrate_and_predict(labeled, tiny_model, images):
+    labeled.save_view("first-200", labeled.limit(200))
     out = _ok("models", "calibrate-confidence", tiny_model, "--dataset", labeled.name, "--pred", "pred",
-                  "--method", "vector", "--json")
+              "--view", "first-200", "--method", "vector", "--json")
     fit = json.loads(out.stdout)
     assert fit["method"] == "vector" and len(fit["scaling"]["weights"]) == 5 and fit["written"]
+    registry.reset()
+    fact = _facts(tiny_model)["confidence_calibration"]
+    assert (fact["view"], fact["samples"], fact["fit_samples"]) == ("first-200", 200, 100)
     raw = json.loads(_ok("predict", tiny_model, str(images[0]), "--json").stdout.splitlines()[0])
     cal = json.loads(_ok("predict", tiny_model, str(images[0]), "--calibrated", "--json").stdout.splitlines()[0])
     logits = np.asarray(labeled.match(fo.ViewField("filepath") == str(images[0])).first().pred.logits)
@@ -140,6 +144,15 @@ def test_cli_calibrate_and_predict(labeled, tiny_model, images):
     ev = json.loads(_ok("evaluate", "--dataset", labeled.name, "--pred", "pred", "--binning", "mass",
                             "--json").stdout)
     assert {"ece", "mce", "brier", "nll"} <= set(ev) and ev["calibration"]["binning"] == "mass"
+    text = _ok("evaluate", "--dataset", labeled.name, "--pred", "pred").stdout
+    assert f"calibration: ECE {ev['calibration']['ece_equal_width']:.4f}" in text
+
+    sets = json.loads(_ok("conformal", "--dataset", labeled.name, "--pred", "pred", "--coverage", "0.8",
+                          "--json").stdout)
+    assert sets["sets_field"] == "pred_set" and sets["review_view"] == "pred_set-needs-review"
+    suggestion = _ok("models", "thresholds", tiny_model, "--dataset", labeled.name, "--pred", "pred",
+                     "--target-precision", "0.5").stdout
+    assert "of predictions at precision" in suggestion or "no threshold reaches" in suggestion
 
 
 def test_conformal_sets_cover_and_feed_a_review_view(labeled, tiny_model):
