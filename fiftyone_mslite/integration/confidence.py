@@ -185,6 +185,17 @@ class ConfidenceFit:
         return asdict(self)
 
 
+def _check_maker(samples: Samples, pred_field: str, model: str):
+    """`model`'s catalog entry, refusing a field whose annotate run recorded another model (its logits would be
+    fitted to the wrong model)."""
+    entry = catalog().model(model)
+    made_by = (run_settings(compat.root_dataset(samples), pred_field) or {}).get("model")
+    if made_by not in (None, model):
+        raise CalibrationError(f"'{pred_field}' was predicted by model '{made_by}', not '{model}': calibrate "
+                               f"'{made_by}', or a field that '{model}' predicted")
+    return entry
+
+
 def _provenance(samples: Samples, view: str | None, pred_field: str, gt_field: str, n: int) -> dict[str, Any]:
     return {"dataset": compat.root_dataset(samples).name, "view": view, "pred_field": pred_field,
             "gt_field": gt_field, "samples": n, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -209,7 +220,7 @@ def calibrate_confidence(samples: Samples, model: str, pred_field: str, gt_field
     it in the user catalog as a fact with its provenance. `view` names the saved view `samples` is (recorded)."""
     if method not in ("temperature", "vector"):
         raise CalibrationError(f"method must be 'temperature' or 'vector', got {method!r}")
-    catalog().model(model)
+    _check_maker(samples, pred_field, model)
     data = gather_single(samples, pred_field, gt_field, need_logits=True, model=model)
     fit_idx, held_idx = cm.split_indices(len(data.ids), holdout, seed)
     fit, held = data.take(fit_idx), data.take(held_idx)
@@ -272,7 +283,7 @@ def tune_thresholds(samples: Samples, model: str, pred_field: str, gt_field: str
     """Multi-label: per-class thresholds maximising F1 (or reaching `target_precision` with the most recall) on
     the stored scores of the labeled samples, stored in the user catalog with `write`. Single-label: the
     global threshold for `target_precision` (default 0.9) and the coverage it keeps (reported, not stored)."""
-    entry = catalog().model(model)
+    entry = _check_maker(samples, pred_field, model)
     if entry.task == "single":
         data = gather_single(samples, pred_field, gt_field)
         correct = np.asarray(data.predicted, object) == np.asarray(data.truth, object)

@@ -182,6 +182,8 @@ def test_bad_input_is_one_line_and_writes_nothing(labeled, tiny_model, fresh_cat
         calibrate_confidence(labeled, tiny_model, "nologits")
     with pytest.raises(CalibrationError, match="at least 50"):
         calibrate_confidence(labeled.limit(60), tiny_model, "pred")
+    with pytest.raises(CalibrationError, match="predicted by model 'tiny', not 'coral-mobilenet-v2-quant'"):
+        calibrate_confidence(labeled, "coral-mobilenet-v2-quant", "pred")
     labeled.set_values("odd_truth", [fo.Classification(label="zebra")] * len(labeled))
     with pytest.raises(CalibrationError, match="'zebra'"):
         calibrate_confidence(labeled, tiny_model, "pred", gt_field="odd_truth")
