@@ -25,7 +25,7 @@ from ..catalog.schema import Fact
 from ..catalog.user import save_fact
 from ..errors import CalibrationError
 from . import compat
-from .views import Samples, label_field_type, run_settings
+from .views import Samples, calibration_of, label_field_type, run_settings
 
 DEFAULT_BINS = 15
 DEFAULT_TARGET_PRECISION = 0.9
@@ -139,8 +139,14 @@ def measure(data: Labeled, bins: int = DEFAULT_BINS, binning: cm.Binning = "widt
 
 def measure_field(samples: Samples, pred_field: str, gt_field: str = "ground_truth", bins: int = DEFAULT_BINS,
                   binning: cm.Binning = "width", classes: list[str] | None = None) -> cm.CalibrationReport:
-    """ECE/MCE (and Brier/NLL when logits and classes are known) of a stored single-label field."""
-    return measure(gather_single(samples, pred_field, gt_field, classes), bins, binning)
+    """ECE/MCE (and Brier/NLL when logits and classes are known) of a stored single-label field. The logits stay
+    raw in a calibrated field (`calibrated=True`), so Brier and NLL apply the calibration its run recorded."""
+    data = gather_single(samples, pred_field, gt_field, classes)
+    if data.logits is None:
+        return measure(data, bins, binning)
+    recorded = (calibration_of(compat.root_dataset(samples), pred_field) or {}).get("scaling")
+    probs = data.probs(cm.Scaling.from_dict(recorded) if recorded else None)
+    return cm.measure(data.confidences, data.predicted, data.truth, bins, binning, probs, data.targets)
 
 
 def bin_view(samples: Samples, pred_field: str, lower: float, upper: float, last: bool = False) -> fo.DatasetView:

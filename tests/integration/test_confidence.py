@@ -118,6 +118,11 @@ def test_fit_store_and_apply_temperature(labeled, tiny_model):
     save_low_confidence_view(labeled, "pred", 0.5)
     assert "pred labels with confidence <" in labeled.get_saved_view_info("pred-low-confidence")["description"]
 
+    # evaluating the calibrated field: Brier and NLL of the calibrated probabilities, not of the raw logits
+    ev = evaluate(labeled, "cal", classes=NAMES, eval_key="ev_cal")
+    targets = np.asarray([NAMES.index(t) for t in labeled.values("ground_truth.label")])
+    assert ev.nll == pytest.approx(cm.nll(cm.softmax(np.asarray(labeled.values("pred.logits")), t), targets))
+
     model = load_model(tiny_model, calibrated=True)  # apply_model path: the same labels
     first = labeled.limit(8)
     first.apply_model(model, "applied", store_logits=True)
