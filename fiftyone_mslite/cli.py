@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import runtime
-from .errors import DatasetError, Interrupted, MSLiteError
+from .errors import CalibrationError, DatasetError, Interrupted, MSLiteError
 
 
 def _plain(value):
@@ -181,10 +181,12 @@ def convert_cmd(source: Path, output: Path, save_type: str | None, source_format
 @click.option("--crop-fraction", type=click.FloatRange(0, 1, min_open=True), help="Crop / resize size.")
 @click.option("--mean", help="Per-channel mean, 0..1 scale, e.g. 0.485,0.456,0.406.")
 @click.option("--std", help="Per-channel std, 0..1 scale, e.g. 0.229,0.224,0.225.")
+@click.option("--calibrated", is_flag=True, help="Apply the model's stored confidence calibration "
+                                                 "(models calibrate-confidence / models thresholds).")
 @json_option
 def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k: int, threads: int,
                 resize: str | None, crop_fraction: float | None, mean: str | None, std: str | None,
-                as_json: bool) -> None:
+                calibrated: bool, as_json: bool) -> None:
     """Classify image files with a catalog model or a .ms/.mindir file; with --json, one JSON object per
     image per line."""
     from .classifier import load_classifier
@@ -195,7 +197,7 @@ def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k:
                                    "std": _triple(std, "--std") if std else None}.items() if v is not None}
     failed = 0
     with load_classifier(model, labels=labels, threads=threads, **overrides) as classifier:
-        for pred in classify_files(classifier, list(images), top_k):
+        for pred in classify_files(classifier, list(images), top_k, calibrated=calibrated):
             failed += pred.error is not None
             if as_json:
                 click.echo(json.dumps(pred.to_dict()))
@@ -373,6 +375,113 @@ def models_calibrate(name: str, dataset_name: str, gt_field: str, limit: int, wr
         _refresh_zoo()
     note = f"\nwrote the best recipe for {name} to {written}" if written else "\n(--write stores the best recipe)"
     _emit(as_json, {**result.to_dict(), "written": str(written) if written else None}, result.report() + note)
+
+
+def _calibration_samples(dataset_name: str, view: str | None):
+    """The dataset, or its saved view `view`."""
+    dataset = _load_dataset(dataset_name)
+    if view is None:
+        return dataset
+    if not dataset.has_saved_view(view):
+        raise DatasetError(f"dataset '{dataset_name}' has no saved view '{view}' (saved views: "
+                           f"{', '.join(dataset.list_saved_views()) or 'none'})")
+    return dataset.load_saved_view(view)
+
+
+labeled_options = [
+    click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset with predictions and truth."),
+    click.option("--pred", "pred_field", required=True, help="Prediction field (annotated with --store-logits)."),
+    click.option("--gt", "gt_field", default="ground_truth", show_default=True, help="Ground-truth field."),
+    click.option("--view", help="A saved view of the dataset to use instead of all of it."),
+]
+
+
+def _labeled(command):
+    for option in reversed(labeled_options):
+        command = option(command)
+    return command
+
+
+@models_group.command("calibrate-confidence")
+@click.argument("name")
+@_labeled
+@click.option("--method", type=click.Choice(["temperature", "vector"]), default="temperature", show_default=True,
+              help="temperature: one parameter, accuracy unchanged; vector: a weight and bias per class.")
+@click.option("--holdout", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of the labeled samples kept out of the fit, to measure ECE before/after on.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the fit/held-out split.")
+@click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration-error bins.")
+@click.option("--target-precision", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+              help="Also suggest the confidence threshold reaching this precision (held out, calibrated).")
+@click.option("--dry-run", is_flag=True, help="Measure only; do not store the calibration.")
+@json_option
+def models_calibrate_confidence(name: str, dataset_name: str, pred_field: str, gt_field: str, view: str | None,
+                                method: str, holdout: float, seed: int, bins: int, target_precision: float,
+                                dry_run: bool, as_json: bool) -> None:
+    """Fit temperature (or vector) scaling of a model's confidences on stored logits, report ECE/NLL before and
+    after on held-out samples, and store it in the user catalog (then annotate/predict --calibrated apply it)."""
+    with _stdout_for_json(as_json):
+        from .integration.confidence import calibrate_confidence
+
+        fit = calibrate_confidence(_calibration_samples(dataset_name, view), name, pred_field, gt_field, view=view,
+                                   method=method, holdout=holdout, seed=seed, bins=bins,
+                                   target_precision=target_precision, write=not dry_run)
+    if fit.written:
+        _refresh_zoo()
+    b, a, t = fit.before, fit.after, fit.suggested_threshold
+    scale = f"T = {fit.scaling['temperature']:.3f}" if method == "temperature" else "per-class weights and biases"
+    thresh = (f"confidence >= {t['threshold']:.3f} keeps {t['coverage']:.1%} of predictions at precision "
+              f"{t['precision']:.1%}" if t["threshold"] is not None else f"no threshold reaches precision "
+                                                                          f"{target_precision:.0%}")
+    _emit(as_json, fit.to_dict(),
+          f"{name}: {method} scaling ({scale}) fitted on {fit.fit_samples} samples; on {fit.held_out_samples} "
+          f"held-out: ECE {b['ece']:.4f} -> {a['ece']:.4f}, NLL {b['nll']:.4f} -> {a['nll']:.4f}, accuracy "
+          f"{b['accuracy']:.1%} -> {a['accuracy']:.1%}\nsuggested: {thresh}\n"
+          + (f"stored in {fit.written}; apply with --calibrated" if fit.written else "(--dry-run: not stored)"))
+
+
+@models_group.command("thresholds")
+@click.argument("name")
+@click.option("--dataset", "dataset_name", help="FiftyOne dataset with predictions and truth (to tune).")
+@click.option("--pred", "pred_field", help="Prediction field (annotated with --store-logits).")
+@click.option("--gt", "gt_field", default="ground_truth", show_default=True, help="Ground-truth field.")
+@click.option("--view", help="A saved view of the dataset to use instead of all of it.")
+@click.option("--target-precision", type=click.FloatRange(0, 1),
+              help="Per class, the lowest threshold reaching this precision (default: maximise F1); single-label "
+                   "models: the global threshold for it (default 0.9) and the coverage it keeps.")
+@click.option("--import", "import_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Store a TSV of thresholds (index, label, threshold) instead of tuning.")
+@click.option("--dry-run", is_flag=True, help="Tune only; do not store the thresholds.")
+@json_option
+def models_thresholds(name: str, dataset_name: str | None, pred_field: str | None, gt_field: str, view: str | None,
+                      target_precision: float | None, import_file: Path | None, dry_run: bool,
+                      as_json: bool) -> None:
+    """Per-class thresholds for a multi-label model, tuned on labeled samples or imported (then annotate/predict
+    --calibrated apply them); for a single-label model, the threshold for a target precision."""
+    if (import_file is None) == (dataset_name is None or pred_field is None):
+        raise CalibrationError("give either --import FILE, or --dataset and --pred to tune")
+    with _stdout_for_json(as_json):
+        from .integration.confidence import import_thresholds, tune_thresholds
+
+        if import_file is not None:
+            result = import_thresholds(name, import_file)
+        else:
+            result = tune_thresholds(_calibration_samples(dataset_name, view), name, pred_field, gt_field,
+                                     view=view, target_precision=target_precision, write=not dry_run)
+    if result.written:
+        _refresh_zoo()
+    s = result.suggested_threshold
+    if s is not None:
+        text = (f"{name}: confidence >= {s['threshold']:.3f} keeps {s['coverage']:.1%} of predictions at precision "
+                f"{s['precision']:.1%}" if s["threshold"] is not None
+                else f"{name}: no threshold reaches precision {s['target_precision']:.0%}")
+    else:
+        rows = sorted(result.per_class.items(), key=lambda kv: -kv[1]["support"])[:10]
+        text = (f"{name}: {len(result.thresholds)} thresholds ({result.method}), {len(result.untuned)} kept from the "
+                "label set (no positives)" + "".join(f"\n  {v['threshold']:.3f}  F1 {v['f1']:.2f}  {k}"
+                                                       for k, v in rows)
+                + (f"\nstored in {result.written}; apply with --calibrated" if result.written else ""))
+    _emit(as_json, result.to_dict(), text)
 
 
 @models_group.command("remove")
@@ -586,11 +695,13 @@ def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[st
                    "actors=N (default: the cluster's CPUs / --threads, each actor with --threads CPUs).")
 @click.option("--address", hidden=True, help="Deprecated: --engine-option address=ADDRESS.")
 @click.option("--actors", hidden=True, type=click.IntRange(1), help="Deprecated: --engine-option actors=N.")
+@click.option("--calibrated", is_flag=True, help="Apply each model's stored confidence calibration (logits stay "
+                                                 "raw; a field never mixes calibrated and raw confidences).")
 @json_option
 def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, ...], label_fields: tuple[str, ...],
                  threshold: float | None, batch_size: int, store_logits: bool, resume: bool, threads: int,
                  streams: int | str, embeddings_field: str | None, engine: str, engine_option: tuple[str, ...],
-                 address: str | None, actors: int | None, as_json: bool) -> None:
+                 address: str | None, actors: int | None, calibrated: bool, as_json: bool) -> None:
     """Classify every sample of a dataset (fast path: threaded decoding, per-sample failures, resume); several
     --model/--field pairs share one pass."""
     if len(label_fields) != len(models):
@@ -615,7 +726,7 @@ def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, 
             summaries = annotate(dataset, loaded, list(label_fields), batch_size=batch_size,
                                  confidence_thresh=threshold, store_logits=store_logits, overwrite=not resume,
                                  progress=not as_json, embeddings_field=[embeddings_field] * len(models), engine=engine,
-                                 engine_options=options)
+                                 engine_options=options, calibrated=calibrated)
     except KeyboardInterrupt as stop:
         ctx = click.get_current_context()
         if isinstance(stop, Interrupted):  # the run had started: the resume also finishes an --overwrite
@@ -650,10 +761,15 @@ def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, 
               help="Also run FiftyOne Brain: likely label mistakes, hardest, unique samples, 2-D map, similarity.")
 @click.option("--embeddings", "embeddings_field", metavar="FIELD",
               help="Embeddings for --brain (default: the field the annotate run of --pred wrote).")
+@click.option("--bins", default=15, show_default=True, type=click.IntRange(1), help="Calibration-error bins.")
+@click.option("--binning", type=click.Choice(["width", "mass"]), default="width", show_default=True,
+              help="Equal-width or equal-mass (same sample count) calibration bins.")
+@click.option("--diagram", type=click.Path(path_type=Path, dir_okay=False),
+              help="Save the reliability diagram (accuracy vs confidence per bin) as this image (.png).")
 @json_option
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
                  classes: str | None, multilabel: bool, with_brain: bool, embeddings_field: str | None,
-                 as_json: bool) -> None:
+                 bins: int, binning: str, diagram: Path | None, as_json: bool) -> None:
     """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
     with _stdout_for_json(as_json):
         from .integration.evaluation import evaluate, evaluate_multilabel
@@ -661,7 +777,8 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
         if multilabel:
             ml = evaluate_multilabel(dataset, pred_field, gt_field, eval_key=eval_key)
         else:
-            result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k, classes=classes)
+            result = evaluate(dataset, pred_field, gt_field, eval_key=eval_key, top_k=top_k, classes=classes,
+                              bins=bins, binning=binning, diagram=str(diagram) if diagram else None)
         brain = None
         if with_brain:
             from .integration.brain import run_brain
@@ -689,8 +806,42 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
     worst = "".join(f"\n  {'-' if m.confidence is None else format(m.confidence, '6.1%'):>6}  {m.pred!r} "
                     f"(truth {m.gt!r})  {m.filepath}"
                     for m in result.confident_mistakes[:5])
+    calib = f"\ncalibration: ECE {result.ece:.4f}, MCE {result.mce:.4f} ({bins} equal-{binning} bins)" + "".join(
+        f", {name} {value:.4f}" for name, value in (("Brier", result.brier), ("NLL", result.nll)) if value is not None)
+    calib += f"; reliability diagram {result.calibration['diagram']}" if diagram else ""
     _emit(as_json, {**result.to_dict(), **extra}, f"{eval_key}: accuracy {result.accuracy:.1%}{top}, "
-          f"{result.num_mistakes} mistakes (view '{result.mistakes_view}'); most confident:{worst}{brain_text}")
+          f"{result.num_mistakes} mistakes (view '{result.mistakes_view}'); most confident:{worst}{calib}"
+          f"{brain_text}")
+
+
+@main.command("conformal")
+@_labeled
+@click.option("--coverage", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Probability that a sample's set holds its true label.")
+@click.option("--field", "sets_field", help="Classifications field for the sets (default: <pred>_set).")
+@click.option("--model", help="Catalog model that made --pred (default: the one its annotate run recorded).")
+@click.option("--holdout", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of the labeled samples kept out of the fit, to measure coverage and set size on.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the fit/held-out split.")
+@click.option("--penalty", default=0.01, show_default=True, type=click.FloatRange(0),
+              help="RAPS penalty per class beyond --k-reg (0: APS).")
+@click.option("--k-reg", default=5, show_default=True, type=click.IntRange(0), help="Set size free of penalty.")
+@json_option
+def conformal_cmd(dataset_name: str, pred_field: str, gt_field: str, view: str | None, coverage: float,
+                  sets_field: str | None, model: str | None, holdout: float, seed: int, penalty: float, k_reg: int,
+                  as_json: bool) -> None:
+    """Conformal prediction sets (split conformal, RAPS): per sample, the smallest label set holding the truth with
+    probability --coverage, stored as Classifications; saves the view '<field>-needs-review' (sets > 1 label)."""
+    with _stdout_for_json(as_json):
+        from .integration.confidence import conformal_sets
+
+        result = conformal_sets(_calibration_samples(dataset_name, view), pred_field, gt_field, coverage=coverage,
+                                sets_field=sets_field, model=model, holdout=holdout, seed=seed, penalty=penalty,
+                                k_reg=k_reg)
+    _emit(as_json, result.to_dict(),
+          f"{dataset_name}.{result.sets_field}: {result.written_samples} sets at {coverage:.0%} target coverage; on "
+          f"{result.held_out_samples} held-out samples: coverage {result.empirical_coverage:.1%}, mean set size "
+          f"{result.mean_set_size:.2f}; {result.needs_review} need review (view '{result.review_view}')")
 
 
 @main.group("dataset")

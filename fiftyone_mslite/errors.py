@@ -26,7 +26,7 @@ __all__ = [
     "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
-    "DemoError", "EngineUnavailableError", "Failed", "Interrupted",
+    "DemoError", "EngineUnavailableError", "Failed", "Interrupted", "CalibrationError",
 ]
 
 
@@ -150,3 +150,8 @@ class Failed:
 
     reason: str
 
+
+
+class CalibrationError(MSLiteError, ValueError):
+    """Confidence calibration, thresholds or prediction sets cannot be computed from what was given (no ground
+    truth, no stored logits, too few samples, labels outside the model's classes); the message says what to do."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .adapters.base import ClassPrediction, MultiLabelPrediction
+from .adapters.calibrated import Calibrated
 from .adapters.images import load_image
 from .classifier import Classifier
 
@@ -35,8 +36,11 @@ class ImagePrediction:
 
 
 def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: int = 5,
-                   batch_size: int = 8) -> Iterator[ImagePrediction]:
-    """One ImagePrediction per image, in order; an unreadable image yields an error, not an exception."""
+                   batch_size: int = 8, calibrated: bool = False) -> Iterator[ImagePrediction]:
+    """One ImagePrediction per image, in order; an unreadable image yields an error, not an exception.
+    `calibrated` applies the model's stored confidence calibration (docs/calibration.md)."""
+    calibration = (Calibrated(classifier.entry.name, classifier.task, classifier.entry.facts,
+                              classifier.class_names, classifier.labels.synsets) if calibrated else None)
     for lo in range(0, len(images), batch_size):
         chunk = [str(p) for p in images[lo:lo + batch_size]]
         tensors, ok, results = [], [], {}
@@ -47,7 +51,8 @@ def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: 
             except ValueError as exc:
                 results[path] = ImagePrediction(path, error=str(exc))
         if tensors:
-            for path, pred in zip(ok, classifier.infer(np.stack(tensors))):
+            preds = classifier.infer(np.stack(tensors))
+            for path, pred in zip(ok, calibration.apply(preds) if calibration else preds):
                 if isinstance(pred, ClassPrediction):
                     pred = dataclasses.replace(pred, top_k=pred.top_k[:top_k])
                 results[path] = ImagePrediction(path, pred)

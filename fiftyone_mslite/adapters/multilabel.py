@@ -8,6 +8,23 @@ from ..runtime.specs import TensorSpec
 from .base import Adapter, MultiLabelPrediction, scores_to_float
 
 
+def rescale(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Map each class's threshold to 0.5 (piecewise linear), as MindSpore's demo does, so that confidences are
+    comparable across classes and 0.5 means "at its threshold"."""
+    below = scores / thresholds * 0.5
+    above = (scores - thresholds) / np.maximum(1.0 - thresholds, 1e-6) * 0.5 + 0.5
+    return np.where(scores < thresholds, below, above)
+
+
+def ranked_hits(names: tuple[str, ...], row: np.ndarray, thresholds: np.ndarray,
+                recalibrate: bool = True) -> MultiLabelPrediction:
+    """One sample's scores → the classes at or above their thresholds, most confident first."""
+    conf = rescale(row, thresholds) if recalibrate else row
+    hits = np.flatnonzero(row >= thresholds)
+    hits = hits[np.argsort(-conf[hits], kind="stable")]
+    return MultiLabelPrediction(tuple((names[i], float(conf[i])) for i in hits), row)
+
+
 class MultiLabelAdapter(Adapter):
     """Multi-label: sigmoid scores (applied when outputs are not already in 0..1), per-class thresholds
     from the label set (else 0.5), optionally recalibrated as MindSpore's demo does so that every class's
@@ -25,20 +42,8 @@ class MultiLabelAdapter(Adapter):
         self.thresholds = np.asarray(self.labels.thresholds or [0.5] * n_out, np.float32)
         return self
 
-    def calibrated(self, scores: np.ndarray) -> np.ndarray:
-        t = self.thresholds
-        below = scores / t * 0.5
-        above = (scores - t) / np.maximum(1.0 - t, 1e-6) * 0.5 + 0.5
-        return np.where(scores < t, below, above)
-
     def postprocess(self, outputs: list[np.ndarray]) -> list[MultiLabelPrediction]:
         scores = scores_to_float(outputs[0].reshape(outputs[0].shape[0], -1))
         if scores.min() < 0 or scores.max() > 1:
             scores = 1.0 / (1.0 + np.exp(-scores))
-        results = []
-        for row in scores:
-            conf = self.calibrated(row) if self.recalibrate else row
-            hits = np.flatnonzero(row >= self.thresholds)
-            hits = hits[np.argsort(-conf[hits], kind="stable")]
-            results.append(MultiLabelPrediction(tuple((self.labels.names[i], float(conf[i])) for i in hits), row))
-        return results
+        return [ranked_hits(self.labels.names, row, self.thresholds, self.recalibrate) for row in scores]

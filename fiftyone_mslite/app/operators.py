@@ -164,7 +164,7 @@ class _Evaluate(foo.Operator):
 
 class Evaluate(_Evaluate):
     headline = (("accuracy", "Accuracy"), ("top_k_accuracy", "Top-k accuracy"), ("num_samples", "Samples"),
-                ("num_mistakes", "Mistakes"), ("mistakes_view", "Saved view"))
+                ("num_mistakes", "Mistakes"), ("mistakes_view", "Saved view"), ("ece", "Calibration error (ECE)"))
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(name="evaluate", label="MindSpore Lite: evaluate predictions", dynamic=True,

@@ -191,6 +191,18 @@ def save_calibrated(name: str, preprocess: PreprocessConfig, fact: Fact) -> Path
     return _save_entry(entry.model_copy(update={"preprocess": preprocess, "facts": facts}))
 
 
+def save_fact(name: str, fact: Fact) -> Path:
+    """Store one measured fact about catalog model `name` in the user catalog, replacing earlier facts of the
+    same field (a built-in model is copied there, as `save_calibrated` does). Fitted confidence calibrations and
+    thresholds live here; a later pre-processing calibration drops them, since new pre-processing means new
+    logits."""
+    from . import registry
+
+    entry = registry.catalog().model(name)
+    facts = (*(f for f in entry.facts if f.field != fact.field), fact)
+    return _save_entry(entry.model_copy(update={"facts": facts}))
+
+
 def remove_model(name: str) -> Path:
     from . import registry
 

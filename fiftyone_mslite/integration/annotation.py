@@ -247,11 +247,13 @@ def annotate(samples, model: ModelArg | Sequence[ModelArg], label_field: str | S
              store_logits: bool = False, overwrite: bool = False, draft: bool = DEFAULT_DRAFT, progress: bool = True,
              embeddings_field: str | Sequence[str | None] | None = None, engine: str = "local",
              engine_options: EngineOptions | Mapping[str, Any] | None = None,
-             on_progress: Callable[[int, int], None] | None = None,
+             on_progress: Callable[[int, int], None] | None = None, calibrated: bool = False,
              **deprecated: Any) -> AnnotateSummary | list[AnnotateSummary]:
     """Classify every image of `samples` into `label_field`; see the module docstring and docs/annotate.md.
 
     `embeddings_field` also stores each sample's embedding there, from the same inference as its label.
+    `calibrated` applies the model's stored confidence calibration (docs/calibration.md); logits stay raw and the
+    run's settings record the calibration, so one field never mixes calibrated and raw confidences.
 
     `model` is an `MSLiteModel` or a catalog name/model path (loaded and closed here). `confidence_thresh`
     and `store_logits` apply to this call only. `draft` decodes JPEGs at reduced size where the model's
@@ -280,14 +282,15 @@ def annotate(samples, model: ModelArg | Sequence[ModelArg], label_field: str | S
         models = [m if isinstance(m, MSLiteModel) else loaded.enter_context(load_model(m)) for m, _, _ in pairs]
         summaries = _annotate(samples, models, [f for _, f, _ in pairs], [e for _, _, e in pairs], batch_size,
                               num_workers, confidence_thresh, store_logits, overwrite, draft, progress, run,
-                              on_progress, single)
+                              on_progress, single, calibrated)
     return summaries[0] if single else summaries
 
 
 def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings: list[str | None],
               batch_size: int, num_workers: int | None, confidence_thresh: float | None, store_logits: bool,
               overwrite: bool, draft: bool, progress: bool, run: Engine,
-              on_progress: Callable[[int, int], None] | None, single: bool) -> list[AnnotateSummary]:
+              on_progress: Callable[[int, int], None] | None, single: bool,
+              calibrated: bool) -> list[AnnotateSummary]:
     """`annotate` with its models loaded: every check before any write, every lock before any plan, then one
     pass for all the fields."""
     start = time.perf_counter()
@@ -300,7 +303,8 @@ def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings:
         settings = []
         for model, embeddings_field in zip(models, embeddings):
             stack.enter_context(fou.SetAttributes(model, store_logits=store_logits))
-            stack.enter_context(fou.SetAttributes(model.config, **config))
+            stack.enter_context(fou.SetAttributes(model.config, calibrated=calibrated or model.config.calibrated,
+                                                  **config))
             own = {**model.settings(), "draft": draft}
             if embeddings_field:  # part of the run's identity only when asked for: earlier runs still resume
                 own["embeddings_field"] = embeddings_field

@@ -16,7 +16,7 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from . import compat
-from .views import Samples, label_field_type
+from .views import Samples, label_field_type, run_settings
 
 
 @dataclass
@@ -47,6 +47,11 @@ class EvaluationSummary:
     top_k_eval_key: str | None = None
     unpredicted: int = 0
     top_k_samples: int | None = None
+    ece: float | None = None  # calibration of the stored confidences (integration/confidence.py)
+    mce: float | None = None
+    brier: float | None = None  # Brier score and NLL need stored logits and the classes in logit order
+    nll: float | None = None
+    calibration: dict | None = None  # bins, binning, per-class ECE, reliability table, diagram path
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,12 +106,7 @@ def resolve_classes(samples: Samples, pred_field: str, classes: Sequence[str] | 
 
 def _label_set_of_run(dataset: fo.Dataset, pred_field: str) -> str | None:
     """The label set a run recorded for `pred_field` (annotate() stores `label_field` and `settings["labels"]`)."""
-    for key in dataset.list_runs():
-        config = dataset.get_run_info(key).config
-        settings = getattr(config, "settings", None)
-        if getattr(config, "label_field", None) == pred_field and isinstance(settings, dict):
-            return settings.get("labels")
-    return None
+    return (run_settings(dataset, pred_field) or {}).get("labels")
 
 
 def _classes_from_catalog(samples: Samples, pred_field: str, probe: int = 200) -> list[str] | None:
@@ -167,7 +167,8 @@ def _plain(report: dict) -> dict:
 
 def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", eval_key: str = "eval",
              top_k: int | None = None, classes: Sequence[str] | str | None = None,
-             num_confident_mistakes: int = 10) -> EvaluationSummary:
+             num_confident_mistakes: int = 10, bins: int = 15, binning: str = "width",
+             diagram: str | None = None) -> EvaluationSummary:
     """Evaluate single-label predictions: a FiftyOne evaluation run under `eval_key` (shown in the App's Model
     Evaluation panel), a `<eval_key>` boolean per sample, and the saved view `<eval_key>-mistakes` (confident
     mistakes first). With `top_k`, also FiftyOne's top-k run under `<eval_key>_top<k>`, which needs stored
@@ -175,7 +176,11 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
 
     A sample without a prediction (below the threshold at annotate time: no label, no logits) is wrong at top-1,
     but its top-k is unknown, where FiftyOne would count a miss: the top-k run covers the samples with a
-    prediction only, and the summary says how many were left out (`unpredicted`, `top_k_samples`)."""
+    prediction only, and the summary says how many were left out (`unpredicted`, `top_k_samples`).
+
+    Also the calibration of the confidences (`ece`, `mce` over `bins` equal-`width` or equal-`mass` bins, per-class
+    ECE; `brier`, `nll` when logits are stored), kept as the run `<eval_key>_calibration`; `diagram` saves the
+    reliability diagram there (an image path). See docs/calibration.md."""
     _require_single_label(samples, pred_field, "prediction")
     _require_single_label(samples, gt_field, "ground truth")
     results = _run(samples, pred_field, gt_field, eval_key, method="simple")
@@ -196,12 +201,38 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
                       description=f"{pred_field} vs {gt_field}: wrong predictions, most confident first")
     rows = mistakes.limit(num_confident_mistakes).values(
         ["filepath", f"{gt_field}.label", f"{pred_field}.label", f"{pred_field}.confidence"])
-    return EvaluationSummary(
+    summary = EvaluationSummary(
         eval_key=eval_key, pred_field=pred_field, gt_field=gt_field, num_samples=len(samples),
         accuracy=float(results.metrics()["accuracy"]), num_mistakes=len(mistakes),
         mistakes_view=mistakes_view_name(eval_key), confident_mistakes=[Mistake(*row) for row in zip(*rows)],
         report=_plain(results.report()), top_k=top_k, top_k_accuracy=top_k_accuracy, top_k_eval_key=top_k_key,
         unpredicted=unpredicted, top_k_samples=top_k_samples)
+    return _with_calibration(samples, summary, classes, bins, binning, diagram)
+
+
+def _with_calibration(samples: Samples, summary: EvaluationSummary, classes: Sequence[str] | str | None, bins: int,
+                      binning: str, diagram: str | None) -> EvaluationSummary:
+    """`summary` with the calibration of its confidences (Brier/NLL only where the logits' classes are known)."""
+    from ..confidence import diagram as reliability_diagram
+    from . import confidence
+
+    try:
+        names = _logit_classes(samples, summary.pred_field,
+                               resolve_classes(samples, summary.pred_field, classes))
+    except ValueError:
+        names = None  # no logits, or classes unknown: ECE/MCE from the confidences alone
+    try:
+        report = confidence.measure_field(samples, summary.pred_field, summary.gt_field, bins, binning, names)
+    except ValueError:  # labels outside the logits' classes: no Brier/NLL, calibration of top-1 still holds
+        report = confidence.measure_field(samples, summary.pred_field, summary.gt_field, bins, binning)
+    confidence.record(samples, summary.eval_key, summary.pred_field, report)
+    details = report.to_dict()
+    if diagram:
+        title = f"{summary.pred_field}: ECE {report.ece:.3f}, MCE {report.mce:.3f} ({binning} bins)"
+        details["diagram"] = str(reliability_diagram(report, diagram, title))
+    summary.ece, summary.mce, summary.brier, summary.nll = report.ece, report.mce, report.brier, report.nll
+    summary.calibration = details
+    return summary
 
 
 def confusion_view(dataset: fo.Dataset, eval_key: str, gt_class: str, pred_class: str,

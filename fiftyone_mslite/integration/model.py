@@ -18,6 +18,7 @@ import fiftyone.core.models as fom
 import numpy as np
 
 from ..adapters.base import ClassPrediction, MultiLabelPrediction
+from ..adapters.calibrated import Calibrated
 from ..classifier import Classifier, load_classifier
 from ..errors import Failed, MSLiteError
 from ..pipeline import file_preparer
@@ -35,7 +36,9 @@ class MSLiteModelConfig(foc.Config):
     below it a single-label prediction is None and multi-label classes are dropped (apply_model hands its
     own `confidence_thresh` to this field); top_k: at most this many classes per multi-label prediction
     and in stored top-k lists; store_top_k: add `top_k_labels`/`top_k_confidences` to single-label
-    predictions; overrides: catalog pre-processing overrides (input_size, mean, std, resize, ...).
+    predictions; calibrated: apply the model's stored confidence calibration (temperature/vector scaling for
+    single-label, tuned per-class thresholds for multi-label; docs/calibration.md); overrides: catalog
+    pre-processing overrides (input_size, mean, std, resize, ...).
     """
 
     def __init__(self, d: dict[str, Any]):
@@ -49,6 +52,7 @@ class MSLiteModelConfig(foc.Config):
         self.confidence_thresh = self.parse_number(d, "confidence_thresh", default=None)
         self.top_k = self.parse_int(d, "top_k", default=5)
         self.store_top_k = self.parse_bool(d, "store_top_k", default=False)
+        self.calibrated = self.parse_bool(d, "calibrated", default=False)
         self.overrides = self.parse_dict(d, "overrides", default={})
 
 
@@ -80,6 +84,8 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
         self._last_embeddings: np.ndarray | None = None
         clf = self.classifier
         self.name, self.task, self.labels = clf.entry.name, clf.task, clf.labels
+        self._calibration: Calibrated | None = None
+        self.calibration  # noqa: B018 - a model without a stored calibration fails at load time
 
     @property
     def classifier(self) -> Classifier:
@@ -92,6 +98,17 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
         c = self.config
         return {"name_or_path": c.model, "labels": c.labels, "threads": c.threads, "backend": c.backend,
                 "streams": c.streams, **c.overrides}
+
+    @property
+    def calibration(self) -> Calibrated | None:
+        """The stored calibration applied to predictions when `config.calibrated` (else None)."""
+        if not self.config.calibrated:
+            return None
+        if self._calibration is None:
+            clf = self.classifier
+            self._calibration = Calibrated(clf.entry.name, clf.task, clf.entry.facts, clf.class_names,
+                                           clf.labels.synsets)
+        return self._calibration
 
     @property
     def label_type(self) -> type[fol.Label]:
@@ -202,7 +219,9 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
         return clf.embeddings(self._run(args))
 
     def to_labels(self, predictions: Sequence[ClassPrediction | MultiLabelPrediction]) -> list[fol.Label | None]:
-        """Adapter predictions → FiftyOne labels, honouring threshold, logits and top-k settings."""
+        """Adapter predictions → FiftyOne labels, honouring calibration, threshold, logits and top-k settings."""
+        if self.calibration is not None:
+            predictions = self.calibration.apply(list(predictions))
         return [self._single(p) if isinstance(p, ClassPrediction) else self._multi(p) for p in predictions]
 
     def _single(self, p: ClassPrediction) -> fol.Classification | None:
@@ -234,7 +253,8 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
         """Everything that decides this model's labels (identifies a run of it for resuming)."""
         c = self.config
         return {**self.classifier.identity(), "confidence_thresh": c.confidence_thresh, "top_k": c.top_k,
-                "store_top_k": c.store_top_k, "store_logits": self.store_logits}
+                "store_top_k": c.store_top_k, "store_logits": self.store_logits,
+                **({"calibration": self.calibration.identity()} if self.calibration is not None else {})}
 
     def close(self) -> None:
         if self._classifier is not None:
@@ -249,7 +269,7 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
         self.close()
 
 
-_CONFIG_KEYS = ("labels", "threads", "streams", "backend", "confidence_thresh", "top_k", "store_top_k")
+_CONFIG_KEYS = ("labels", "threads", "streams", "backend", "confidence_thresh", "top_k", "store_top_k", "calibrated")
 
 
 def load_model(name_or_path: str | Path, **overrides: Any) -> MSLiteModel:

@@ -82,11 +82,28 @@ def low_confidence_view_name(field: str) -> str:
     return f"{field}-low-confidence"
 
 
+def run_settings(dataset: fo.Dataset, field: str) -> dict | None:
+    """The settings recorded by the run that labeled `field` (annotate() stores `label_field` and `settings`)."""
+    for key in dataset.list_runs():
+        config = dataset.get_run_info(key).config
+        settings = getattr(config, "settings", None)
+        if getattr(config, "label_field", None) == field and isinstance(settings, dict):
+            return settings
+    return None
+
+
+def calibration_of(dataset: fo.Dataset, field: str) -> dict | None:
+    """The confidence calibration the annotate run of `field` applied (`calibrated=True`), else None: then the
+    field's confidences are calibrated ones, and every confidence view of it filters on them."""
+    return (run_settings(dataset, field) or {}).get("calibration")
+
+
 def save_low_confidence_view(dataset: fo.Dataset, field: str, threshold: float) -> fo.DatasetView:
     """Save (replacing any earlier one) a view of labels below `threshold`, least confident first."""
     view = samples_below(dataset, field, threshold)
+    kind = "calibrated confidence" if calibration_of(dataset, field) else "confidence"
     dataset.save_view(low_confidence_view_name(field), view, overwrite=True,
-                      description=f"{field} labels with confidence < {threshold:g}, least confident first")
+                      description=f"{field} labels with {kind} < {threshold:g}, least confident first")
     return dataset.load_saved_view(low_confidence_view_name(field))
 
 
