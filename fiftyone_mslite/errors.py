@@ -21,7 +21,7 @@ __all__ = [
     "MSLiteError", "ModelFileError", "InputMismatchError", "RuntimeUnavailableError", "WorkerCrashedError",
     "ConversionError", "MsInspectError", "OnnxFixError", "TFLiteDequantizeError", "LegacyUpgradeError",
     "TrainingGraphError", "NotATrainingGraphError", "LossInputNotFoundError", "UnknownOutputTensorError",
-    "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
+    "EmbeddingNotFoundError", "QuantizationError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
     "DemoError", "EngineUnavailableError", "Failed", "Interrupted",
@@ -63,6 +63,11 @@ class UnknownOutputTensorError(TrainingGraphError):
 
 class EmbeddingNotFoundError(ModelFileError):
     """A model has no tensor that can serve as its embedding (none found, or the named one is absent)."""
+
+
+class QuantizationError(MSLiteError, ValueError):
+    """Post-training quantization cannot run: a source the converter cannot take, no calibration images, bad
+    settings, or the converter failed; nothing was registered or left on disk."""
 
 
 # -- downloads ------------------------------------------------------------------------------------------------
