@@ -109,7 +109,8 @@ def quantize(model: str, samples: Samples | None = None, mode: str = "full", bit
              overwrite: bool = False, **converter: Any) -> Quantized:
     """Quantize catalog model `model` with MindSpore Lite's converter and register it as `name` (default
     `<model>-int8` for `full`, `<model>-w<bits>` for `weight`). `samples` (a dataset or view) calibrates the
-    activation ranges of `full` mode (`weight` mode needs no data): `count` samples, stratified by `gt_field` when it holds labels.
+    activation ranges of `full` mode (`weight` mode needs no data):
+    `count` samples, stratified by `gt_field` when it holds labels.
     `converter` sets the other `QuantSettings` (activation_quant_method, bias_correction, per_channel,
     min_quant_weight_size, min_quant_weight_channel)."""
     settings = QuantSettings(mode=mode, bits=bits, **converter)
