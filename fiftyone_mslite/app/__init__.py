@@ -493,3 +493,5 @@ def register(p) -> None:
     p.register(Evaluate)
     p.register(EvaluateMultilabel)
     p.register(ComputeEmbeddings)
+    from fiftyone_mslite.app.compare import CompareModels  # its own module: the comparison's operator
+    p.register(CompareModels)

@@ -141,3 +141,23 @@ def test_compare_cli_json(cifar):
     assert data["interval_methods"]["accuracy"].startswith("Wilson")
     bad = cli("compare", "--dataset", cifar.name, "--pred", "pred_r20", "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["error"] == "DatasetError"
+
+
+def test_app_operator_compares_and_opens_the_flipped_to_wrong_view(cifar):
+    import fiftyone.operators as foo
+
+    from fiftyone_mslite.integration.zoo import install_plugin
+
+    install_plugin()
+    uri = "@fiftyone-mslite/mslite/compare_models"
+    assert uri in {op.uri for op in foo.list_operators(builtin=False)}
+    params = {"pred_a": "pred_r20", "pred_b": "pred_r56", "gt_field": "ground_truth"}
+    result = foo.execute_operator(uri, ctx={"dataset": cifar.name, "params": params})
+    assert result.error is None, result.error_message
+    summary, headline = result.result["summary"], result.result["headline"]
+    expected = compare(cifar, "pred_r20", "pred_r56", gt_field="ground_truth", save_views=False,
+                       register_evaluations=False)
+    assert summary["agreement"] == expected.agreement and headline["right_to_wrong"] == str(expected.count(TO_WRONG))
+    requests = {r.operator_uri: r.params for r in result.executor._requests}
+    opened = [(s["_cls"], s["kwargs"]) for s in requests["set_view"]["view"]]
+    assert opened == [(s["_cls"], s["kwargs"]) for s in cifar.load_saved_view(VIEW_TO_WRONG)._serialize()]
