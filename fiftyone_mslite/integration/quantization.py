@@ -127,7 +127,8 @@ def quantize(model: str, samples: Samples | None = None, mode: str = "full", bit
     source = _source_file(entry.source, progress=None)
     fmt = quantizable_format(source, entry.source.format)
     target = runtime.cache_home() / "quantized" / f"{name}.ms"
-    with tempfile.TemporaryDirectory(prefix="fiftyone-mslite-quantize-") as work:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantizing-") as work:  # same file system: rename
         calibration, skipped, provenance = None, 0, {}
         if mode == "full":
             with load_classifier(model) as clf:
@@ -154,7 +155,6 @@ def _register(entry: ModelEntry, name: str, written: Path, target: Path, setting
                        "converter": {"mindspore_lite": "2.0.0", **settings.to_dict()},
                        "calibration": provenance or None},
                 source=f"fiftyone-mslite quantize: MindSpore Lite's converter on {source.name}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     written.replace(target)
     try:
         add_model(name, str(target), entry.labels, like=entry.name, background=entry.background, task=entry.task,

@@ -32,14 +32,13 @@ CIFAR_RECIPE = {"resize": "squash", "crop_fraction": 1.0}
 
 @pytest.fixture(scope="module")
 def models(shared_dir, mirror, tmp_path_factory) -> tuple[str, str]:
-    import os
-
-    os.environ["FIFTYONE_MSLITE_USER_CATALOG"] = str(tmp_path_factory.mktemp("quant-catalog") / "user.yaml")
-    registry.reset()
-    add_model("q-resnet20", str(shared_dir / "onnx" / "cifar10_resnet20.onnx"), "cifar10", **CIFAR_RECIPE)
-    add_model("q-resnet56", str(shared_dir / "onnx" / "cifar10_resnet56.onnx"), "cifar10", **CIFAR_RECIPE)
-    yield "q-resnet20", "q-resnet56"
-    del os.environ["FIFTYONE_MSLITE_USER_CATALOG"]
+    """Both CIFAR-10 ResNets in a user catalog of this module's own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIFTYONE_MSLITE_USER_CATALOG", str(tmp_path_factory.mktemp("quant-catalog") / "user.yaml"))
+        registry.reset()
+        add_model("q-resnet20", str(shared_dir / "onnx" / "cifar10_resnet20.onnx"), "cifar10", **CIFAR_RECIPE)
+        add_model("q-resnet56", str(shared_dir / "onnx" / "cifar10_resnet56.onnx"), "cifar10", **CIFAR_RECIPE)
+        yield "q-resnet20", "q-resnet56"
     registry.reset()
 
 

@@ -1,6 +1,8 @@
 """The comparison's statistics on hand-made cases: intervals, histogram, flip order, stratified draws."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,7 +84,7 @@ def test_quant_settings_config_text_uses_2_0_0_keys():
     weight = config_text(QuantSettings("weight", bits=4), None)
     assert "quant_type=WEIGHT_QUANT" in weight and "bit_num=4" in weight and "min_quant_weight_channel=16" in weight
     assert "[data_preprocess_param]" not in weight
-    full = config_text(QuantSettings("full"), CalibrationSet("input", __import__("pathlib").Path("/cal"), 7))
+    full = config_text(QuantSettings("full"), CalibrationSet("input", Path("/cal"), 7))
     for line in ("quant_type=FULL_QUANT", "calibrate_path=input:/cal", "calibrate_size=7", "input_type=BIN",
                  "activation_quant_method=MAX_MIN", "bias_correction=true", "per_channel=true"):
         assert line in full.splitlines()
