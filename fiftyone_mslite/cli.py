@@ -604,8 +604,11 @@ def quantize_cmd(model: str, mode: str, dataset_name: str | None, view_name: str
                           overwrite=overwrite, **extra)
     _refresh_zoo()
     calib = f", calibrated on {result.calibration_samples} samples" if result.calibration_samples else ""
+    runs = (f"; it runs here as its load-time dequantization {result.path} (MindSpore Lite 2.0.0's x86 build "
+            "cannot load int8 weights)" if result.emulated else "")
     _emit(as_json, result.to_dict(), f"registered {result.name}: {model} {mode}-quantized to {bits} bits{calib}; "
-                                     f"{result.source_size_mb:.2f} MB → {result.size_mb:.2f} MB ({result.path})")
+                                     f"{result.source_size_mb:.2f} MB → {result.size_mb:.2f} MB "
+                                     f"(device file {result.device_path}){runs}")
 
 
 @main.command("compare")

@@ -4,7 +4,9 @@ Calibration samples are drawn from the view (stratified by ground truth when the
 contributes activation ranges), decoded and pre-processed by the float model's own recipe (`Classifier.prepare`,
 the exact tensors it is fed), and handed to MindSpore Lite's converter (`modelfiles.quantize`). The quantized file
 must load in this runtime, with outputs that match the labels, before it is registered in the user catalog with
-its provenance; any failure leaves neither a catalog entry nor a file behind.
+its provenance; a weight-quantized file that the x86 2.0.0 runtime cannot load runs here as its load-time
+dequantization (what a device computes), the quantized file kept for the device. Any failure leaves neither a
+catalog entry nor a file behind.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..catalog.store import _source_file, sha256_of
 from ..catalog.user import add_model
 from ..classifier import Classifier, load_classifier
 from ..errors import ImageDecodeError, MSLiteError, QuantizationError
+from ..modelfiles.ms_weight_dequant import dequantize_weights
 from ..modelfiles.quantize import CalibrationSet, QuantSettings, quantizable_format, quantize_model, write_calibration
 from . import compat
 from .views import Samples
@@ -40,15 +43,18 @@ class Quantized:
 
     name: str
     source_model: str
-    path: Path
+    path: Path  # what the catalog model runs here
+    device_path: Path  # the quantized file, for the device
+    emulated: bool  # `path` is the device file's load-time dequantization (this runtime cannot load it)
     settings: QuantSettings
     calibration_samples: int
     skipped: int  # drawn samples whose image did not decode
-    size_mb: float
+    size_mb: float  # the device file
     source_size_mb: float
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source_model": self.source_model, "path": str(self.path),
+                "device_path": str(self.device_path), "emulated": self.emulated,
                 "settings": self.settings.to_dict(), "calibration_samples": self.calibration_samples,
                 "skipped": self.skipped, "size_mb": self.size_mb, "source_size_mb": self.source_size_mb}
 
@@ -147,26 +153,53 @@ def quantize(model: str, samples: Samples | None = None, mode: str = "full", bit
         return _register(entry, name, result.output, target, settings, calibration, skipped, provenance, source)
 
 
+def _first_native_line(exc: Exception) -> str:
+    """The runtime's first native error line of a load failure (its message's first line otherwise)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    return next((line for line in lines[1:] if line), lines[0] if lines else "")
+
+
 def _register(entry: ModelEntry, name: str, written: Path, target: Path, settings: QuantSettings,
               calibration: CalibrationSet | None, skipped: int, provenance: dict[str, Any], source: Path) -> Quantized:
-    """Move the quantized file into place and add it to the user catalog; on any failure remove the file."""
-    fact = Fact(field="quantization", status="verified",
-                value={"source_model": entry.name, "source_sha256": sha256_of(source), "mode": settings.mode,
-                       "converter": {"mindspore_lite": "2.0.0", **settings.to_dict()},
-                       "calibration": provenance or None},
-                source=f"fiftyone-mslite quantize: MindSpore Lite's converter on {source.name}")
+    """Move the quantized file into place and add it to the user catalog (which loads it and checks its outputs).
+    A weight-quantized file this runtime cannot load is registered through its load-time dequantization
+    (`ms_weight_dequant`: the numbers a device computes), the quantized file kept beside it for the device and
+    named in the provenance. On any failure both files are removed."""
     written.replace(target)
-    try:
-        add_model(name, str(target), entry.labels, like=entry.name, background=entry.background, task=entry.task,
+    emulated = target.with_name(f"{target.stem}.emulated.ms")
+    value = {"source_model": entry.name, "source_sha256": sha256_of(source), "mode": settings.mode,
+             "converter": {"mindspore_lite": "2.0.0", **settings.to_dict()}, "calibration": provenance or None,
+             "device_file": {"path": str(target), "sha256": sha256_of(target),
+                             "size_mb": round(target.stat().st_size / 1e6, 3)}}
+
+    def add(path: Path, extra: dict[str, Any]) -> None:
+        fact = Fact(field="quantization", status="verified", value={**value, **extra},
+                    source=f"fiftyone-mslite quantize: MindSpore Lite's converter on {source.name}")
+        add_model(name, str(path), entry.labels, like=entry.name, background=entry.background, task=entry.task,
                   description=f"{entry.name}, {settings.mode}-quantized to {settings.bits} bits", facts=(fact,))
-    except MSLiteError as exc:
-        target.unlink(missing_ok=True)
-        first = str(exc).strip().splitlines()
-        native = next((line for line in first[1:] if line.strip()), "")
-        raise QuantizationError(f"the {settings.mode}-quantized {entry.name} does not load in this MindSpore Lite "
-                                f"runtime ({native.strip() or first[0]}); nothing was registered") from None
+
+    try:
+        try:
+            add(target, {"runs_here_as": "the quantized file"})
+            runnable = target
+        except MSLiteError as exc:
+            if settings.mode != "weight":
+                raise QuantizationError(f"the {settings.mode}-quantized {entry.name} does not load in this "
+                                        f"MindSpore Lite runtime ({_first_native_line(exc)}); nothing was "
+                                        "registered") from None
+            try:
+                dequantize_weights(target, emulated)
+                add(emulated, {"runs_here_as": "its load-time dequantization (this runtime cannot load int8 "
+                                              f"weights: {_first_native_line(exc)})"})
+            except MSLiteError as again:
+                raise QuantizationError(f"the weight-quantized {entry.name} does not load in this MindSpore Lite "
+                                        f"runtime ({_first_native_line(exc)}), nor its dequantization "
+                                        f"({_first_native_line(again)}); nothing was registered") from None
+            runnable = emulated
     except BaseException:
         target.unlink(missing_ok=True)
+        emulated.unlink(missing_ok=True)
         raise
-    return Quantized(name, entry.name, target, settings, calibration.count if calibration else 0, skipped,
-                     round(target.stat().st_size / 1e6, 3), round(source.stat().st_size / 1e6, 3))
+    return Quantized(name, entry.name, runnable, target, runnable == emulated, settings,
+                     calibration.count if calibration else 0, skipped, value["device_file"]["size_mb"],
+                     round(source.stat().st_size / 1e6, 3))

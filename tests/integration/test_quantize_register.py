@@ -29,6 +29,7 @@ def test_weight_quantized_model_is_registered_with_provenance_and_loads(tiny_mod
     result = quantize(tiny_model, mode="weight")
     try:
         assert result.name == f"{tiny_model}-w8" and result.path == runtime.cache_home() / "quantized" / "tiny-w8.ms"
+        assert not result.emulated and result.device_path == result.path  # nothing quantized: it loads as it is
         entry = catalog().model(result.name)
         [fact] = [f for f in entry.facts if f.field == "quantization"]
         assert fact.value["source_model"] == tiny_model and fact.value["mode"] == "weight"
@@ -36,6 +37,7 @@ def test_weight_quantized_model_is_registered_with_provenance_and_loads(tiny_mod
         assert fact.value["converter"] == {"mindspore_lite": "2.0.0", "mode": "weight", "bits": 8,
                                            "min_quant_weight_size": 0, "min_quant_weight_channel": 16}
         assert fact.value["calibration"] is None  # weight mode needs no images
+        assert fact.value["device_file"]["sha256"] == sha256_of(result.path)
         assert entry.labels == source.labels and entry.preprocess.resize == source.preprocess.resize
         assert entry.source.sha256 == sha256_of(result.path)
         images = list(np.random.default_rng(3).integers(0, 255, (6, 12, 10, 3), dtype=np.uint8))

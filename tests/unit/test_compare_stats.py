@@ -95,3 +95,19 @@ def test_quant_settings_config_text_uses_2_0_0_keys():
     with pytest.raises(QuantizationError, match="needs calibration"):
         config_text(QuantSettings("full"), None)
     assert default_name("m", "full", 8) == "m-int8" and default_name("m", "weight", 4) == "m-w4"
+
+
+def test_weight_dequantization_uses_the_runtimes_per_channel_formula():
+    from fiftyone_mslite.modelfiles.ms_weight_dequant import _dequantized
+
+    q = np.array([[1, -2], [3, 4]], np.int8).reshape(-1)
+    params = [{"scale": 0.5, "zero_point": 1, "var_corr": 2.0, "mean_corr": 0.25},
+              {"scale": 0.1, "zero_point": 0, "var_corr": 50.0, "mean_corr": 0.0}]  # var_corr > 10 is ignored
+    out = _dequantized(q, [2, 2], params, "t")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [0.25, -2.75, 0.3, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(_dequantized(q, [4], [{"scale": 2.0, "zero_point": 1}], "t"), [0, -6, 4, 6])
+    from fiftyone_mslite.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match="3 quantization parameters"):
+        _dequantized(q, [2, 2], params + params[:1], "t")
