@@ -128,6 +128,9 @@ def test_cli_quantize_json_error_is_pure_json(cifar, models):
     assert run.returncode == 1
     assert json.loads(run.stdout) == {"error": "QuantizationError", "message": json.loads(run.stdout)["message"]}
     assert "pass a dataset" in json.loads(run.stdout)["message"]
+    view = cli("quantize", models[0], "--mode", "full", "--dataset", cifar.name, "--view", "nope", "--json", env=env)
+    assert view.returncode == 1 and json.loads(view.stdout) == {
+        "error": "DatasetError", "message": f"dataset '{cifar.name}' has no saved view 'nope'"}
 
 
 def test_compare_finds_exactly_the_samples_whose_labels_differ(cifar):
