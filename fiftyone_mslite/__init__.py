@@ -26,6 +26,8 @@ _EXPORTS = {
     "confidence_view": "fiftyone_mslite.integration.views",
     "save_low_confidence_view": "fiftyone_mslite.integration.views",
     "import_directory": "fiftyone_mslite.integration.datasets",
+    "quantize": "fiftyone_mslite.integration.quantization",
+    "compare": "fiftyone_mslite.integration.compare",
     "load_classifier": "fiftyone_mslite.classifier",
     "convert_model": "fiftyone_mslite.modelfiles.convert",
     "open_model": "fiftyone_mslite.runtime",

@@ -844,6 +844,74 @@ def conformal_cmd(dataset_name: str, pred_field: str, gt_field: str, view: str |
           f"{result.mean_set_size:.2f}; {result.needs_review} need review (view '{result.review_view}')")
 
 
+@main.command("quantize")
+@click.argument("model")
+@click.option("--mode", type=click.Choice(["weight", "full"]), required=True,
+              help="weight: weights in --bits bits, float compute; full: int8 weights and activations (needs "
+                   "--dataset for calibration).")
+@click.option("--dataset", "dataset_name", help="FiftyOne dataset whose images calibrate activation ranges (full).")
+@click.option("--view", "view_name", help="Saved view of --dataset to draw calibration samples from.")
+@click.option("--bits", default=8, show_default=True, type=click.IntRange(1, 16), help="Weight bits (full: 8 only).")
+@click.option("--name", "new_name", help="Catalog name of the result (default MODEL-int8, MODEL-w<bits>).")
+@click.option("--samples", "count", default=100, show_default=True, type=click.IntRange(1),
+              help="Calibration samples, stratified by --gt when it holds labels.")
+@click.option("--gt", "gt_field", default="ground_truth", show_default=True,
+              help="Ground-truth field to stratify the calibration draw by (ignored when absent).")
+@click.option("--activation-method", type=click.Choice(["MAX_MIN", "KL", "REMOVAL_OUTLIER"]), default="MAX_MIN",
+              show_default=True, help="full: how activation ranges come from the calibration data.")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True)
+@click.option("--per-channel/--per-layer", default=True, show_default=True, help="full: weight scales per channel.")
+@click.option("--overwrite", is_flag=True, help="Replace a user-catalog model of the same name.")
+@json_option
+def quantize_cmd(model: str, mode: str, dataset_name: str | None, view_name: str | None, bits: int,
+                 new_name: str | None, count: int, gt_field: str, activation_method: str, bias_correction: bool,
+                 per_channel: bool, overwrite: bool, as_json: bool) -> None:
+    """Post-training quantization with MindSpore Lite's converter, calibrated on a FiftyOne view pre-processed
+    by the model's own recipe; the result is registered as a user-catalog model with its provenance."""
+    with _stdout_for_json(as_json):
+        from .integration.quantization import quantize
+
+        samples = None
+        if dataset_name:
+            samples = _load_dataset(dataset_name)
+            if view_name:
+                if view_name not in samples.list_saved_views():
+                    raise DatasetError(f"dataset '{dataset_name}' has no saved view '{view_name}'")
+                samples = samples.load_saved_view(view_name)
+        elif view_name:
+            raise DatasetError("--view names a saved view of --dataset: pass --dataset too")
+        extra = {"activation_quant_method": activation_method, "bias_correction": bias_correction,
+                 "per_channel": per_channel} if mode == "full" else {}
+        result = quantize(model, samples, mode=mode, bits=bits, name=new_name, count=count, gt_field=gt_field,
+                          overwrite=overwrite, **extra)
+    _refresh_zoo()
+    calib = f", calibrated on {result.calibration_samples} samples" if result.calibration_samples else ""
+    runs = (f"; it runs here as its load-time dequantization {result.path} (MindSpore Lite 2.0.0's x86 build "
+            "cannot load int8 weights)" if result.emulated else "")
+    _emit(as_json, result.to_dict(), f"registered {result.name}: {model} {mode}-quantized to {bits} bits{calib}; "
+                                     f"{result.source_size_mb:.2f} MB → {result.size_mb:.2f} MB "
+                                     f"(device file {result.device_path}){runs}")
+
+
+@main.command("compare")
+@click.option("--dataset", "dataset_name", required=True)
+@click.option("--pred", "preds", multiple=True, required=True, help="Prediction field; give exactly two (A, then B).")
+@click.option("--gt", "gt_field", help="Ground-truth field: adds accuracies, per-class deltas, flip directions and "
+                                       "both evaluations (Model Evaluation panel).")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0), help="Flips and classes to print.")
+@json_option
+def compare_cmd(dataset_name: str, preds: tuple[str, ...], gt_field: str | None, top: int, as_json: bool) -> None:
+    """Compare two prediction fields: agreement, per-class accuracy deltas with confidence intervals, the flipped
+    samples (right→wrong first) and saved views compare-flipped-to-wrong / -to-right / compare-disagree."""
+    if len(preds) != 2:
+        raise DatasetError(f"give --pred exactly twice (A, then B), got {len(preds)}")
+    with _stdout_for_json(as_json):
+        from .integration.compare import compare
+
+        result = compare(_load_dataset(dataset_name), preds[0], preds[1], gt_field=gt_field)
+    _emit(as_json, result.to_dict(), result.report(top))
+
+
 @main.group("dataset")
 def dataset_group() -> None:
     """Create FiftyOne datasets from image folders."""

@@ -23,7 +23,8 @@ __all__ = [
     "WorkerTimeoutError", "ConversionError", "BenchmarkDataError", "MsInspectError", "OnnxFixError",
     "TFLiteDequantizeError", "ModelBridgeError", "LegacyUpgradeError",
     "TrainingGraphError", "NotATrainingGraphError", "LossInputNotFoundError", "UnknownOutputTensorError",
-    "EmbeddingNotFoundError", "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
+    "EmbeddingNotFoundError", "QuantizationError",
+    "DownloadError", "ChecksumMismatch", "OfflineError", "DownloadTooLarge",
     "CatalogError", "ModelMismatchError",
     "ImageDecodeError", "DatasetError", "DatasetImportError", "DatabaseError", "FieldLockedError", "AppAccessError",
     "DemoError", "EngineUnavailableError", "Failed", "Interrupted", "CalibrationError",
@@ -73,6 +74,11 @@ class EmbeddingNotFoundError(ModelFileError):
 
 class BenchmarkDataError(MSLiteError, ValueError):
     """A `benchmark` input or golden-output file does not fit the model (count, size, shape) or is unreadable."""
+
+
+class QuantizationError(MSLiteError, ValueError):
+    """Post-training quantization cannot run: a source the converter cannot take, no calibration images, bad
+    settings, or the converter failed; nothing was registered or left on disk."""
 
 
 # -- downloads ------------------------------------------------------------------------------------------------

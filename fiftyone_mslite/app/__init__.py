@@ -16,10 +16,11 @@ INSTALL = ("fiftyone-mslite is not installed in the Python that runs the App ({}
            "then `fiftyone-mslite runtime install` for MindSpore Lite, and restart the App.")
 
 try:
+    from fiftyone_mslite.app.compare import CompareModels
     from fiftyone_mslite.app.confidence import ReliabilityPanel
     from fiftyone_mslite.app.operators import ApplyModel, ComputeEmbeddings, Evaluate, EvaluateMultilabel
 
-    OPERATORS = (ApplyModel, Evaluate, EvaluateMultilabel, ComputeEmbeddings, ReliabilityPanel)
+    OPERATORS = (ApplyModel, Evaluate, EvaluateMultilabel, ComputeEmbeddings, CompareModels, ReliabilityPanel)
     MISSING = None
 except ModuleNotFoundError as exc:  # the folder `fiftyone plugins download` copied, without the package behind it
     if not (exc.name or "").startswith("fiftyone_mslite"):

@@ -34,6 +34,11 @@ def default_brain_key(embeddings_field: str) -> str:
     return brain_key(embeddings_field, "viz")
 
 
+def shown(value) -> str:
+    """A result value as the App's label-value rows show it."""
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def field_choice(inputs: types.Object, name: str, fields: list[str], label: str, description: str,
                  default: str | None = None) -> None:
     """A required field picker; an error in the form when the dataset has no suitable field."""

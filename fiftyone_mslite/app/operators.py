@@ -18,16 +18,13 @@ from fiftyone_mslite.app.forms import (
     label_fields,
     model_inputs,
     runtime_notice,
+    shown,
     vector_fields,
 )
 from fiftyone_mslite.app.progress import Report, in_steps, report_to, run_reporting
 
 BRAIN_HEADLINE = (("likely_label_mistakes", "Likely label mistakes"), ("brain_views", "Brain views"),
                   ("brain_keys", "Brain keys"))
-
-
-def _shown(value) -> str:
-    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 class ApplyModel(foo.Operator):
@@ -132,10 +129,10 @@ class _Evaluate(foo.Operator):
             # a view saved just now (reopening the dataset lists it).
             ctx.trigger("reload_dataset")
             ctx.ops.set_view(view=ctx.dataset.load_saved_view(view))
-        headline = {key: _shown(summary.get(key)) for key, _ in self.headline}
+        headline = {key: shown(summary.get(key)) for key, _ in self.headline}
         if "brain" in summary:
             brain = summary["brain"]
-            headline.update(likely_label_mistakes=_shown(brain["likely_label_mistakes"]),
+            headline.update(likely_label_mistakes=shown(brain["likely_label_mistakes"]),
                             brain_views=", ".join(brain["views"].values()),
                             brain_keys=", ".join(brain["brain_keys"].values()))
         return {"summary": summary, "headline": headline}

@@ -85,13 +85,14 @@ def _named_and_undone_on_failure(add: Callable[..., R]) -> Callable[..., R]:
 def add_model(name: str, source: str, labels: str, *, input_size: int | None = None, mean=None, std=None,
               resize: str | None = None, crop_fraction: float | None = None, interpolation: str | None = None,
               channel_order: str | None = None, like: str | None = None, background: bool = False,
-              task: str = "single", sha256: str | None = None, description: str = ""):
+              task: str = "single", sha256: str | None = None, description: str = "", facts: tuple[Fact, ...] = ()):
     """Register a user model: fetch/convert it now, load it, check it against its labels, then save.
 
     Pre-processing not given comes from the catalog model `like` (its recipe, not its input size), else the
     defaults, with the crop defaulting by resize policy (none for squash). Mean and std not given come from the
     source's own declaration first (a TFLite file's metadata), and a `normalization` fact records where they
-    came from. Nothing is written unless the model loads and its outputs match the labels.
+    came from. Nothing is written unless the model loads and its outputs match the labels. `facts` are stored
+    with it (provenance, e.g. of a quantized model).
     """
     from .. import downloads, runtime
     from ..modelfiles.embedding import split_outputs
@@ -120,7 +121,7 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
                                    interpolation=interpolation, mean=mean, std=std, channel_order=channel_order)
     entry = ModelEntry(name=name, description=description, task=task,
                        adapter="multilabel" if task == "multi" else "classifier", labels=labels, num_classes=1,
-                       background=background, source=Source(**src), preprocess=preprocess,
+                       background=background, source=Source(**src), preprocess=preprocess, facts=facts,
                        origin=str(user_catalog_path()))
     found = model_files.model_file(entry)
     with runtime.open_model(found.path) as session:

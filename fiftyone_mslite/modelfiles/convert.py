@@ -52,11 +52,12 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
                   source_format: str | None = None, weight_file: str | Path | None = None,
                   input_data_type: str | None = None, output_data_type: str | None = None,
                   dequantize: bool = False, backend: str | None = None,
-                  embedding: str | None = None) -> ConversionResult:
+                  embedding: str | None = None, config_file: str | Path | None = None) -> ConversionResult:
     """Convert `source` to a .ms or .mindir at `output` (suffix added if missing).
 
     `embedding` (a tensor name, or `embedding.AUTO` to find the classifier layer's input) of an ONNX or TFLite
-    source becomes an extra output, so one inference gives logits and embeddings.
+    source becomes an extra output, so one inference gives logits and embeddings. `config_file` is the converter's
+    INI configuration (post-training quantization: `modelfiles.quantize`).
 
     `dequantize` rewrites a quantized TFLite model as float32 first: MindSpore Lite 2.0.0's int8 kernels have
     no SIMD on x86 and run 60-90x slower than its fp32 ones (docs/quantized.md)."""
@@ -69,7 +70,7 @@ def convert_model(source: str | Path, output: str | Path, save_type: str = runti
     output = Path(output).expanduser().resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     options = {"weight_file": str(weight_file or ""), "input_data_type": input_data_type,
-               "output_data_type": output_data_type}
+               "output_data_type": output_data_type, "config_file": str(config_file or "")}
     with tempfile.TemporaryDirectory(prefix="fiftyone-mslite-convert-") as work:
         fixes: tuple[str, ...] = ()
         feed, extra = source, None
