@@ -54,7 +54,8 @@ def test_without_the_package_the_plugin_loads_and_says_how_to_install(tmp_path):
 def test_without_a_runtime_the_forms_say_how_to_get_one(tmp_path):
     got = _load(tmp_path, "no-runtime", FIFTYONE_MSLITE_HOME=str(tmp_path / "empty"),
                 FIFTYONE_MSLITE_RUNTIME_PYTHON="")
-    assert got["operators"] == ["ApplyModel", "Evaluate", "EvaluateMultilabel", "ComputeEmbeddings"]
+    assert got["operators"] == ["ApplyModel", "Evaluate", "EvaluateMultilabel", "ComputeEmbeddings", "CompareModels",
+                                "ReliabilityPanel"]
     assert got["form"]["shown"] is True and "fiftyone-mslite runtime install" in json.dumps(got["form"])
     with_runtime = _load(tmp_path, "runtime")  # the test session's real runtime: no warning
     assert with_runtime["form"]["shown"] is False
