@@ -187,9 +187,9 @@ def bridge_file(src: str | Path, dst: str | Path, add_outputs: tuple[str, ...] =
     start = time.perf_counter()
     src, dst = Path(src), Path(dst)
     schema, data = _load(src)
-    result = bridge_bytes(data, src.name, inference_output)
+    result = bridge_bytes(data, str(src), inference_output)
     if not result.steps and not add_outputs:
-        raise ModelBridgeError(f"{src.name} already runs on MindSpore Lite 2.0.0 as it is (current schema, nothing "
+        raise ModelBridgeError(f"{src} already runs on MindSpore Lite 2.0.0 as it is (current schema, nothing "
                                "to rewrite), nothing to do; pass --add-output NAME to expose an internal tensor")
     names = tensor_names(result.data)
     if add_outputs:
@@ -220,7 +220,7 @@ def runnable_model(path: str | Path, sha256: str | None = None) -> Path:
     if dst.is_file():
         return dst
     start = time.perf_counter()
-    result = bridge_bytes(path.read_bytes(), path.name)
+    result = bridge_bytes(path.read_bytes(), str(path))
     atomic_write(dst, result.data)
     log.warning("bridged %s for MindSpore Lite 2.0.0: %s → %s (%.2f s; done once, cached)", path,
                 "; ".join(result.steps), dst, time.perf_counter() - start)

@@ -135,11 +135,11 @@ def test_ctrl_c_keeps_every_fields_finished_labels(tiny_models, bad_dir, monkeyp
             annotate(ds, [model_a, model_b], ["a", "b"], batch_size=4, progress=False)
         assert [s.label_field for s in stopped.value.summary] == ["a", "b"]
         assert stopped.value.saved == ds.count("a") + ds.count("b") and _locks_on(ds) == 0
-        saved_b = ds.count("b")
-        assert 8 <= saved_b < 40 and saved_b % 4 == 0 and ds.count("a") >= saved_b
+        saved_a, saved_b = ds.count("a"), ds.count("b")  # the engine hands batches over as they finish: either
+        assert 8 <= saved_b < 40 and saved_b % 4 == 0 and 0 < saved_a <= 40 and saved_a % 4 == 0  # may lead
         monkeypatch.undo()
         a, b = annotate(ds, [model_a, model_b], ["a", "b"], batch_size=4, progress=False)
-    assert (b.skipped, b.processed) == (saved_b, 40 - saved_b) and a.skipped + a.processed == 40
+    assert (b.skipped, b.processed) == (saved_b, 40 - saved_b) and (a.skipped, a.processed) == (saved_a, 40 - saved_a)
     assert ds.count("a") == ds.count("b") == 40
 
 
