@@ -25,7 +25,6 @@ from .catalog.schema import Embedding, ModelEntry
 from .catalog.store import model_file, sha256_of
 from .errors import EmbeddingNotFoundError
 from .modelfiles.embedding import split_outputs
-from .modelfiles.formats import detect_format
 from .modelfiles.legacy import is_legacy, upgraded_copy
 
 
@@ -164,7 +163,7 @@ def runnable_file(path: Path) -> Path:
     made once and cached by content; anything else is refused with what to do."""
     if is_legacy(path):
         path, _ = upgraded_copy(path, runtime.cache_home() / "upgraded", sha256_of(path))
-    detect_format(path, runnable=True)
+    runtime.formats.detect(path, runnable=True)
     return path
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ModelMismatchError
-from ..runtime.specs import TensorSpec
+from ..runtime.tensors import TensorSpec
 from .preprocessing import PreprocessConfig, input_hw, preprocess
 
 if TYPE_CHECKING:

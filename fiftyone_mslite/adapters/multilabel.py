@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelMismatchError
-from ..runtime.specs import TensorSpec
+from ..runtime.tensors import TensorSpec
 from .base import Adapter, MultiLabelPrediction, scores_to_float
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import ConfigDict, Field, PositiveInt
 from pydantic.dataclasses import dataclass
 
-from ..runtime.specs import TensorSpec
+from ..runtime.tensors import TensorSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from .schema import CatalogError, parse_entries
 
 

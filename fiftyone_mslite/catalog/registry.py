@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .. import plugins
+from .. import hooks
 from ..adapters.base import Adapter
 from .labelsets import LabelSet, file_label_set, load_label_set
 from .schema import CatalogError, LabelSetEntry, ModelEntry, parse_entries
@@ -50,7 +50,7 @@ class Catalog:
 
 
 def _collect() -> Catalog:
-    pm = plugins.plugin_manager()
+    pm = hooks.plugin_manager()
     cat = Catalog()
 
     def add_adapter(name: str, cls: type) -> None:
@@ -87,5 +87,5 @@ def catalog() -> Catalog:
 
 def reset() -> None:
     """Re-read catalogs and plugins (after `models add`, or a plugin install)."""
-    plugins.reset()
+    hooks.reset()
     catalog.cache_clear()

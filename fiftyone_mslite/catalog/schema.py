@@ -12,9 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..adapters.preprocessing import PreprocessConfig
 from ..errors import CatalogError
-from ..modelfiles.formats import from_suffix
+from ..runtime import formats
 
-SOURCE_FORMATS = ("ms", "mindir", "onnx", "tflite")  # what a catalog source may be
+
+def source_formats() -> tuple[str, ...]:
+    """What a catalog source may be (`catalog_source` rows of the format table, plugin formats included)."""
+    return formats.names(catalog_source=True)
 
 
 class _Strict(BaseModel):
@@ -66,7 +69,8 @@ class Source(_Strict):
     url: str | None = None
     path: str | None = None
     sha256: str | None = None
-    format: Literal["ms", "mindir", "onnx", "tflite"] | None = None
+    format: str | None = Field(None, description="a catalog source format (source_formats()); default: from the "
+                                                 "suffix")
     conversion: Conversion = Conversion()
     file_schema: Literal["v0", "v2"] | None = Field(
         None, alias="schema", description="for .ms sources: v0 = legacy schema (pre-1.1 converter), upgraded on "
@@ -82,6 +86,13 @@ class Source(_Strict):
             raise ValueError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
         return self
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str | None) -> str | None:
+        if v is not None and v not in source_formats():
+            raise ValueError(f"Input should be {' or '.join(repr(f) for f in source_formats())}")
+        return v
+
     @property
     def location(self) -> str:
         return self.url or self.path or ""
@@ -90,14 +101,14 @@ class Source(_Strict):
     def resolved_format(self) -> str:
         if self.format:
             return self.format
-        suffix = from_suffix(self.location)
-        if suffix not in SOURCE_FORMATS:
-            raise ValueError(f"cannot tell the format of {self.location}: set 'format' to one of {SOURCE_FORMATS}")
+        suffix = formats.from_suffix(self.location)
+        if suffix not in source_formats():
+            raise ValueError(f"cannot tell the format of {self.location}: set 'format' to one of {source_formats()}")
         return suffix
 
     @property
     def needs_conversion(self) -> bool:
-        return self.resolved_format in ("onnx", "tflite")
+        return not formats.get(self.resolved_format).runnable
 
 
 class ModelEntry(_Strict):

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import downloads, runtime
 from ..errors import EmbeddingNotFoundError, LegacyUpgradeError
 from ..modelfiles.convert import convert_model
-from ..modelfiles.embedding import AUTO, EMBEDDING_FORMATS, EmbeddingOutput
+from ..modelfiles.embedding import AUTO, EmbeddingOutput
 from ..modelfiles.legacy import is_legacy, upgraded_copy
 from ..modelfiles.ms_inspect import MsInspectError, inspect_ms
 from .schema import CatalogError, Conversion, ModelEntry, Source
@@ -133,7 +133,7 @@ def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> Mo
         return ModelFile(src, source, converted=False, embedding_problem=problem)
     conv = source.conversion
     key = (source.sha256 or sha256_of(src))[:16]
-    embedding = (tensor or AUTO) if fmt in EMBEDDING_FORMATS else None
+    embedding = (tensor or AUTO) if runtime.formats.get(fmt).embedding else None
 
     def cached(request: str | None) -> Path:
         variant = ("-float" if conv.dequantize else "") + (f"-emb-{_short(request)}" if request else "")

@@ -14,7 +14,7 @@ import yaml
 
 from ..adapters.preprocessing import PreprocessConfig
 from ..files import atomic_write
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from ..runtime import settings
 from .builtin import load_yaml
 from .schema import CatalogError, Fact, ModelEntry, parse_entries

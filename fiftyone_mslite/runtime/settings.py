@@ -12,7 +12,8 @@ SETTINGS = (
     Setting("FIFTYONE_MSLITE_HOME", "$XDG_CACHE_HOME/fiftyone-mslite or ~/.cache/fiftyone-mslite",
             "cache: runtime venv, downloads, converted and upgraded models, worker logs"),
     Setting("FIFTYONE_MSLITE_BACKEND", "auto", "runtime backend: auto (in-process when mindspore_lite imports "
-                                               "here, else a worker), inprocess or worker"),
+                                               "here, else a worker), inprocess, worker, a plugin's backend, or a "
+                                               "comma-separated preference list (the first available one runs)"),
     Setting("FIFTYONE_MSLITE_RUNTIME_PYTHON", "the runtime venv's python",
             "a Python that already has mindspore_lite, used by the worker"),
     Setting("FIFTYONE_MSLITE_PYTHON37", "found via pyenv, then PATH",
