@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,12 @@ from PIL import Image
 from . import runtime
 from .adapters.base import Adapter
 from .adapters.preprocessing import PreprocessConfig
-from .catalog.adhoc import complete_entry, entry_for_file, split_overrides
+from .catalog.binding import bind, entry_for_file, split_overrides
 from .catalog.labelsets import LabelSet
 from .catalog.registry import catalog
 from .catalog.schema import Embedding, ModelEntry
 from .catalog.store import model_file, sha256_of
 from .errors import EmbeddingNotFoundError
-from .modelfiles.embedding import split_outputs
 from .modelfiles.legacy import is_legacy, upgraded_copy
 
 
@@ -39,28 +37,24 @@ class Classifier:
         cat = catalog()
         self.labels: LabelSet = cat.labels(entry.labels)
         self.session = runtime.open_model(path, threads=threads, backend=backend, streams=streams)
-        try:
-            if entry.origin == "file":  # nothing to trust but the file itself
-                entry = complete_entry(entry, self.session)
-            outputs = self.session.outputs
-            self._head, self._embedding = split_outputs([o.name for o in outputs], entry.embedding.tensor)
-            if self._embedding is not None:
-                entry = entry.model_copy(update={"embedding": Embedding(
-                    tensor=entry.embedding.tensor, size=prod(outputs[self._embedding].shape[1:]))})
-            elif entry.embedding.tensor:
-                embedding_problem = (f"model '{entry.name}': its file {path} has no output named "
-                                     f"{entry.embedding.tensor!r} (outputs: {[o.name for o in outputs]})")
-            self.entry = entry
-            self.embedding_problem = embedding_problem or f"model '{entry.name}' has no embedding output"
-            self._adapter: Adapter = cat.adapter_class(entry)(entry, self.labels).bind(
-                self.session.inputs, [outputs[i] for i in self._head])
+        try:  # a bare file: nothing to trust but the file itself
+            bound = bind(cat, entry, self.labels, self.session, complete=entry.origin == "file",
+                         embedding_problem=embedding_problem)
         except Exception:
             self.session.close()
             raise
+        self.entry, self._adapter, self._head, self._embedding = bound.entry, bound.adapter, bound.head, bound.embedding
+        self.embedding_problem = bound.embedding_problem
 
     @property
     def task(self) -> str:
+        """single | multi, as the model family's prediction kind states it."""
         return self._adapter.task
+
+    @property
+    def prediction_kind(self) -> type:
+        """The prediction dataclass `postprocess` returns (how it becomes a FiftyOne label: integration/labels)."""
+        return self._adapter.prediction
 
     @property
     def adapter_class(self) -> type[Adapter]:

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from .. import hooks
 from ..adapters.base import Adapter
+from ..runtime.tensors import TensorSpec
 from .labelsets import LabelSet, file_label_set, load_label_set
 from .schema import CatalogError, LabelSetEntry, ModelEntry, parse_entries
 
@@ -47,6 +48,12 @@ class Catalog:
         except KeyError:
             raise CatalogError(f"model '{entry.name}' needs adapter '{entry.adapter}', which no installed plugin "
                                f"provides (known: {', '.join(sorted(self.adapters))})") from None
+
+    def bound_adapter(self, entry: ModelEntry, labels: LabelSet, inputs: list[TensorSpec],
+                      outputs: list[TensorSpec]) -> Adapter:
+        """The entry's model family, built from its contract (pre-processing, labels, options) and bound to the
+        loaded model's tensors."""
+        return self.adapter_class(entry)(entry.preprocess, labels, entry.adapter_options()).bind(inputs, outputs)
 
 
 def _collect() -> Catalog:

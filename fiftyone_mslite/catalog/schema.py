@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..adapters.base import AdapterOptions
 from ..adapters.preprocessing import PreprocessConfig
 from ..errors import CatalogError
 from ..runtime import formats
@@ -136,6 +137,10 @@ class ModelEntry(_Strict):
         if not v or any(c.isspace() or c in "/\\" for c in v):
             raise ValueError(f"names are non-empty and have no spaces or slashes, got {v!r}")
         return v
+
+    def adapter_options(self) -> AdapterOptions:
+        """What this entry tells its model family besides `preprocess` and its labels."""
+        return AdapterOptions(model=self.name, background=self.background)
 
     @model_validator(mode="after")
     def _adapter_matches_task(self) -> ModelEntry:

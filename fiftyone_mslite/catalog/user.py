@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from math import prod
 from pathlib import Path
 
 import yaml
@@ -17,7 +16,7 @@ from ..files import atomic_write
 from ..hooks import hookimpl
 from ..runtime import settings
 from .builtin import load_yaml
-from .schema import CatalogError, Fact, ModelEntry, parse_entries
+from .schema import CatalogError, Embedding, Fact, ModelEntry, parse_entries
 
 USER_CATALOG_ENV = "FIFTYONE_MSLITE_USER_CATALOG"
 
@@ -69,10 +68,9 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
     loads and its outputs match the labels.
     """
     from .. import downloads, runtime
-    from ..modelfiles.embedding import split_outputs
     from . import registry, store
-    from .adhoc import complete_entry
-    from .schema import Embedding, Source
+    from .binding import bind
+    from .schema import Source
 
     if "://" in source:
         local = downloads.fetch(source, sha256=sha256)
@@ -97,18 +95,17 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
                        background=background, source=Source(**src), preprocess=preprocess,
                        origin=str(user_catalog_path()))
     found = store.model_file(entry)
+    if found.embedding is not None:
+        entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})
     with runtime.open_model(found.path) as session:
-        head, emb = split_outputs([o.name for o in session.outputs], getattr(found.embedding, "tensor", None))
-        outputs = [session.outputs[i] for i in head]
-        entry = complete_entry(entry, session)
+        bound = bind(cat, entry, label_set, session, complete=True)
         inp = session.inputs[0]  # recorded so that people see the layout the recipe feeds
-        entry = entry.model_copy(update={"facts": (*entry.facts, Fact(
-            field="input", value={"layout": inp.layout, "shape": list(inp.shape), "dtype": inp.dtype},
-            status="verified", source="read from the loaded model file by models add"))})
-        cat.adapter_class(entry)(entry, label_set).bind(session.inputs, outputs)
-        if emb is not None:  # recorded, so that `models info` shows it and later loads need not search
-            spec = session.outputs[emb]
-            entry = entry.model_copy(update={"embedding": Embedding(tensor=spec.name, size=prod(spec.shape[1:]))})
+    # the embedding output is recorded (tensor and size), so that `models info` shows it and later loads need not
+    # search; a file without it records none
+    entry = bound.entry if bound.embedding is not None else bound.entry.model_copy(update={"embedding": Embedding()})
+    entry = entry.model_copy(update={"facts": (*entry.facts, Fact(
+        field="input", value={"layout": inp.layout, "shape": list(inp.shape), "dtype": inp.dtype},
+        status="verified", source="read from the loaded model file by models add"))})
     _save_entry(entry)
     return entry, found.path
 
