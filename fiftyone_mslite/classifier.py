@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import runtime
 from .adapters.base import Adapter
-from .adapters.preprocessing import PreprocessConfig
+from .adapters.preprocessing import ImageFit, PreprocessConfig
 from .catalog.binding import bind, entry_for_file, split_overrides
 from .catalog.labelsets import LabelSet
 from .catalog.registry import catalog
@@ -69,6 +69,11 @@ class Classifier:
     @property
     def preprocess_config(self) -> PreprocessConfig:
         return self._adapter.config
+
+    @property
+    def fit(self) -> ImageFit:
+        """Where decoded images go (what `open_rgb` needs to decode no more pixels than used)."""
+        return ImageFit(self.input_hw, self.preprocess_config)
 
     @property
     def streams(self) -> int:

@@ -55,7 +55,7 @@ class _InFlight:
 def _file_preparer(clf: Classifier, draft: bool) -> Callable[..., np.ndarray | Failed]:
     """Thread-pool task: file → model input tensor (written into `out`, a row of a batch buffer, if given),
     or why not."""
-    fit = (clf.input_hw, clf.preprocess_config)
+    fit = clf.fit
 
     def prepare(path: str, out: np.ndarray | None = None) -> np.ndarray | Failed:
         try:

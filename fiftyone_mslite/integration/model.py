@@ -118,8 +118,7 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
 
     def predict_all(self, args: Sequence[np.ndarray], samples: Sequence[Any] | None = None) -> list[fol.Label | None]:
         if samples is not None and self._preprocess:
-            fit = (self.classifier.input_hw, self.classifier.preprocess_config)
-            args = [open_rgb(sample.filepath, fit, draft=False) for sample in samples]
+            args = [open_rgb(sample.filepath, self.classifier.fit, draft=False) for sample in samples]
         outputs = self._run(args)
         clf = self.classifier
         self._last_embeddings = clf.embeddings(outputs) if clf.has_embeddings else None
