@@ -114,8 +114,15 @@ def runtime_install(python: str | None, force: bool, verbose: bool, as_json: boo
                            f"{record['python_version']} ({record['python']}, base found by {record['found_by']})")
 
 
-@runtime_group.command("info", epilog="\b\nSettings (environment variables; docs/configuration.md):\n"
-                                              + runtime.settings.table())
+class _SettingsHelp(click.Command):
+    """A command whose help ends with every setting, listed when shown (the App's rows import FiftyOne)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = "\b\nSettings (environment variables; docs/configuration.md):\n" + runtime.settings.table()
+        super().format_epilog(ctx, formatter)
+
+
+@runtime_group.command("info", cls=_SettingsHelp)
 @json_option
 def runtime_info(as_json: bool) -> None:
     """Which MindSpore Lite runs models here (which backend), and why."""

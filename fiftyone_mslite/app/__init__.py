@@ -28,8 +28,11 @@ SINGLE, MULTI = (fo.Classification,), (fo.Classifications,)
 BRAIN_HEADLINE = (("likely_label_mistakes", "Likely label mistakes"), ("brain_views", "Brain views"),
                   ("brain_keys", "Brain keys"))
 PROGRESS_STEPS = 20  # progress updates per run: enough to look alive, few enough to keep batches large
-ALLOWED_DIRS_ENV = "FIFTYONE_MSLITE_APP_ALLOWED_DIRS"
-ALLOW_URLS_ENV = "FIFTYONE_MSLITE_APP_ALLOW_URLS"
+ALLOWED_DIRS_ENV = settings.declare(
+    "FIFTYONE_MSLITE_APP_ALLOWED_DIRS", "empty (none)", f"directories (separated by '{os.pathsep}') whose model and "
+    "label files the App may read; catalog names always work")
+ALLOW_URLS_ENV = settings.declare("FIFTYONE_MSLITE_APP_ALLOW_URLS", "0",
+                                  "1: let the App fetch label-file URLs given in the browser")
 
 
 def _allowed_dirs() -> list[Path]:
