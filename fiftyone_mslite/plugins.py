@@ -7,7 +7,7 @@ Hooks (see docs/plugins.md): `register_adapters(register)` (model families: `Ada
 `register_models(register)` (`ModelEntry`/`LabelSetEntry` or dicts), `register_formats(register)` (`ModelFormat`
 rows), `register_backends(register)` (`Backend` instances).
 """
-from .adapters.base import Adapter, ClassPrediction, MultiLabelPrediction
+from .adapters.base import Adapter, AdapterOptions, ClassPrediction, LabelSetLike, MultiLabelPrediction
 from .adapters.multilabel import MultiLabelAdapter
 from .adapters.preprocessing import PreprocessConfig
 from .adapters.softmax import SoftmaxAdapter
@@ -22,7 +22,7 @@ from .runtime.formats import get as model_format
 
 __all__ = [
     "hookimpl", "Adapter", "SoftmaxAdapter", "MultiLabelAdapter", "ClassPrediction", "MultiLabelPrediction",
-    "PreprocessConfig", "ModelEntry", "LabelSetEntry", "ModelMismatchError", "ModelFormat",
-    "Prepared", "PrepareRequest", "resolve_step", "model_format", "Backend", "Session", "TensorSpec", "backend",
-    "plugin_manager", "plugin_names", "reset", "ENTRY_POINT_GROUP", "DEFAULT_PLUGINS",
+    "AdapterOptions", "LabelSetLike", "PreprocessConfig", "ModelEntry", "LabelSetEntry", "ModelMismatchError",
+    "ModelFormat", "Prepared", "PrepareRequest", "resolve_step", "model_format", "Backend", "Session", "TensorSpec",
+    "backend", "plugin_manager", "plugin_names", "reset", "ENTRY_POINT_GROUP", "DEFAULT_PLUGINS",
 ]
