@@ -60,7 +60,7 @@ def benchmark_model(model: str, threads: int = 2, loop_count: int = 10, warmup_l
         raise ValueError("loop_count and batch_size must be at least 1 and warmup_loop_count at least 0")
     cat = catalog()
     path = Path(model).expanduser()
-    if model in cat.models or not (path.exists() or path.suffix in (".ms", ".mindir")):
+    if model in cat.models or not (path.exists() or runtime.formats.runnable_suffix(path.name)):
         path = model_file(cat.model(model)).path  # unknown names get the catalog's "did you mean"
     with runtime.open_model(path, threads=threads, batch_size=batch_size, backend=backend) as session:
         rng = np.random.default_rng(0)

@@ -187,7 +187,7 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
             entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})
         return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams,
                           embedding_problem=found.embedding_problem)
-    if Path(ref).expanduser().exists() or ref.endswith((".ms", ".mindir")):
+    if Path(ref).expanduser().exists() or runtime.formats.runnable_suffix(ref):
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")

@@ -147,7 +147,7 @@ def convert_cmd(source: Path, output: Path, save_type: str | None, source_format
     """Convert an ONNX/TFLite/TF/Caffe/MindIR model with MindSpore Lite's converter."""
     from .modelfiles.convert import convert_model
 
-    save_type = save_type or ("mindir" if output.suffix == ".mindir" else "ms")
+    save_type = save_type or runtime.formats.runnable_suffix(output.name) or runtime.MS
     result = convert_model(source, output, save_type=save_type, source_format=source_format,
                            dequantize=dequantize)
     fixes = "".join(f"\n  fixed: {f}" for f in result.fixes)

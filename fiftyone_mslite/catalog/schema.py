@@ -48,10 +48,17 @@ class Reported(_Strict):
 class Conversion(_Strict):
     """Converter options for convert-on-fetch sources."""
 
-    save_type: Literal["ms", "mindir"] = "ms"
+    save_type: str = Field("ms", description="a format MindSpore Lite runs as it is (ms, mindir)")
     input_data_type: Literal["float32", "uint8", "int8"] | None = None
     output_data_type: Literal["float32", "uint8", "int8"] | None = None
     dequantize: bool = Field(False, description="rewrite a quantized TFLite as float32 first (fast fp32 kernels)")
+
+    @field_validator("save_type")
+    @classmethod
+    def _runnable(cls, v: str) -> str:
+        if v not in formats.names(runnable=True):
+            raise ValueError(f"Input should be {' or '.join(repr(f) for f in formats.names(runnable=True))}")
+        return v
 
 
 class Embedding(_Strict):

@@ -133,6 +133,14 @@ def from_suffix(name):
     return None
 
 
+def runnable_suffix(name):
+    # type: (str) -> str
+    """The format a path's suffix names if MindSpore Lite runs it as it is (a model path, not a catalog name), or
+    None."""
+    fmt = from_suffix(name)
+    return fmt if fmt is not None and _FORMATS[fmt].runnable else None
+
+
 def read_head(path):
     # type: (str) -> bytes
     with open(path, "rb") as f:
