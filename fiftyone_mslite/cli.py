@@ -136,9 +136,10 @@ def runtime_info(as_json: bool) -> None:
 @main.command("convert")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output .ms/.mindir path.")
-@click.option("--format", "save_type", type=click.Choice(runtime.formats.names(runnable=True)), default=None,
+@click.option("--format", "save_type", type=click.Choice(runtime.formats.names(builtin=True, runnable=True)),
+              default=None,
               help="Output format (default: from --output's suffix, else ms).")
-@click.option("--from", "source_format", type=click.Choice(runtime.formats.names(convertible=True)),
+@click.option("--from", "source_format", type=click.Choice(runtime.formats.names(builtin=True, convertible=True)),
               default=None, help="Source format (default: detected from the file).")
 @click.option("--dequantize", is_flag=True, help="Rewrite a quantized TFLite as float32 first (much faster here).")
 @json_option
@@ -617,7 +618,9 @@ def app_cmd(dataset_name: str, view: str | None, port: int, address: str) -> Non
 @click.option("--warmup-loop-count", "--warmUpLoopCount", default=3, show_default=True, type=click.IntRange(0),
               help="Untimed calls first.")
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--backend", type=click.Choice(runtime.backends.names()), default=None)
+@click.option("--backend", metavar="NAME", default=None,
+              help="auto, inprocess, worker, a plugin's backend, or a comma-separated preference list "
+                   "(default: FIFTYONE_MSLITE_BACKEND, else auto).")
 @json_option
 def benchmark_cmd(model: str, threads: int, loop_count: int, warmup_loop_count: int, batch_size: int,
                   backend: str | None, as_json: bool) -> None:

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from .. import hooks
 from ..adapters.base import Adapter
+from ..errors import ModelMismatchError
 from ..runtime.tensors import TensorSpec
 from .labelsets import LabelSet, file_label_set, load_label_set
 from .schema import CatalogError, LabelSetEntry, ModelEntry, parse_entries
@@ -52,8 +53,14 @@ class Catalog:
     def bound_adapter(self, entry: ModelEntry, labels: LabelSet, inputs: list[TensorSpec],
                       outputs: list[TensorSpec]) -> Adapter:
         """The entry's model family, built from its contract (pre-processing, labels, options) and bound to the
-        loaded model's tensors."""
-        return self.adapter_class(entry)(entry.preprocess, labels, entry.adapter_options()).bind(inputs, outputs)
+        loaded model's tensors. The family's prediction kind decides the task; an entry saying otherwise is
+        refused."""
+        family = self.adapter_class(entry)
+        if family.prediction.task != entry.task:
+            raise ModelMismatchError(f"model '{entry.name}' says task '{entry.task}', but its adapter "
+                                     f"'{entry.adapter}' predicts task '{family.prediction.task}': fix `task` or "
+                                     "`adapter` in its catalog entry")
+        return family(entry.preprocess, labels, entry.adapter_options()).bind(inputs, outputs)
 
 
 def _collect() -> Catalog:

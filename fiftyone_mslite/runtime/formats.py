@@ -106,9 +106,11 @@ def all_formats():
     return tuple(_FORMATS.values())
 
 
-def names(**where):
-    """Names of the formats whose attributes equal `where` (e.g. `names(convertible=True)`), in table order."""
-    return tuple(f.name for f in _FORMATS.values() if all(getattr(f, k) == v for k, v in where.items()))
+def names(builtin=False, **where):
+    """Names of the formats whose attributes equal `where` (e.g. `names(convertible=True)`), in table order;
+    `builtin`: ours only (not the plugins')."""
+    return tuple(f.name for f in _FORMATS.values() if all(getattr(f, k) == v for k, v in where.items())
+                 and (not builtin or f.name in BUILTIN))
 
 
 def sniff(head, name=""):
@@ -227,3 +229,4 @@ for _row in (
                 model_type="MINDIR", converter="MINDIR", catalog_source=True),
 ):
     register(_row)
+BUILTIN = tuple(_FORMATS)  # ours, whatever plugins add later (what the CLI's fixed choices list)

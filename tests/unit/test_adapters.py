@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_mslite.adapters import Adapter, MultiLabelAdapter, SoftmaxAdapter
+from fiftyone_mslite.adapters import Adapter, MultiLabelAdapter, MultiLabelPrediction, SoftmaxAdapter
 from fiftyone_mslite.adapters.preprocessing import PreprocessConfig, preprocess, resize_and_crop
 from fiftyone_mslite.adapters.softmax import top_k_indices
 from fiftyone_mslite.catalog.labelsets import LabelSet
@@ -171,3 +171,14 @@ def test_writing_into_a_batch_row_gives_the_same_tensor(layout, dtype, order):
     assert row is batch[1] or np.shares_memory(row, batch)
     np.testing.assert_array_equal(batch[1], alone)
     assert (batch[0] == 7).all() and (batch[2] == 7).all()  # nothing else touched
+
+
+def test_the_family_decides_the_task_and_an_entry_saying_otherwise_is_refused():
+    from fiftyone_mslite.catalog.registry import Catalog
+
+    cat = Catalog(adapters={"classifier": SoftmaxAdapter, "multilabel": MultiLabelAdapter})
+    bound = cat.bound_adapter(entry(3, "multi"), labels(3), [NHWC], out(3))
+    assert bound.task == "multi" and bound.prediction is MultiLabelPrediction
+    contradicting = entry(3).model_copy(update={"adapter": "multilabel"})
+    with pytest.raises(ModelMismatchError, match="says task 'single', but its adapter 'multilabel' predicts task"):
+        cat.bound_adapter(contradicting, labels(3), [NHWC], out(3))
