@@ -4,7 +4,7 @@ A backend is one way to run MindSpore Lite models: its `name`, whether it is `av
 it runs as is, the devices it targets, and `open(path, threads, batch_size, device, **options) -> Session`.
 The built-ins are "inprocess" (`inprocess.py`: mindspore_lite imported into this interpreter) and "worker"
 (`client.py`: a worker process on the runtime Python); plugins add theirs through the `register_backends` hook
-(`fiftyone_mslite.plugins` calls `register`). Which one opens a model: the `backend` argument or
+(`fiftyone_mslite.hooks` calls `register`). Which one opens a model: the `backend` argument or
 FIFTYONE_MSLITE_BACKEND, a name or a comma-separated preference list; "auto" is every backend with a `priority`,
 highest first. The first one that is available and runs the model's format and device wins.
 """
@@ -37,8 +37,9 @@ def get(name):
     try:
         return _BACKENDS[name]
     except KeyError:
-        raise ValueError("backend must be one of {}, got {!r} (a plugin's backend is known once "
-                         "fiftyone_mslite.plugins has loaded the plugins)".format(", ".join(names()), name)) from None
+        raise ValueError("backend must be one of {}, got {!r} (a plugin's backend is known once the plugins are "
+                         "loaded: every catalog and CLI call loads them, or call "
+                         "fiftyone_mslite.hooks.plugin_manager())".format(", ".join(names()), name)) from None
 
 
 def names():

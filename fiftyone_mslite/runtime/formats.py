@@ -4,7 +4,7 @@
 Lives in the runtime (the bottom layer, Python 3.7) because the runtime must tell `.ms` from `.mindir` to load a
 file; the steps that need more than numpy (ONNX repairs, TFLite rewrites, the legacy upgrade) are named here as
 "module:function" strings that the model-file layer imports when it runs them, so this table stays 3.7-safe.
-Plugins add a row through the `register_formats` hook (`fiftyone_mslite.plugins`), which calls `register`.
+Plugins add a row through the `register_formats` hook (`fiftyone_mslite.hooks`), which calls `register`.
 """
 import os
 from collections import OrderedDict
@@ -30,7 +30,7 @@ class ModelFormat(object):
     - `model_type`: the MindSpore Lite `ModelType` member that loads the file as is (a runnable format).
     - `converter`: the MindSpore Lite converter's `FmkType` member that reads it (a convertible format).
     - `prepare`: "module:function" (or a callable) run before conversion, `prepare(source, work_dir, request)
-      -> Prepared` (see `fiftyone_mslite.modelfiles.convert`): repairs, rewrites, or a translation into a format
+      -> Prepared` (see `fiftyone_mslite.modelfiles.steps`): repairs, rewrites, or a translation into a format
       the converter reads (then `converter` may be None).
     - `bridge`: "module:function" (or a callable) `bridge(source, output)` that makes a runnable file without the
       converter (the legacy-schema upgrade).
