@@ -20,7 +20,7 @@ from .adapters.preprocessing import ImageFit, PreprocessConfig
 from .catalog.binding import bind, entry_for_file, split_overrides
 from .catalog.labelsets import LabelSet
 from .catalog.registry import catalog
-from .catalog.schema import Embedding, ModelEntry
+from .catalog.schema import ModelEntry
 from .catalog.store import model_file, sha256_of
 from .errors import EmbeddingNotFoundError
 from .modelfiles.legacy import is_legacy, upgraded_copy
@@ -30,16 +30,16 @@ class Classifier:
     """Images in, predictions out. Owns its runtime session (close it, or use `with`)."""
 
     def __init__(self, entry: ModelEntry, path: Path, threads: int = 2, backend: str | None = None,
-                 streams: int | str = 1, embedding_problem: str | None = None):
-        """`entry.embedding.tensor` names the output holding embeddings (the adapter never sees it);
-        `embedding_problem` says why a model has none, for the error `embeddings()` raises."""
+                 streams: int | str = 1, embedding_tensor: str | None = None, embedding_problem: str | None = None):
+        """`embedding_tensor` (else `entry.embedding.tensor`) names the output holding embeddings (the adapter never
+        sees it); `embedding_problem` says why a model has none, for the error `embeddings()` raises."""
         self.path = path
         cat = catalog()
         self.labels: LabelSet = cat.labels(entry.labels)
         self.session = runtime.open_model(path, threads=threads, backend=backend, streams=streams)
-        try:  # a bare file: nothing to trust but the file itself
+        try:  # a bare file (origin "file"): nothing to trust but the file itself
             bound = bind(cat, entry, self.labels, self.session, complete=entry.origin == "file",
-                         embedding_problem=embedding_problem)
+                         embedding_tensor=embedding_tensor, embedding_problem=embedding_problem)
         except Exception:
             self.session.close()
             raise
@@ -183,9 +183,8 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
             entry = ModelEntry.model_validate({**entry.model_dump(), **update})
         cat.labels(entry.labels)  # a bad label file fails before a model download or conversion
         found = model_file(entry, progress=progress)
-        if found.embedding is not None:
-            entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})
         return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams,
+                          embedding_tensor=getattr(found.embedding, "tensor", None),
                           embedding_problem=found.embedding_problem)
     if Path(ref).expanduser().exists() or runtime.formats.runnable_suffix(ref):
         if not labels:

@@ -34,9 +34,12 @@ class Bound:
 
 
 def bind(catalog: Catalog, entry: ModelEntry, labels: LabelSet, session: Session, complete: bool = False,
-         embedding_problem: str | None = None) -> Bound:
+         embedding_tensor: str | None = None, embedding_problem: str | None = None) -> Bound:
     """Bind `entry` to the opened `session`. `complete`: fill what a user may leave out (input size, class count)
-    from the file itself; `embedding_problem`: why the file has no embedding output, if known already."""
+    from the file itself; `embedding_tensor`: the embedding output the file was made with (a converted file records
+    it), else the entry's; `embedding_problem`: why the file has no embedding output, if known already."""
+    if embedding_tensor:
+        entry = entry.model_copy(update={"embedding": Embedding(tensor=embedding_tensor)})
     if complete:
         preprocess = entry.preprocess
         if preprocess.input_size is None:

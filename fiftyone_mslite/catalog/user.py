@@ -95,10 +95,9 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
                        background=background, source=Source(**src), preprocess=preprocess,
                        origin=str(user_catalog_path()))
     found = store.model_file(entry)
-    if found.embedding is not None:
-        entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})
     with runtime.open_model(found.path) as session:
-        bound = bind(cat, entry, label_set, session, complete=True)
+        bound = bind(cat, entry, label_set, session, complete=True,
+                     embedding_tensor=getattr(found.embedding, "tensor", None))
         inp = session.inputs[0]  # recorded so that people see the layout the recipe feeds
     # the embedding output is recorded (tensor and size), so that `models info` shows it and later loads need not
     # search; a file without it records none
