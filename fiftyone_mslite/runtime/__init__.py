@@ -9,10 +9,10 @@ import only numpy and the standard library (mindspore_lite lazily).
 import os
 import warnings
 
-from . import backends, formats, settings
+from . import backends, environment, formats, settings
 from .backends import BACKEND_ENV
 from .base import Backend, Session
-from .environment import cache_home, info, install, runtime_python
+from .environment import cache_home, install, runtime_python
 from .errors import (
     ConversionError,
     InputMismatchError,
@@ -39,6 +39,17 @@ def choose_backend(backend=None):
     preference list), else of FIFTYONE_MSLITE_BACKEND, else of 'auto' (in-process when mindspore_lite imports here,
     else a worker)."""
     return backends.choose(backend).name
+
+
+def info():
+    """What the bridge would use right now, and why: the answer to 'which MindSpore Lite runs my model?' (where
+    MindSpore Lite is found, the backend preference list and the backend it chooses)."""
+    result = environment.info()
+    result["backend_preference"] = [b.name for b in backends.preference()]  # the setting's list, or 'auto''s
+    chosen = backends.choose()
+    result["backend"] = chosen.name if chosen.available() else None  # what opens models now
+    result["backends_available"] = dict(backends.status())
+    return result
 
 
 def usable_cores():

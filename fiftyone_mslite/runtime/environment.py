@@ -153,8 +153,7 @@ def install(python=None, force=False, log=None):
 
 
 def info():
-    """What the bridge would use right now, and why: the answer to 'which MindSpore Lite runs my model?'."""
-    from . import backends
+    """Where MindSpore Lite is found here: in this Python, the worker's Python, the Python 3.7 to build it from."""
     from .errors import RuntimeUnavailableError
     from .inprocess import mslite_available
 
@@ -174,8 +173,4 @@ def info():
     result["python37"], result["python37_source"] = find_python37()
     result["default_backend"] = "inprocess" if result["inprocess_available"] else (
         "worker" if result["worker_python"] else None)
-    result["backend_preference"] = [b.name for b in backends.preference()]  # the setting's list, or 'auto''s
-    chosen = backends.choose()
-    result["backend"] = chosen.name if chosen.available() else None  # what opens models now
-    result["backends_available"] = dict(backends.status())
     return result
