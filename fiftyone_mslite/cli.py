@@ -288,7 +288,8 @@ def models_verify(name: str, as_json: bool) -> None:
 
 @models_group.command("add")
 @click.argument("name")
-@click.option("--source", required=True, help="Model file path or URL (.ms, .mindir, .onnx, .tflite).")
+@click.option("--source", required=True, help="Model file path or URL ({}).".format(", ".join(
+    runtime.formats.get(f).suffixes[0] for f in runtime.formats.names(builtin=True, catalog_source=True))))
 @click.option("--labels", required=True, help="Label set name or label file path/URL.")
 @click.option("--input-size", type=click.IntRange(1), help="Input side in pixels (default: read from the model).")
 @click.option("--like", help="Copy the pre-processing recipe of this catalog model (options below override it).")
