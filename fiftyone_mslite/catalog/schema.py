@@ -21,6 +21,13 @@ def source_formats() -> tuple[str, ...]:
     return formats.names(catalog_source=True)
 
 
+def _one_of(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """`value` if it is one of `allowed` (rows of the format table, read when validating: plugins' rows count)."""
+    if value is not None and value not in allowed:
+        raise ValueError(f"Input should be {' or '.join(repr(a) for a in allowed)}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,9 +63,7 @@ class Conversion(_Strict):
     @field_validator("save_type")
     @classmethod
     def _runnable(cls, v: str) -> str:
-        if v not in formats.names(runnable=True):
-            raise ValueError(f"Input should be {' or '.join(repr(f) for f in formats.names(runnable=True))}")
-        return v
+        return _one_of(v, formats.names(runnable=True))
 
 
 class Embedding(_Strict):
@@ -97,9 +102,7 @@ class Source(_Strict):
     @field_validator("format")
     @classmethod
     def _known_format(cls, v: str | None) -> str | None:
-        if v is not None and v not in source_formats():
-            raise ValueError(f"Input should be {' or '.join(repr(f) for f in source_formats())}")
-        return v
+        return _one_of(v, source_formats())
 
     @property
     def location(self) -> str:
