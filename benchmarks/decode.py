@@ -132,7 +132,7 @@ def candidates() -> dict[str, Path_]:
 
 def top1(clf, files: Sequence[Path], path: Path_, batch: int = 32) -> list[int]:
     """The model's top-1 class index per file, its input pixels made by `path`."""
-    fit = (clf.input_hw, clf.preprocess_config)
+    fit = clf.fit
     as_is = clf.preprocess_config.with_changes(resize="squash", crop_fraction=1.0)  # pixels are at input size
     out: list[int] = []
     for lo in range(0, len(files), batch):
@@ -185,7 +185,7 @@ def run(limit: int | None, segment: int, pairs: int) -> dict[str, Any]:
         with load_classifier(name) as clf:
             result["agreement"][name] = agreement(clf, images.files, images.truth, paths)
             if name == MODELS[0]:
-                fit = (clf.input_hw, clf.preprocess_config)
+                fit = clf.fit
     result["cost"] = cost(paths, images.files, fit, min(segment, len(images.files)), pairs)
     result["verdict"] = {name: verdict(result, name) for name in paths if name != TODAY}
     return result

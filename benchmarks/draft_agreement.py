@@ -21,7 +21,7 @@ from fiftyone_mslite.classifier import load_classifier
 
 def draft_agreement(clf, files: list) -> dict:
     """Top-1 agreement between draft and full decoding, and how many images draft actually shrinks."""
-    fit = (clf.input_hw, clf.preprocess_config)
+    fit = clf.fit
     same = shrunk = 0
     for lo in range(0, len(files), 16):
         chunk = files[lo:lo + 16]

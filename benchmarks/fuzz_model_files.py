@@ -128,7 +128,7 @@ def targets(shared: Path, work: Path) -> list[Target]:
         path.write_text("".join(f"class {i}\n" for i in range(seed.classes)))
         return str(path)
 
-    from fiftyone_mslite.modelfiles.legacy import upgrade_ms
+    from fiftyone_mslite.modelfiles.upgrade import upgrade_ms
 
     upgraded = upgrade_ms(shared / "legacy-ms" / "mobilefacenet0924.ms", work / "mobilefacenet.upgraded.ms").output
     ms = [Seed("two_add_operators", corpus / "two_add_operators.ms", ".ms", 1),

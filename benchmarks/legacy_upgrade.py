@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from measure import describe_machine, machine_info, shared_path  # benchmarks/measure.py, beside this script
 
-from fiftyone_mslite.modelfiles.legacy import upgrade_ms
+from fiftyone_mslite.modelfiles.upgrade import upgrade_ms
 from fiftyone_mslite.runtime import open_model
 
 MODELS = {  # file -> (reference input, input shape)

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 from measure import describe_machine, machine_info  # benchmarks/measure.py, beside this script
 
-from fiftyone_mslite.modelfiles.legacy import legacy_summary, upgrade_ms
 from fiftyone_mslite.modelfiles.legacy import schema as S
 from fiftyone_mslite.modelfiles.legacy.graph import Graph, Node, Tensor
 from fiftyone_mslite.modelfiles.legacy.reader import read_v0
 from fiftyone_mslite.modelfiles.legacy.writer import write_graph
 from fiftyone_mslite.modelfiles.ms_inspect import inspect_ms
+from fiftyone_mslite.modelfiles.upgrade import legacy_summary, upgrade_ms
 
 FLOAT32, RELU = 43, 1
 SIZES = (1_000, 10_000, 100_000)

@@ -51,7 +51,7 @@ from fiftyone_mslite.catalog import model_files  # noqa: E402
 from fiftyone_mslite.catalog.labelsets import LabelSet, normalize  # noqa: E402
 from fiftyone_mslite.catalog.registry import catalog  # noqa: E402
 from fiftyone_mslite.modelfiles.convert import convert_model  # noqa: E402
-from fiftyone_mslite.runtime.specs import TensorSpec  # noqa: E402
+from fiftyone_mslite.runtime.tensors import TensorSpec  # noqa: E402
 
 
 @dataclass(frozen=True)

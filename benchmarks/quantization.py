@@ -88,7 +88,7 @@ def image_sets(images: str, limit: int, calibration: int) -> tuple[list[tuple[Pa
 
 def tensors(clf: Classifier, paths: Sequence[Path]) -> np.ndarray:
     """The float model's own pre-processing, once: what every variant is fed."""
-    return np.stack([clf.prepare(open_rgb(p, (clf.input_hw, clf.preprocess_config))) for p in paths])
+    return np.stack([clf.prepare(open_rgb(p, clf.fit)) for p in paths])
 
 
 def logits(session, batch: np.ndarray, classes: int) -> np.ndarray:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -17,52 +16,46 @@ from PIL import Image
 
 from . import runtime
 from .adapters.base import Adapter
-from .adapters.preprocessing import PreprocessConfig
-from .catalog.adhoc import complete_entry, entry_for_file, split_overrides
+from .adapters.preprocessing import ImageFit, PreprocessConfig
+from .catalog.binding import bind, entry_for_file, split_overrides
 from .catalog.labelsets import LabelSet
 from .catalog.model_files import model_file
 from .catalog.registry import catalog
-from .catalog.schema import Embedding, ModelEntry
+from .catalog.schema import ModelEntry
 from .errors import EmbeddingNotFoundError
 from .modelfiles.bridge import runnable_model
-from .modelfiles.embedding import split_outputs
-from .modelfiles.formats import detect_format
-from .runtime.specs import check_input_size
+from .runtime.tensors import check_input_size
 
 
 class Classifier:
     """Images in, predictions out. Owns its runtime session (close it, or use `with`)."""
 
     def __init__(self, entry: ModelEntry, path: Path, threads: int = 2, backend: str | None = None,
-                 streams: int | str = 1, embedding_problem: str | None = None):
-        """`entry.embedding.tensor` names the output holding embeddings (the adapter never sees it);
-        `embedding_problem` says why a model has none, for the error `embeddings()` raises."""
+                 streams: int | str = 1, embedding_tensor: str | None = None, embedding_problem: str | None = None):
+        """`embedding_tensor` (else `entry.embedding.tensor`) names the output holding embeddings (the adapter never
+        sees it); `embedding_problem` says why a model has none, for the error `embeddings()` raises."""
         self.path = path
         cat = catalog()
         self.labels: LabelSet = cat.labels(entry.labels)
         self.session = runtime.open_model(path, threads=threads, backend=backend, streams=streams)
-        try:
-            if entry.origin == "file":  # nothing to trust but the file itself
-                entry = complete_entry(entry, self.session)
-            outputs = self.session.outputs
-            self._head, self._embedding = split_outputs([o.name for o in outputs], entry.embedding.tensor)
-            if self._embedding is not None:
-                entry = entry.model_copy(update={"embedding": Embedding(
-                    tensor=entry.embedding.tensor, size=prod(outputs[self._embedding].shape[1:]))})
-            elif entry.embedding.tensor:
-                embedding_problem = (f"model '{entry.name}': its file {path} has no output named "
-                                     f"{entry.embedding.tensor!r} (outputs: {[o.name for o in outputs]})")
-            self.entry = entry
-            self.embedding_problem = embedding_problem or f"model '{entry.name}' has no embedding output"
-            self._adapter: Adapter = cat.adapter_class(entry)(entry, self.labels).bind(
-                self.session.inputs, [outputs[i] for i in self._head])
+        try:  # a bare file (origin "file"): nothing to trust but the file itself
+            bound = bind(cat, entry, self.labels, self.session, complete=entry.origin == "file",
+                         embedding_tensor=embedding_tensor, embedding_problem=embedding_problem)
         except Exception:
             self.session.close()
             raise
+        self.entry, self._adapter, self._head, self._embedding = bound.entry, bound.adapter, bound.head, bound.embedding
+        self.embedding_problem = bound.embedding_problem
 
     @property
     def task(self) -> str:
+        """single | multi, as the model family's prediction kind states it."""
         return self._adapter.task
+
+    @property
+    def prediction_kind(self) -> type:
+        """The prediction dataclass `postprocess` returns (how it becomes a FiftyOne label: integration/labels)."""
+        return self._adapter.prediction
 
     @property
     def adapter_class(self) -> type[Adapter]:
@@ -77,6 +70,11 @@ class Classifier:
     @property
     def preprocess_config(self) -> PreprocessConfig:
         return self._adapter.config
+
+    @property
+    def fit(self) -> ImageFit:
+        """Where decoded images go (what `open_rgb` needs to decode no more pixels than used)."""
+        return ImageFit(self.input_hw, self.preprocess_config)
 
     @property
     def streams(self) -> int:
@@ -166,7 +164,7 @@ def runnable_file(path: Path) -> Path:
     """A local model file MindSpore Lite 2.0.0 loads: the file itself, or its bridged copy (any .ms generation,
     `modelfiles.bridge`, made once and cached by content); anything else is refused with what to do."""
     path = runnable_model(path)
-    detect_format(path, runnable=True)
+    runtime.formats.detect(path, runnable=True)
     return path
 
 
@@ -187,11 +185,10 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
             entry = ModelEntry.model_validate({**entry.model_dump(), **update})
         cat.labels(entry.labels)  # a bad label file fails before a model download or conversion
         found = model_file(entry, progress=progress)
-        if found.embedding is not None:
-            entry = entry.model_copy(update={"embedding": Embedding(tensor=found.embedding.tensor)})
         return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams,
+                          embedding_tensor=getattr(found.embedding, "tensor", None),
                           embedding_problem=found.embedding_problem)
-    if Path(ref).expanduser().exists() or ref.endswith((".ms", ".mindir")):
+    if Path(ref).expanduser().exists() or runtime.formats.runnable_suffix(ref):
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")

@@ -141,11 +141,21 @@ def runtime_install(python: str | None, force: bool, verbose: bool, as_json: boo
                            f"{record['python_version']} ({record['python']}, base found by {record['found_by']})")
 
 
-@runtime_group.command("info", epilog="\b\nSettings (environment variables; docs/configuration.md):\n"
-                                              + runtime.settings.table())
+class _SettingsHelp(click.Command):
+    """A command whose help ends with every setting, listed when shown (the App's rows import FiftyOne)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = "\b\nSettings (environment variables; docs/configuration.md):\n" + runtime.settings.table()
+        super().format_epilog(ctx, formatter)
+
+
+@runtime_group.command("info", cls=_SettingsHelp)
 @json_option
 def runtime_info(as_json: bool) -> None:
-    """Which MindSpore Lite runs models here, and why."""
+    """Which MindSpore Lite runs models here (which backend), and why."""
+    from . import hooks
+
+    hooks.plugin_manager()  # plugins' backends are listed too
     data = runtime.info()
     _emit(as_json, data, "\n".join(f"{k:22} {v}" for k, v in data.items()))
 
@@ -153,9 +163,10 @@ def runtime_info(as_json: bool) -> None:
 @main.command("convert")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output .ms/.mindir path.")
-@click.option("--format", "save_type", type=click.Choice(["ms", "mindir"]), default=None,
+@click.option("--format", "save_type", type=click.Choice(runtime.formats.names(builtin=True, runnable=True)),
+              default=None,
               help="Output format (default: from --output's suffix, else ms).")
-@click.option("--from", "source_format", type=click.Choice(["onnx", "tflite", "tf", "caffe", "mindir"]),
+@click.option("--from", "source_format", type=click.Choice(runtime.formats.names(builtin=True, convertible=True)),
               default=None, help="Source format (default: detected from the file).")
 @click.option("--dequantize", is_flag=True, help="Rewrite a quantized TFLite as float32 first (much faster here).")
 @json_option
@@ -164,7 +175,7 @@ def convert_cmd(source: Path, output: Path, save_type: str | None, source_format
     """Convert an ONNX/TFLite/TF/Caffe/MindIR model with MindSpore Lite's converter."""
     from .modelfiles.convert import convert_model
 
-    save_type = save_type or ("mindir" if output.suffix == ".mindir" else "ms")
+    save_type = save_type or runtime.formats.runnable_suffix(output.name) or runtime.MS
     result = convert_model(source, output, save_type=save_type, source_format=source_format,
                            dequantize=dequantize)
     fixes = "".join(f"\n  fixed: {f}" for f in result.fixes)
@@ -306,7 +317,8 @@ def models_verify(name: str, as_json: bool) -> None:
 
 @models_group.command("add")
 @click.argument("name")
-@click.option("--source", required=True, help="Model file path or URL (.ms, .mindir, .onnx, .tflite).")
+@click.option("--source", required=True, help="Model file path or URL ({}).".format(", ".join(
+    runtime.formats.get(f).suffixes[0] for f in runtime.formats.names(builtin=True, catalog_source=True))))
 @click.option("--labels", required=True, help="Label set name or label file path/URL.")
 @click.option("--input-size", type=click.IntRange(1), help="Input side in pixels (default: read from the model).")
 @click.option("--like", help="Copy the pre-processing recipe of this catalog model (options below override it).")
@@ -521,7 +533,7 @@ def inspect_cmd(file: Path, trial: str, as_json: bool) -> None:
                 raise
     data = info.to_dict()
     if info.schema == "v0":
-        from .modelfiles.legacy import legacy_summary
+        from .modelfiles.upgrade import legacy_summary
 
         data["upgrade"] = legacy_summary(file, info)
     if as_json:
@@ -966,7 +978,9 @@ def app_cmd(dataset_name: str, view: str | None, port: int, address: str) -> Non
                    "report the mean bias instead of timing.")
 @click.option("--accuracyThreshold", "accuracy_threshold", default=0.5, show_default=True,
               type=click.FloatRange(0), help="Largest mean bias (percent) that passes; above it the exit code is 1.")
-@click.option("--backend", type=click.Choice(["auto", "inprocess", "worker"]), default=None)
+@click.option("--backend", metavar="NAME", default=None,
+              help="auto, inprocess, worker, a plugin's backend, or a comma-separated preference list "
+                   "(default: FIFTYONE_MSLITE_BACKEND, else auto).")
 @json_option
 def benchmark_cmd(model: str | None, model_file: str | None, threads: int, loop_count: int, warmup_loop_count: int,
                   batch_size: int, in_data_file: str | None, benchmark_data_file: str | None,

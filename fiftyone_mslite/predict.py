@@ -4,7 +4,6 @@ Kept free of FiftyOne imports so that a one-off prediction starts in about a sec
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,13 @@ class ImagePrediction:
 
     @property
     def ranked(self) -> tuple[tuple[str, float], ...]:
-        p = self.prediction
-        return p.top_k if isinstance(p, ClassPrediction) else p.labels if p else ()
+        return self.prediction.ranked if self.prediction else ()
 
     def to_dict(self) -> dict:
         if self.error:
             return {"image": self.image, "error": self.error}
-        key = "top_k" if isinstance(self.prediction, ClassPrediction) else "labels"
-        return {"image": self.image, key: [{"label": lbl, "confidence": round(c, 6)} for lbl, c in self.ranked]}
+        ranked = [{"label": lbl, "confidence": round(c, 6)} for lbl, c in self.ranked]
+        return {"image": self.image, self.prediction.ranked_key: ranked}
 
 
 def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: int = 5,
@@ -53,7 +51,5 @@ def classify_files(classifier: Classifier, images: Sequence[str | Path], top_k: 
         if tensors:
             preds = classifier.infer(np.stack(tensors))
             for path, pred in zip(ok, calibration.apply(preds) if calibration else preds):
-                if isinstance(pred, ClassPrediction):
-                    pred = dataclasses.replace(pred, top_k=pred.top_k[:top_k])
-                results[path] = ImagePrediction(path, pred)
+                results[path] = ImagePrediction(path, pred.limited(top_k))
         yield from (results[p] for p in chunk)

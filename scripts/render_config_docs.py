@@ -1,4 +1,4 @@
-"""Write docs/configuration.md from `fiftyone_mslite.runtime.settings.SETTINGS` (a unit test keeps it current).
+"""Write docs/configuration.md from `fiftyone_mslite.runtime.settings.every_setting()` (a unit test keeps it current).
 
     .venv/bin/python scripts/render_config_docs.py
 """
@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fiftyone_mslite.runtime.settings import SETTINGS
+from fiftyone_mslite.runtime.settings import every_setting
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 def render() -> str:
-    rows = "\n".join(f"| `{s.name}` | {s.meaning} | {s.default} |" for s in SETTINGS)
+    rows = "\n".join(f"| `{s.name}` | {s.meaning} | {s.default} |" for s in every_setting())
     return f"""# Configuration
 
 Every environment variable fiftyone-mslite reads, generated from `fiftyone_mslite/runtime/settings.py` (the one
-table; code reads them only through `settings.get` / `settings.flag`). `fiftyone-mslite runtime info --help` prints
+table, where the App and the demo add their own rows; code reads them only through `settings.get` /
+`settings.flag`). `fiftyone-mslite runtime info --help` prints
 the same list. Yes/no settings take `1`, `true`, `yes` or `on`.
 
 | variable | what it sets | default |

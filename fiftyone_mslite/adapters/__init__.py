@@ -1,5 +1,5 @@
 """Model families (adapters): pixels → model tensor → predictions, one class per family."""
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from .base import Adapter, ClassPrediction, MultiLabelPrediction
 from .multilabel import MultiLabelAdapter
 from .preprocessing import PreprocessConfig

@@ -2,7 +2,7 @@
 catalog entries name in `adapter:`)."""
 from __future__ import annotations
 
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from .multilabel import MultiLabelAdapter
 from .softmax import SoftmaxAdapter
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from ..errors import ImageDecodeError
 from ..files import UnreadableFile, open_regular
-from .preprocessing import PreprocessConfig
+from .preprocessing import ImageFit, PreprocessConfig
 
 ORIENTATION = 0x0112
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 degrees
@@ -86,11 +86,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_rgb(path: str | Path, fit: tuple[tuple[int, int], PreprocessConfig] | None = None, draft: bool = True,
+def open_rgb(path: str | Path, fit: ImageFit | None = None, draft: bool = True,
              max_pixels: int | None = None) -> Image.Image:
     """Decode as an RGB PIL image, following EXIF orientation.
 
-    With `fit` = (model input (h, w), pre-processing config) and `draft`, JPEGs are decoded in draft mode
+    With `fit` (the model input's size and recipe) and `draft`, JPEGs are decoded in draft mode
     down to `needed_size`. Images above `max_pixels` (default: Pillow's MAX_IMAGE_PIXELS) are always
     draft-decoded if JPEG (down to `needed_size`, or 1/8 without `fit`), else refused.
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelMismatchError
-from ..runtime.specs import TensorSpec
+from ..runtime.tensors import TensorSpec
 from .base import Adapter, MultiLabelPrediction, scores_to_float
 
 
@@ -30,14 +30,14 @@ class MultiLabelAdapter(Adapter):
     from the label set (else 0.5), optionally recalibrated as MindSpore's demo does so that every class's
     threshold maps to 0.5 and confidences are comparable across classes."""
 
-    task = "multi"
+    prediction = MultiLabelPrediction
     recalibrate = True
 
     def bind(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> MultiLabelAdapter:
         super().bind(inputs, outputs)
         n_out = outputs[0].per_sample
         if n_out != len(self.labels):
-            raise ModelMismatchError(f"model '{self.entry.name}' outputs {n_out} scores but its label set "
+            raise ModelMismatchError(f"model '{self.options.model}' outputs {n_out} scores but its label set "
                                      f"'{self.labels.name}' has {len(self.labels)} labels.")
         self.thresholds = np.asarray(self.labels.thresholds or [0.5] * n_out, np.float32)
         return self

@@ -8,14 +8,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, fields
 from functools import lru_cache
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
 from pydantic import ConfigDict, Field, PositiveInt
 from pydantic.dataclasses import dataclass
 
-from ..runtime.specs import TensorSpec
+from ..runtime.tensors import TensorSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -70,6 +70,14 @@ class PreprocessConfig:
 
 
 PREPROCESS_FIELDS = tuple(f.name for f in fields(PreprocessConfig))
+
+
+class ImageFit(NamedTuple):
+    """Where a decoded image goes: the model input's (height, width) and the recipe that resizes it there, which is
+    what a decoder needs to decode no more pixels than the recipe uses (JPEG draft mode)."""
+
+    input_hw: tuple[int, int]
+    config: PreprocessConfig
 
 
 def input_hw(spec: TensorSpec) -> tuple[int, int]:

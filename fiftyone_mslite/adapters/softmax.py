@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelMismatchError
-from ..runtime.specs import TensorSpec
+from ..runtime.tensors import TensorSpec
 from .base import Adapter, ClassPrediction, scores_to_float
 
 
@@ -39,7 +39,7 @@ class SoftmaxAdapter(Adapter):
     at index 0 (TF-slim's 1001-way ImageNet heads) when its entry (`background`) or its label set
     (`background_head`, e.g. ImageNet-1000) says so; any other count mismatch is refused."""
 
-    task = "single"
+    prediction = ClassPrediction
     top_k = 5
     offset = 0  # outputs before the first label (a background class)
 
@@ -48,13 +48,13 @@ class SoftmaxAdapter(Adapter):
         line short would otherwise shift every label by one, silently."""
         super().bind(inputs, outputs)
         n_out, n_labels = outputs[0].per_sample, len(self.labels)
-        own = self.entry.background and not self.labels.background  # the entry insists on a background output
+        own = self.options.background and not self.labels.background  # the entry insists on a background output
         if (own or self.labels.background_head) and not self.labels.background and n_out == n_labels + 1:
             self.offset = 1
         elif n_out != n_labels or own:
             hint = (", or set `background: true` on the model entry if its output 0 is a background class "
                     "(models add --background)" if n_out == n_labels + 1 and not own else "")
-            raise ModelMismatchError(f"model '{self.entry.name}' outputs {n_out} scores but its label set "
+            raise ModelMismatchError(f"model '{self.options.model}' outputs {n_out} scores but its label set "
                                      f"'{self.labels.name}' has {n_labels} labels{' plus background' * own}. "
                                      f"Use a label set with {n_out - own} labels{hint}.")
         return self

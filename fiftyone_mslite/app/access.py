@@ -14,8 +14,11 @@ from typing import Any
 from fiftyone_mslite.errors import AppAccessError
 from fiftyone_mslite.runtime import settings
 
-ALLOWED_DIRS_ENV = "FIFTYONE_MSLITE_APP_ALLOWED_DIRS"
-ALLOW_URLS_ENV = "FIFTYONE_MSLITE_APP_ALLOW_URLS"
+ALLOWED_DIRS_ENV = settings.declare(
+    "FIFTYONE_MSLITE_APP_ALLOWED_DIRS", "empty (none)", f"directories (separated by '{os.pathsep}') whose model and "
+    "label files the App may read; catalog names always work")
+ALLOW_URLS_ENV = settings.declare("FIFTYONE_MSLITE_APP_ALLOW_URLS", "0",
+                                  "1: let the App fetch label-file URLs given in the browser")
 
 
 def allowed_dirs() -> list[Path]:

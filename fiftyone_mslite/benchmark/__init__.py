@@ -23,7 +23,7 @@ from ..catalog.registry import catalog
 from ..errors import BenchmarkDataError, MsInspectError
 from ..modelfiles.bridge import runnable_model
 from ..modelfiles.ms_inspect import inspect_ms
-from ..runtime.specs import check_input_size, concrete_shape
+from ..runtime.tensors import check_input_size, concrete_shape
 from .golden import match_outputs, mean_bias, read_golden
 
 #: What the tool's `GenerateRandomData` draws per dtype: floats uniform in [0.1, 1), small ints 0/1, bytes.
@@ -149,7 +149,7 @@ def _load_inputs(session: runtime.Session, batch_size: int, in_data_files: list[
 def _check_declared_inputs(path: Path, batch_size: int) -> None:
     """Refuse a .ms whose declared inputs are absurdly large before MindSpore Lite sees it: it would refuse
     tensors over ~2 GB with a misleading "corrupt file", and accept many smaller ones adding up to far more."""
-    if runtime.detect_model_format(path) != runtime.MS:
+    if runtime.formats.detect(path, runnable=True) != runtime.formats.MS:
         return
     try:
         declared = inspect_ms(path).inputs
@@ -175,7 +175,7 @@ def benchmark_model(model: str, threads: int = 2, loop_count: int = 10, warmup_l
     golden = read_golden(benchmark_data_file) if benchmark_data_file else None
     cat = catalog()
     path = Path(model).expanduser()
-    if model in cat.models or not (path.exists() or path.suffix in (".ms", ".mindir")):
+    if model in cat.models or not (path.exists() or runtime.formats.runnable_suffix(path.name)):
         path = model_file(cat.model(model)).path  # unknown names get the catalog's "did you mean"
     else:
         path = runnable_model(path)  # any .ms generation, bridged once and cached

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..files import UnreadableFile, open_regular
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from .schema import CatalogError, parse_entries
 
 # A catalog holds entries (~1 KB a model), not data: the built-in one is ~30 KB. Why a cap: parsing a 200 MB user

@@ -15,7 +15,7 @@ from ..errors import EmbeddingNotFoundError, LegacyUpgradeError
 from ..files import atomic_write, sha256_of
 from ..modelfiles.bridge import runnable_model
 from ..modelfiles.convert import convert_model
-from ..modelfiles.embedding import AUTO, EMBEDDING_FORMATS, EmbeddingOutput
+from ..modelfiles.embedding import AUTO, EmbeddingOutput
 from ..modelfiles.ms_inspect import MsInspectError, inspect_ms
 from .schema import CatalogError, Conversion, ModelEntry, Source
 
@@ -122,7 +122,7 @@ def _materialize(entry: ModelEntry, source: Source, progress: bool | None) -> Mo
         return ModelFile(src, source, converted=False, embedding_problem=problem)
     conv = source.conversion
     key = (source.sha256 or sha256_of(src))[:16]
-    embedding = (tensor or AUTO) if fmt in EMBEDDING_FORMATS else None
+    embedding = (tensor or AUTO) if runtime.formats.get(fmt).embedding else None
 
     def cached(request: str | None) -> Path:
         variant = ("-float" if conv.dequantize else "") + (f"-emb-{_short(request)}" if request else "")
@@ -160,7 +160,7 @@ def _cache_path(entry: ModelEntry, name: str) -> Path:
 
 def _ms_with_embedding(entry: ModelEntry, source: Source, src: Path) -> ModelFile:
     """A copy of a .ms with the entry's embedding tensor added as an output (graph surgery, cached)."""
-    from ..modelfiles.legacy import upgrade_ms
+    from ..modelfiles.upgrade import upgrade_ms
 
     tensor = entry.embedding.tensor or ""
     key = (source.sha256 or sha256_of(src))[:16]

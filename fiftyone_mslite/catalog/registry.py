@@ -5,8 +5,10 @@ import difflib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .. import plugins
+from .. import hooks
 from ..adapters.base import Adapter
+from ..errors import ModelMismatchError
+from ..runtime.tensors import TensorSpec
 from .labelsets import LabelSet, file_label_set, load_label_set
 from .schema import CatalogError, LabelSetEntry, ModelEntry, parse_entries
 
@@ -48,9 +50,21 @@ class Catalog:
             raise CatalogError(f"model '{entry.name}' needs adapter '{entry.adapter}', which no installed plugin "
                                f"provides (known: {', '.join(sorted(self.adapters))})") from None
 
+    def bound_adapter(self, entry: ModelEntry, labels: LabelSet, inputs: list[TensorSpec],
+                      outputs: list[TensorSpec]) -> Adapter:
+        """The entry's model family, built from its contract (pre-processing, labels, options) and bound to the
+        loaded model's tensors. The family's prediction kind decides the task; an entry saying otherwise is
+        refused."""
+        family = self.adapter_class(entry)
+        if family.prediction.task != entry.task:
+            raise ModelMismatchError(f"model '{entry.name}' says task '{entry.task}', but its adapter "
+                                     f"'{entry.adapter}' predicts task '{family.prediction.task}': fix `task` or "
+                                     "`adapter` in its catalog entry")
+        return family(entry.preprocess, labels, entry.adapter_options()).bind(inputs, outputs)
+
 
 def _collect() -> Catalog:
-    pm = plugins.plugin_manager()
+    pm = hooks.plugin_manager()
     cat = Catalog()
 
     def add_adapter(name: str, cls: type) -> None:
@@ -87,5 +101,5 @@ def catalog() -> Catalog:
 
 def reset() -> None:
     """Re-read catalogs and plugins (after `models add`, or a plugin install)."""
-    plugins.reset()
+    hooks.reset()
     catalog.cache_clear()

@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..adapters.base import AdapterOptions
 from ..adapters.preprocessing import PreprocessConfig
 from ..errors import CatalogError
-from ..modelfiles.formats import from_suffix
+from ..runtime import formats
 
-SOURCE_FORMATS = ("ms", "mindir", "onnx", "tflite")  # what a catalog source may be
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -33,6 +33,18 @@ def model_name_for(text: str) -> str:
     """A valid model name made from a file name (other characters become '-')."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:100].strip("._-")
     return name or "model"
+
+
+def source_formats() -> tuple[str, ...]:
+    """What a catalog source may be (`catalog_source` rows of the format table, plugin formats included)."""
+    return formats.names(catalog_source=True)
+
+
+def _one_of(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """`value` if it is one of `allowed` (rows of the format table, read when validating: plugins' rows count)."""
+    if value is not None and value not in allowed:
+        raise ValueError(f"Input should be {' or '.join(repr(a) for a in allowed)}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -62,10 +74,15 @@ class Reported(_Strict):
 class Conversion(_Strict):
     """Converter options for convert-on-fetch sources."""
 
-    save_type: Literal["ms", "mindir"] = "ms"
+    save_type: str = Field("ms", description="a format MindSpore Lite runs as it is (ms, mindir)")
     input_data_type: Literal["float32", "uint8", "int8"] | None = None
     output_data_type: Literal["float32", "uint8", "int8"] | None = None
     dequantize: bool = Field(False, description="rewrite a quantized TFLite as float32 first (fast fp32 kernels)")
+
+    @field_validator("save_type")
+    @classmethod
+    def _runnable(cls, v: str) -> str:
+        return _one_of(v, formats.names(runnable=True))
 
 
 class Embedding(_Strict):
@@ -84,7 +101,8 @@ class Source(_Strict):
     url: str | None = None
     path: str | None = None
     sha256: str | None = None
-    format: Literal["ms", "mindir", "onnx", "tflite"] | None = None
+    format: str | None = Field(None, description="a catalog source format (source_formats()); default: from the "
+                                                 "suffix")
     conversion: Conversion = Conversion()
     file_schema: Literal["v0", "v2"] | None = Field(
         None, alias="schema", description="for .ms sources: v0 = legacy schema (pre-1.1 converter), upgraded on "
@@ -100,6 +118,11 @@ class Source(_Strict):
             raise ValueError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
         return self
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str | None) -> str | None:
+        return _one_of(v, source_formats())
+
     @property
     def location(self) -> str:
         return self.url or self.path or ""
@@ -108,14 +131,14 @@ class Source(_Strict):
     def resolved_format(self) -> str:
         if self.format:
             return self.format
-        suffix = from_suffix(self.location)
-        if suffix not in SOURCE_FORMATS:
-            raise ValueError(f"cannot tell the format of {self.location}: set 'format' to one of {SOURCE_FORMATS}")
+        suffix = formats.from_suffix(self.location)
+        if suffix not in source_formats():
+            raise ValueError(f"cannot tell the format of {self.location}: set 'format' to one of {source_formats()}")
         return suffix
 
     @property
     def needs_conversion(self) -> bool:
-        return self.resolved_format in ("onnx", "tflite")
+        return not formats.get(self.resolved_format).runnable
 
 
 class ModelEntry(_Strict):
@@ -142,6 +165,10 @@ class ModelEntry(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         return check_model_name(v)
+
+    def adapter_options(self) -> AdapterOptions:
+        """What this entry tells its model family besides `preprocess` and its labels."""
+        return AdapterOptions(model=self.name, background=self.background)
 
     @model_validator(mode="after")
     def _adapter_matches_task(self) -> ModelEntry:

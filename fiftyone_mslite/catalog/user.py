@@ -10,7 +10,6 @@ import functools
 import os
 import shutil
 from collections.abc import Callable
-from math import prod
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,10 +17,10 @@ import yaml
 
 from ..adapters.preprocessing import PreprocessConfig
 from ..files import atomic_write
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from ..runtime import settings
 from .builtin import load_yaml
-from .schema import CatalogError, Fact, ModelEntry, check_model_name, parse_entries
+from .schema import CatalogError, Embedding, Fact, ModelEntry, check_model_name, parse_entries
 
 USER_CATALOG_ENV = "FIFTYONE_MSLITE_USER_CATALOG"
 R = TypeVar("R")
@@ -95,10 +94,9 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
     with it (provenance, e.g. of a quantized model).
     """
     from .. import downloads, runtime
-    from ..modelfiles.embedding import split_outputs
     from . import model_files, registry
-    from .adhoc import complete_entry
-    from .schema import Embedding, Source
+    from .binding import bind
+    from .schema import Source
 
     if "://" in source:
         local = downloads.fetch(source, sha256=sha256)
@@ -125,17 +123,15 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
                        origin=str(user_catalog_path()))
     found = model_files.model_file(entry)
     with runtime.open_model(found.path) as session:
-        head, emb = split_outputs([o.name for o in session.outputs], getattr(found.embedding, "tensor", None))
-        outputs = [session.outputs[i] for i in head]
-        entry = complete_entry(entry, session)
+        bound = bind(cat, entry, label_set, session, complete=True,
+                     embedding_tensor=getattr(found.embedding, "tensor", None))
         inp = session.inputs[0]  # recorded so that people see the layout the recipe feeds
-        entry = entry.model_copy(update={"facts": (*entry.facts, normalization, Fact(
-            field="input", value={"layout": inp.layout, "shape": list(inp.shape), "dtype": inp.dtype},
-            status="verified", source="read from the loaded model file by models add"))})
-        cat.adapter_class(entry)(entry, label_set).bind(session.inputs, outputs)
-        if emb is not None:  # recorded, so that `models info` shows it and later loads need not search
-            spec = session.outputs[emb]
-            entry = entry.model_copy(update={"embedding": Embedding(tensor=spec.name, size=prod(spec.shape[1:]))})
+    # the embedding output is recorded (tensor and size), so that `models info` shows it and later loads need not
+    # search; a file without it records none
+    entry = bound.entry if bound.embedding is not None else bound.entry.model_copy(update={"embedding": Embedding()})
+    entry = entry.model_copy(update={"facts": (*entry.facts, normalization, Fact(
+        field="input", value={"layout": inp.layout, "shape": list(inp.shape), "dtype": inp.dtype},
+        status="verified", source="read from the loaded model file by models add"))})
     _save_entry(entry)
     return entry, found.path
 
@@ -147,10 +143,10 @@ DEFAULT_NORMALIZATION = "ImageNet's (the default)"
 def _normalization(local: Path, mean, std, like: str | None) -> tuple[object, object, Fact]:
     """Mean and std for `models add` (None: the recipe's) and a fact saying where they come from: --mean/--std,
     else the normalisation the file declares (TFLite metadata), else `--like`'s recipe, else ImageNet's."""
-    from ..modelfiles.formats import detect_format
     from ..modelfiles.tflite_metadata import tflite_normalization
+    from ..runtime import formats
 
-    declared = tflite_normalization(local) if detect_format(local) == "tflite" else None
+    declared = tflite_normalization(local) if formats.detect(local) == formats.TFLITE else None
     said = declared.describe() if declared else None
     if declared is not None and (mean is None or std is None):
         file_mean, file_std = declared.unit_scale()

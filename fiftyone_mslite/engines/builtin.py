@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..plugins import hookimpl
+from ..hooks import hookimpl
 from .base import EngineSpec
 from .local import LOCAL
 from .ray_engine import RAY

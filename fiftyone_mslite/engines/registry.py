@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..plugins import plugin_manager
+from ..hooks import plugin_manager
 from .base import Engine, EngineOptions, EngineSpec
 
 

@@ -163,7 +163,7 @@ def calibrate(samples: Samples, model: str, gt_field: str = "ground_truth", *, l
             if target is None:
                 continue
             try:
-                images.append(open_rgb(path, (clf.input_hw, widest)))
+                images.append(open_rgb(path, clf.fit._replace(config=widest)))
             except ImageDecodeError:
                 continue
             targets.append(target)

@@ -2,8 +2,8 @@
 
 A Config + Model pair in the style of FiftyOne's own integrations (`fiftyone/utils/*.py`), so the model
 also loads through `fiftyone.core.models.load_model({"type": "fiftyone_mslite.integration.model.MSLiteModel",
-"config": {...}})`. Turning predictions into labels lives here (`MSLiteModel.to_labels`) and nowhere
-else, which is what keeps `annotate()` and `apply_model()` label-for-label identical.
+"config": {...}})`. Turning predictions into labels goes through `MSLiteModel.to_labels` (the converters of
+`labels.py`) and nowhere else, which is what keeps `annotate()` and `apply_model()` label-for-label identical.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import fiftyone.core.labels as fol
 import fiftyone.core.models as fom
 import numpy as np
 
-from ..adapters.base import ClassPrediction, MultiLabelPrediction
 from ..adapters.calibrated import Calibrated
 from ..classifier import Classifier, load_classifier
 from ..errors import Failed, MSLiteError
 from ..pipeline import file_preparer
+from .labels import LabelSettings, converter
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
 
     @property
     def label_type(self) -> type[fol.Label]:
-        return fol.Classification if self.task == "single" else fol.Classifications
+        return converter(self.classifier.prediction_kind).label_type
 
     @property
     def media_type(self) -> str:
@@ -218,36 +218,14 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
         clf.require_embeddings()
         return clf.embeddings(self._run(args))
 
-    def to_labels(self, predictions: Sequence[ClassPrediction | MultiLabelPrediction]) -> list[fol.Label | None]:
+    def to_labels(self, predictions: Sequence[Any]) -> list[fol.Label | None]:
         """Adapter predictions → FiftyOne labels, honouring calibration, threshold, logits and top-k settings."""
         if self.calibration is not None:
             predictions = self.calibration.apply(list(predictions))
-        return [self._single(p) if isinstance(p, ClassPrediction) else self._multi(p) for p in predictions]
-
-    def _single(self, p: ClassPrediction) -> fol.Classification | None:
-        thresh = self.config.confidence_thresh
-        if thresh is not None and p.confidence < thresh:
-            return None
-        attrs: dict[str, Any] = {}
-        if p.synset:
-            attrs["synset"] = p.synset
-        if self.config.store_top_k:
-            top = p.top_k[: self.config.top_k]
-            attrs["top_k_labels"] = [lbl for lbl, _ in top]
-            attrs["top_k_confidences"] = [c for _, c in top]
-        if self.store_logits and p.logits is not None:
-            attrs["logits"] = p.logits.astype(np.float64)  # FiftyOne's top-k eval saves confs derived from these
-        return fol.Classification(label=p.label, confidence=p.confidence, **attrs)
-
-    def _multi(self, p: MultiLabelPrediction) -> fol.Classifications:
-        thresh = self.config.confidence_thresh
-        kept = [(lbl, c) for lbl, c in p.labels if thresh is None or c >= thresh][: self.config.top_k]
-        attrs: dict[str, Any] = {}
-        if self.store_logits and p.scores is not None:
-            s = np.clip(p.scores.astype(np.float64), 1e-7, 1 - 1e-7)
-            attrs["logits"] = np.log(s / (1 - s)).astype(np.float64)  # the scores are sigmoid outputs
-        return fol.Classifications(classifications=[fol.Classification(label=lbl, confidence=c) for lbl, c in kept],
-                                   **attrs)
+        c = self.config
+        settings = LabelSettings(c.confidence_thresh, c.top_k, c.store_top_k, self.store_logits)
+        convert = converter(self.classifier.prediction_kind).convert
+        return [convert(p, settings) for p in predictions]
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides this model's labels (identifies a run of it for resuming)."""

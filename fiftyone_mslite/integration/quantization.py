@@ -103,7 +103,7 @@ def _calibration_tensors(clf: Classifier, samples: Samples, count: int, gt_field
         if len(tensors) == count:
             break
         try:
-            image = open_rgb(paths[i], (clf.input_hw, clf.preprocess_config))
+            image = open_rgb(paths[i], clf.fit)
         except ImageDecodeError:
             skipped += 1
             continue

@@ -49,9 +49,9 @@ def _fingerprint(entry) -> str:
 
 def _has_embeddings(entry) -> bool:
     """Whether loading the model gives FiftyOne embeddings: named in the entry, or found when converting."""
-    from ..modelfiles.embedding import EMBEDDING_FORMATS
+    from ..runtime import formats
 
-    return entry.embedding.tensor is not None or entry.source.resolved_format in EMBEDDING_FORMATS
+    return entry.embedding.tensor is not None or formats.get(entry.source.resolved_format).embedding
 
 
 def _zoo_entry(entry) -> dict[str, Any]:

@@ -29,10 +29,10 @@ from .flatbuf import CorruptFlatBuffer, FlatReader, MutableFlatBuffer
 from .legacy import schema as S
 from .legacy.graph import Tensor
 from .legacy.reader import tensor_names
-from .legacy.upgrade import output_indices, translate_v0
 from .legacy.writer import append_outputs, tensor_table, write_current
 from .ms_inspect import inspect_ms, leading_padding
 from .ms_training import cut_inference_graph, is_training_graph
+from .upgrade import output_indices, translate_v0
 
 __all__ = ["Bridged", "BridgeReport", "bridge_bytes", "bridge_file", "runnable_model", "bridge_cache_dir"]
 

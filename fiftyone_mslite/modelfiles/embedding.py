@@ -17,8 +17,6 @@ from ..errors import EmbeddingNotFoundError
 
 #: sentinel for "find the tensor automatically"
 AUTO = "auto"
-#: source formats whose conversion can add the embedding as an extra output
-EMBEDDING_FORMATS = ("onnx", "tflite")
 CLASSIFIER_OPS = ("Gemm", "MatMul", "Conv")
 # ops between the classifier layer and the graph output that keep it "the logits"
 _HEAD_OPS = ("Softmax", "LogSoftmax", "Sigmoid", "Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze",

@@ -19,10 +19,12 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
-from ..errors import OnnxFixError
+from ..errors import ConversionError, OnnxFixError
+from ..runtime.formats import ONNX
 from .embedding import EmbeddingOutput, add_output, resolve_embedding
+from .steps import Prepared, PrepareRequest
 
-__all__ = ["OnnxFixError", "OnnxFixReport", "prepare_onnx"]
+__all__ = ["OnnxFixError", "OnnxFixReport", "prepare_onnx", "prepare_onnx_step"]
 
 CONV_OPS = ("Conv", "ConvTranspose")
 POOL_OPS = ("MaxPool", "AveragePool")
@@ -42,6 +44,15 @@ class OnnxFixReport:
     @property
     def changed(self) -> bool:
         return self.output != self.source
+
+
+def prepare_onnx_step(source: Path, workdir: Path, request: PrepareRequest) -> Prepared:
+    """The ONNX format's `prepare` step (`runtime.formats`): the repairs below, plus the embedding output."""
+    try:
+        report = prepare_onnx(source, workdir, embedding=request.embedding)
+    except OnnxFixError as exc:
+        raise ConversionError(str(exc)) from exc
+    return Prepared(report.output, ONNX, report.fixes, report.embedding)
 
 
 def prepare_onnx(source: Path, workdir: Path, embedding: str | None = None) -> OnnxFixReport:

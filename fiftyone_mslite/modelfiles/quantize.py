@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConversionError, QuantizationError
-from .convert import ConversionResult, convert_model, detect_source_format
-from .formats import MS, MS_V0, detect_format
+from ..runtime import formats
+from .convert import ConversionResult, convert_model
 
 MODES = {"weight": "WEIGHT_QUANT", "full": "FULL_QUANT"}
 ACTIVATION_METHODS = ("MAX_MIN", "KL", "REMOVAL_OUTLIER")
@@ -102,10 +102,10 @@ def config_text(settings: QuantSettings, calibration: CalibrationSet | None) -> 
 
 def quantizable_format(source: Path, source_format: str | None = None) -> str:
     """The source's format if 2.0.0's converter can quantize it, else a one-line error saying what to use."""
-    if (source_format or detect_format(source)) in (MS, MS_V0):
+    fmt = source_format or formats.detect(source)
+    if fmt in (formats.MS, formats.MS_V0):
         raise QuantizationError(f"{source} is a .ms model: MindSpore Lite 2.0.0's converter cannot take .ms input; "
                                 "quantize from the model's ONNX, TFLite or MindIR source")
-    fmt = source_format or detect_source_format(source)
     if fmt not in QUANTIZABLE_FORMATS:
         raise QuantizationError(f"{source} is {fmt}: quantization here takes {'/'.join(QUANTIZABLE_FORMATS)} sources")
     return fmt

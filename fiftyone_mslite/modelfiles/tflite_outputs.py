@@ -10,9 +10,11 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from ..errors import EmbeddingNotFoundError, ModelFileError
+from ..errors import ConversionError, EmbeddingNotFoundError, ModelFileError, TFLiteDequantizeError
+from ..runtime.formats import TFLITE
 from .embedding import AUTO, EmbeddingOutput, missing_tensor, pooled_embedding
 from .flatbuf import CorruptFlatBuffer, MutableFlatBuffer, Table
+from .steps import Prepared, PrepareRequest
 from .tflite_dequant import (
     MODEL_OPERATOR_CODES,
     MODEL_SUBGRAPHS,
@@ -26,6 +28,7 @@ from .tflite_dequant import (
     SUBGRAPH_TENSORS,
     TENSOR_NAME,
     TENSOR_SHAPE,
+    dequantize_tflite,
 )
 
 CLASSIFIER_OPS = {9: "FULLY_CONNECTED", 3: "CONV_2D"}
@@ -76,6 +79,22 @@ class _Graph:
                 return inputs[0]
             tensor = inputs[0]
         return None
+
+
+def prepare_tflite(source: Path, workdir: Path, request: PrepareRequest) -> Prepared:
+    """The TFLite format's `prepare` step (`runtime.formats`): dequantize if asked (MindSpore Lite 2.0.0's int8
+    kernels have no SIMD on x86, docs/quantized.md), then add the embedding output to the file that is converted."""
+    feed, fixes, extra = source, (), None
+    if request.dequantize:
+        try:
+            feed = dequantize_tflite(source, workdir / "float.tflite")
+        except TFLiteDequantizeError as exc:
+            raise ConversionError(f"{source}: {exc}") from exc
+        fixes = ("dequantized to float32 before conversion (fast fp32 kernels)",)
+    if request.embedding:
+        extra = add_tflite_embedding(feed, workdir / "embedding.tflite", request.embedding, where=str(source))
+        feed = workdir / "embedding.tflite"
+    return Prepared(feed, TFLITE, fixes, extra)
 
 
 def add_tflite_embedding(source: Path, output: Path, requested: str, where: str | None = None) -> EmbeddingOutput:

@@ -1,7 +1,10 @@
-"""The runtime interface every backend and combinator implements (one file per backend, like OpenVINO
-model_api's InferenceAdapter), so callers use `streams`, `submit` and `with` without probing for them."""
+"""The runtime interfaces: a `Backend` opens models (one file per backend, registered in `backends.py`), a
+`Session` is an opened model that every backend and combinator implements (like OpenVINO model_api's
+InferenceAdapter), so callers use `streams`, `submit` and `with` without probing for them."""
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from .formats import MINDIR, MS
 
 
 class Session(object):
@@ -47,3 +50,34 @@ class Session(object):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Backend(object):
+    """One way to run models; subclass it (or duck-type it) and `register` an instance.
+
+    `priority`: where "auto" tries it (higher first); None (the default) means only when asked for by name, so that
+    installing a plugin never changes which backend runs an existing setup. `converts`: it also runs MindSpore
+    Lite's converter (`convert(**args)`, see `runtime.convert`)."""
+
+    name = None  # type: str
+    formats = (MS, MINDIR)
+    devices = ("cpu",)
+    priority = None
+    converts = False
+
+    def available(self):
+        # type: () -> bool
+        """Can it open a model here, right now (without starting anything expensive)?"""
+        raise NotImplementedError
+
+    def open(self, path, threads, batch_size=None, device="cpu", **options):
+        """A loaded `Session` of the model file `path` (a format of `formats`, already checked)."""
+        raise NotImplementedError
+
+    def convert(self, **args):
+        """Run MindSpore Lite's converter; returns the path written (see `runtime.convert`)."""
+        raise NotImplementedError("backend {!r} does not convert models".format(self.name))
+
+    def runs(self, fmt, device):
+        # type: (str, str) -> bool
+        return (fmt is None or fmt in self.formats) and device in self.devices

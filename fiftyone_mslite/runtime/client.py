@@ -17,10 +17,10 @@ import time
 import weakref
 
 from . import errors, protocol, settings
-from .base import Session
+from .base import Backend, Session
 from .environment import cache_home, runtime_python
 from .inprocess import native_errors
-from .specs import TensorSpec, check_inputs
+from .tensors import TensorSpec, check_inputs
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 _INITIAL_SHM = 1 << 20
@@ -203,9 +203,10 @@ class WorkerSession(Session):
 
     backend = "worker"
 
-    def __init__(self, path, threads=2, batch_size=None, python=None):
+    def __init__(self, path, threads=2, batch_size=None, python=None, device="cpu"):
         self.path = str(path)
         self.threads = int(threads)
+        self.device = device
         self._python = python or runtime_python()
         self._requested_batch = batch_size
         self._lock = threading.Lock()
@@ -221,7 +222,7 @@ class WorkerSession(Session):
         self._box.append(worker)
         self.restarts += 1
         try:
-            reply = worker.request({"op": "open", "path": self.path, "threads": self.threads,
+            reply = worker.request({"op": "open", "path": self.path, "threads": self.threads, "device": self.device,
                                     "batch_size": self._requested_batch}, "loading " + self.path,
                                    self._deadlines.floor())
         except Exception as exc:
@@ -264,6 +265,28 @@ class WorkerSession(Session):
     def release(self):
         with self._lock:
             _stop_quietly(self._box)
+
+
+class WorkerBackend(Backend):
+    """MindSpore Lite in a worker process on the runtime Python (the usual case: PyPI's only wheel is for
+    CPython 3.7). Options: `python`, the worker's interpreter (default: `runtime_python()`)."""
+
+    name = "worker"
+    priority = 10
+    converts = True
+
+    def available(self):
+        try:
+            runtime_python()
+        except errors.RuntimeUnavailableError:
+            return False
+        return True
+
+    def open(self, path, threads, batch_size=None, device="cpu", python=None, **options):
+        return WorkerSession(path, threads=threads, batch_size=batch_size, python=python, device=device)
+
+    def convert(self, python=None, **args):
+        return convert_in_worker(python=python, **args)
 
 
 def convert_in_worker(python=None, **args):

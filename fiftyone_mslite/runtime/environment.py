@@ -164,7 +164,7 @@ def install(python=None, force=False, log=None):
 
 
 def info():
-    """What the bridge would use right now, and why: the answer to 'which MindSpore Lite runs my model?'."""
+    """Where MindSpore Lite is found here: in this Python, the worker's Python, the Python 3.7 to build it from."""
     from .errors import RuntimeUnavailableError
     from .inprocess import mslite_available
 

@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 
-from . import settings
-from .base import Session
+from . import formats, settings
+from .base import Backend, Session
 from .errors import ConversionError, ModelFileError, MSLiteError, RuntimeUnavailableError
-from .specs import MINDIR, MS, TensorSpec, check_input_size, check_inputs, detect_model_format, guess_layout
+from .formats import MS
+from .tensors import TensorSpec, check_input_size, check_inputs, guess_layout
 
 # Native logs: errors only unless the user asked for more (GLOG_v is MindSpore's log level).
 os.environ.setdefault("GLOG_v", "3")
@@ -75,13 +76,13 @@ class InProcessSession(Session):
 
     backend = "inprocess"
 
-    def __init__(self, path, threads=2, batch_size=None):
+    def __init__(self, path, threads=2, batch_size=None, device="cpu"):
         mslite = import_mslite()
         self.path = str(path)
-        self.format = detect_model_format(self.path)
-        model_type = {MS: mslite.ModelType.MINDIR_LITE, MINDIR: mslite.ModelType.MINDIR}[self.format]
+        self.format = formats.detect(self.path, runnable=True)
+        model_type = getattr(mslite.ModelType, formats.get(self.format).model_type)
         context = mslite.Context()
-        context.target = ["cpu"]
+        context.target = [device]
         context.cpu.thread_num = int(threads)
         self.threads = int(threads)
         self._model = mslite.Model()
@@ -160,17 +161,33 @@ class InProcessSession(Session):
         self._tensors = None
 
 
-FMK_TYPES = ("onnx", "tflite", "tf", "caffe", "mindir")
+class InProcessBackend(Backend):
+    """MindSpore Lite imported into this interpreter: preferred where a wheel exists for it (no process hop)."""
+
+    name = "inprocess"
+    priority = 20
+    converts = True
+
+    def available(self):
+        return mslite_available()
+
+    def open(self, path, threads, batch_size=None, device="cpu", **options):
+        return InProcessSession(path, threads=threads, batch_size=batch_size, device=device)
+
+    def convert(self, **args):
+        return convert_inprocess(**args)
 
 
 def convert_inprocess(source, fmk, output, save_type=MS, weight_file="", config_file="",
                       input_data_type=None, output_data_type=None):
     """Run the converter here. Returns the written path (MindSpore Lite appends .ms/.mindir itself)."""
     mslite = import_mslite()
-    if fmk not in FMK_TYPES:
-        raise ConversionError("unknown source format {!r}; expected one of {}".format(fmk, ", ".join(FMK_TYPES)))
+    readable = [f for f in formats.all_formats() if f.converter]
+    if fmk not in [f.name for f in readable]:
+        raise ConversionError("unknown source format {!r}; expected one of {}".format(
+            fmk, ", ".join(f.name for f in readable)))
     converter = mslite.Converter()
-    converter.save_type = {MS: mslite.ModelType.MINDIR_LITE, MINDIR: mslite.ModelType.MINDIR}[save_type]
+    converter.save_type = getattr(mslite.ModelType, formats.get(save_type).model_type)
     if input_data_type:
         converter.input_data_type = getattr(mslite.DataType, input_data_type.upper())
     if output_data_type:
@@ -184,7 +201,8 @@ def convert_inprocess(source, fmk, output, save_type=MS, weight_file="", config_
         os.remove(target)
     with captured_native_output() as log:
         try:
-            converter.convert(getattr(mslite.FmkType, fmk.upper()), str(source), stem, weight_file, config_file)
+            converter.convert(getattr(mslite.FmkType, formats.get(fmk).converter), str(source), stem, weight_file,
+                              config_file)
         except RuntimeError:
             failed = True
         else:

@@ -1,7 +1,9 @@
 """Every environment variable fiftyone-mslite reads, in one table, read through one helper.
 
-In the runtime (the bottom layer, Python 3.7) so that every layer can read it; `fiftyone-mslite runtime info
---help` and docs/configuration.md list the same table.
+In the runtime (the bottom layer, Python 3.7) so that every layer can read it. The rows of the layers below the
+FiftyOne layer are here; a layer above declares its own (`declare`: the App's in `app/access.py`, the shared-data
+folder in `demo.py`), and `SETTING_OWNERS` names those modules so that `fiftyone-mslite runtime info --help` and
+docs/configuration.md list every row (`every_setting`).
 """
 import os
 import re
@@ -9,11 +11,12 @@ from collections import namedtuple
 
 Setting = namedtuple("Setting", "name default meaning")
 
-SETTINGS = (
+SETTINGS = [
     Setting("FIFTYONE_MSLITE_HOME", "$XDG_CACHE_HOME/fiftyone-mslite or ~/.cache/fiftyone-mslite",
             "cache: runtime venv, downloads, converted and upgraded models, worker logs"),
     Setting("FIFTYONE_MSLITE_BACKEND", "auto", "runtime backend: auto (in-process when mindspore_lite imports "
-                                               "here, else a worker), inprocess or worker"),
+                                               "here, else a worker), inprocess, worker, a plugin's backend, or a "
+                                               "comma-separated preference list (the first available one runs)"),
     Setting("FIFTYONE_MSLITE_RUNTIME_PYTHON", "the runtime venv's python",
             "a Python that already has mindspore_lite, used by the worker"),
     Setting("FIFTYONE_MSLITE_PYTHON37", "found via pyenv, then PATH",
@@ -38,23 +41,40 @@ SETTINGS = (
     Setting("FIFTYONE_MSLITE_MAX_INPUT_SIZE", "2G", "largest input a model may declare for one call (bytes, or "
                                                     "K/M/G/T; all inputs of a batch together): checked before "
                                                     "anything is allocated"),
-    Setting("FIFTYONE_MSLITE_APP_ALLOWED_DIRS", "empty (none)", "directories (separated by '%s') whose model "
-            "and label files the App may read; catalog names always work" % os.pathsep),
-    Setting("FIFTYONE_MSLITE_APP_ALLOW_URLS", "0", "1: let the App fetch label-file URLs given in the browser"),
     Setting("FIFTYONE_MSLITE_USER_CATALOG", "$XDG_CONFIG_HOME/fiftyone-mslite/models.yaml",
             "the user catalog file (your own models)"),
-    Setting("FIFTYONE_MSLITE_SHARED", "../shared beside the checkout", "the project's shared data folder "
-                                                                        "(demo, benchmarks, tests)"),
-)
+]
+#: modules above the runtime that declare settings of their own (imported by `every_setting`)
+SETTING_OWNERS = ("fiftyone_mslite.app.access", "fiftyone_mslite.demo")
 _BY_NAME = {s.name: s for s in SETTINGS}
+_OWN = len(SETTINGS)  # rows after these were declared by other layers
 _TRUE = ("1", "true", "yes", "on")
+
+
+def declare(name, default, meaning):
+    # type: (str, str, str) -> str
+    """Add a setting of the calling layer to the table (idempotent); returns its name."""
+    if name not in _BY_NAME:
+        _BY_NAME[name] = Setting(name, default, meaning)
+        SETTINGS.append(_BY_NAME[name])
+    return name
+
+
+def every_setting():
+    """Every row, the owners' (SETTING_OWNERS) included: what `runtime info --help` and the docs list."""
+    import importlib
+
+    for owner in SETTING_OWNERS:
+        importlib.import_module(owner)
+    return SETTINGS[:_OWN] + sorted(SETTINGS[_OWN:], key=lambda s: s.name)  # the same order whoever imported first
 
 
 def get(name):
     # type: (str) -> str
-    """The variable's value, or None when unset or empty. Only names in SETTINGS may be read."""
+    """The variable's value, or None when unset or empty. Only declared names (SETTINGS) may be read."""
     if name not in _BY_NAME:
-        raise KeyError("{} is not in fiftyone_mslite.runtime.settings.SETTINGS; add it there first".format(name))
+        raise KeyError("{} is not in fiftyone_mslite.runtime.settings.SETTINGS; add it there (or `declare` it in the "
+                       "module that owns it) first".format(name))
     return os.environ.get(name) or None
 
 
@@ -107,6 +127,7 @@ def seconds(name):
 
 def table():
     # type: () -> str
-    """The settings as aligned text, for `--help` and `runtime info`."""
-    width = max(len(s.name) for s in SETTINGS)
-    return "\n".join("{:{w}}  {} (default: {})".format(s.name, s.meaning, s.default, w=width) for s in SETTINGS)
+    """Every setting as aligned text, for `--help` and `runtime info`."""
+    rows = every_setting()
+    width = max(len(s.name) for s in rows)
+    return "\n".join("{:{w}}  {} (default: {})".format(s.name, s.meaning, s.default, w=width) for s in rows)

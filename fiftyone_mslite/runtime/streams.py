@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from .base import Session
-from .specs import check_inputs
+from .tensors import check_inputs
 
 
 def split_sizes(n, parts):

@@ -48,7 +48,7 @@ def serve(cmd_fd, reply_fd, in_fd, out_fd):
         payload = b""
         try:
             if op == "open":
-                session = InProcessSession(msg["path"], msg["threads"], msg.get("batch_size"))
+                session = InProcessSession(msg["path"], msg["threads"], msg.get("batch_size"), msg.get("device", "cpu"))
                 reply = {"ok": True, "format": session.format, "batch_size": session.batch_size,
                          "runtime_s": session.last_runtime_s,  # its warm-up call: a first latency
                          "inputs": [s.to_dict() for s in session.inputs],

@@ -11,5 +11,5 @@ PYTHON = sys.executable
 
 
 def python_env(**extra: str) -> dict:
-    """Environment for a subprocess that imports this checkout."""
-    return dict(os.environ, PYTHONPATH=str(REPO), **extra)
+    """Environment for a subprocess that imports this checkout (`extra` may extend PYTHONPATH)."""
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}

@@ -176,7 +176,7 @@ def test_cli_fetch_through_the_mirror_and_inspect(mirror, tmp_path):
 
 PLUGIN = '''
 from fiftyone_mslite.adapters import SoftmaxAdapter
-from fiftyone_mslite.plugins.hookspecs import hookimpl
+from fiftyone_mslite.plugins import hookimpl
 
 
 class Reversed(SoftmaxAdapter):

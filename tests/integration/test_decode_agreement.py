@@ -48,7 +48,7 @@ def test_annotates_decode_agrees_with_the_reference_preprocessing(model, imagene
 
 def test_the_draft_path_shrinks_only_what_the_resize_allows(imagenet_dir, tv_mobilenet):
     with load_classifier(tv_mobilenet) as clf:
-        fit = (clf.input_hw, clf.preprocess_config)
+        fit = clf.fit
     shrunk = 0
     for f in sorted(imagenet_dir.glob("*.JPEG"))[:200]:
         full, draft = open_rgb(f, fit, draft=False), open_rgb(f, fit, draft=True)

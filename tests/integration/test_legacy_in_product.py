@@ -12,7 +12,7 @@ from helpers.cli import cli
 from helpers.legacy_v0 import KHWC, V0Graph
 from PIL import Image
 
-from fiftyone_mslite.modelfiles.legacy import is_legacy
+from fiftyone_mslite.modelfiles.upgrade import is_legacy
 
 LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 

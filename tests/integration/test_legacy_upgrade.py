@@ -13,9 +13,10 @@ import pytest
 from helpers import numpy_ops as ref
 from helpers.legacy_v0 import INT8, KHWC, NCHW, V0Graph, run_models
 
-from fiftyone_mslite.modelfiles.legacy import ops, upgrade_ms
+from fiftyone_mslite.modelfiles.legacy import ops
 from fiftyone_mslite.modelfiles.legacy.reader import read_v0
 from fiftyone_mslite.modelfiles.legacy.writer import write_current
+from fiftyone_mslite.modelfiles.upgrade import upgrade_ms
 
 RNG = np.random.default_rng(20201)
 ACT_IDS = {"RELU": 1, "SIGMOID": 2, "RELU6": 3, "ELU": 4, "LEAKY_RELU": 5, "SOFTPLUS": 9, "TANH": 10, "HSWISH": 12,

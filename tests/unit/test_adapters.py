@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_mslite.adapters import MultiLabelAdapter, SoftmaxAdapter
+from fiftyone_mslite.adapters import Adapter, MultiLabelAdapter, MultiLabelPrediction, SoftmaxAdapter
 from fiftyone_mslite.adapters.preprocessing import PreprocessConfig, preprocess, resize_and_crop
 from fiftyone_mslite.adapters.softmax import top_k_indices
 from fiftyone_mslite.catalog.labelsets import LabelSet
@@ -21,6 +21,11 @@ def entry(n: int, task: str = "single", **kw) -> ModelEntry:
                       "classifier", source=Source(path="/m.ms"), preprocess=PreprocessConfig(input_size=4), **kw)
 
 
+def family(cls: type[Adapter], model: ModelEntry, names: LabelSet) -> Adapter:
+    """An adapter built from an entry's contract, as the catalog builds it."""
+    return cls(model.preprocess, names, model.adapter_options())
+
+
 def labels(n: int, **kw) -> LabelSet:
     return LabelSet("l", tuple(f"c{i}" for i in range(n)), **kw)
 
@@ -30,7 +35,7 @@ def out(n: int) -> list[TensorSpec]:
 
 
 def test_classifier_softmax_top_k_and_logits():
-    clf = SoftmaxAdapter(entry(3), labels(3)).bind([NHWC], out(3))
+    clf = family(SoftmaxAdapter, entry(3), labels(3)).bind([NHWC], out(3))
     (pred,) = clf.postprocess([np.array([[1.0, 3.0, 2.0]], np.float32)])
     e = np.exp([1.0, 3.0, 2.0])
     assert pred.label == "c1" and pred.index == 1 and pred.confidence == pytest.approx(e[1] / e.sum())
@@ -52,7 +57,7 @@ def test_top_k_indices_equal_a_stable_full_sort():
 
 
 def test_classifier_keeps_probabilities_and_reads_quantized_scores():
-    clf = SoftmaxAdapter(entry(3), labels(3)).bind([NHWC], out(3))
+    clf = family(SoftmaxAdapter, entry(3), labels(3)).bind([NHWC], out(3))
     (p,) = clf.postprocess([np.array([[0.2, 0.5, 0.3]], np.float32)])
     assert p.confidence == pytest.approx(0.5)
     (q,) = clf.postprocess([np.array([[51, 153, 51]], np.uint8)])  # uint8 softmax: 0.2, 0.6, 0.2
@@ -64,7 +69,7 @@ def test_classifier_background_offset_for_one_extra_output(said_by):
     """Where the entry (`background`) or the label set (`background_head`, as ImageNet-1000's) says so."""
     model, names = (entry(4, background=True), labels(3)) if said_by == "entry" else \
         (entry(4), labels(3, background_head=True))
-    clf = SoftmaxAdapter(model, names).bind([NHWC], out(4))
+    clf = family(SoftmaxAdapter, model, names).bind([NHWC], out(4))
     (pred,) = clf.postprocess([np.array([[0.0, 0.0, 5.0, 0.0]], np.float32)])
     assert pred.label == "c1"  # index 2 = label 1 once background (index 0) is accounted for
     (bg,) = clf.postprocess([np.array([[9.0, 0.0, 0.0, 0.0]], np.float32)])
@@ -76,24 +81,24 @@ def test_a_label_set_one_short_is_refused_not_shifted():
     """Issue 13.1: 999 labels for 1000 outputs used to become "background + labels", shifting every label."""
     with pytest.raises(ModelMismatchError, match=r"outputs 1000 scores but its label set 'l' has 999 labels\. "
                                                  r"Use a label set with 1000 labels, or set `background: true`"):
-        SoftmaxAdapter(entry(1000), labels(999)).bind([NHWC], out(1000))
+        family(SoftmaxAdapter, entry(1000), labels(999)).bind([NHWC], out(1000))
     with pytest.raises(ModelMismatchError, match="outputs 3 scores.*has 3 labels plus background.*with 2 labels"):
-        SoftmaxAdapter(entry(3, background=True), labels(3)).bind([NHWC], out(3))  # the flag is a promise
-    listed = SoftmaxAdapter(entry(4, background=True), labels(4, background=True)).bind([NHWC], out(4))
+        family(SoftmaxAdapter, entry(3, background=True), labels(3)).bind([NHWC], out(3))  # the flag is a promise
+    listed = family(SoftmaxAdapter, entry(4, background=True), labels(4, background=True)).bind([NHWC], out(4))
     assert listed.offset == 0  # a label set that lists background itself (TF-slim's 1001 labels) needs no offset
 
 
 def test_mismatches_are_refused_with_both_values():
     with pytest.raises(ModelMismatchError, match="outputs 5 scores.*has 3 labels"):
-        SoftmaxAdapter(entry(5), labels(3)).bind([NHWC], out(5))
+        family(SoftmaxAdapter, entry(5), labels(3)).bind([NHWC], out(5))
     bigger = TensorSpec("x", (1, 8, 8, 3), "float32", "NHWC")
     with pytest.raises(ModelMismatchError, match="input_size 4.*8x8"):
-        SoftmaxAdapter(entry(3), labels(3)).bind([bigger], out(3))
+        family(SoftmaxAdapter, entry(3), labels(3)).bind([bigger], out(3))
 
 
 def test_multilabel_thresholds_and_recalibration():
     thresholds = (0.2, 0.5, 0.9)
-    ml = MultiLabelAdapter(entry(3, "multi"), labels(3, thresholds=thresholds)).bind([NHWC], out(3))
+    ml = family(MultiLabelAdapter, entry(3, "multi"), labels(3, thresholds=thresholds)).bind([NHWC], out(3))
     (pred,) = ml.postprocess([np.array([[0.3, 0.4, 0.95]], np.float32)])
     assert [name for name, _ in pred.labels] == ["c2", "c0"]  # c1 is under its 0.5 threshold
     conf = dict(pred.labels)
@@ -126,7 +131,7 @@ def test_short_side_resize_centre_crops_and_squash_ignores_aspect():
 
 def test_crop_defaults_follow_the_resize_policy(tmp_path):
     """Issue 13.2: a squash (e.g. `--resize squash --input-size 32` for CIFAR) is not silently cropped 0.875."""
-    from fiftyone_mslite.catalog.adhoc import entry_for_file
+    from fiftyone_mslite.catalog.binding import entry_for_file
 
     assert PreprocessConfig().crop_fraction == 0.875 and PreprocessConfig(resize="squash").crop_fraction == 1.0
     assert PreprocessConfig(resize="squash", crop_fraction=0.9).crop_fraction == 0.9  # asked for: kept
@@ -166,3 +171,14 @@ def test_writing_into_a_batch_row_gives_the_same_tensor(layout, dtype, order):
     assert row is batch[1] or np.shares_memory(row, batch)
     np.testing.assert_array_equal(batch[1], alone)
     assert (batch[0] == 7).all() and (batch[2] == 7).all()  # nothing else touched
+
+
+def test_the_family_decides_the_task_and_an_entry_saying_otherwise_is_refused():
+    from fiftyone_mslite.catalog.registry import Catalog
+
+    cat = Catalog(adapters={"classifier": SoftmaxAdapter, "multilabel": MultiLabelAdapter})
+    bound = cat.bound_adapter(entry(3, "multi"), labels(3), [NHWC], out(3))
+    assert bound.task == "multi" and bound.prediction is MultiLabelPrediction
+    contradicting = entry(3).model_copy(update={"adapter": "multilabel"})
+    with pytest.raises(ModelMismatchError, match="says task 'single', but its adapter 'multilabel' predicts task"):
+        cat.bound_adapter(contradicting, labels(3), [NHWC], out(3))

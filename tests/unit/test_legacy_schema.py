@@ -8,9 +8,9 @@ import pytest
 from helpers.legacy_v0 import KHWC, NCHW, V0Graph
 
 from fiftyone_mslite.errors import LegacyUpgradeError
-from fiftyone_mslite.modelfiles.legacy import legacy_summary, upgrade_ms
 from fiftyone_mslite.modelfiles.legacy.reader import read_v0, tensor_names
 from fiftyone_mslite.modelfiles.ms_inspect import inspect_ms
+from fiftyone_mslite.modelfiles.upgrade import legacy_summary, upgrade_ms
 
 
 def small_graph() -> V0Graph:

@@ -10,7 +10,7 @@ import pytest
 from helpers.cli import cli
 
 from fiftyone_mslite.catalog import model_files as store
-from fiftyone_mslite.catalog.adhoc import entry_for_file
+from fiftyone_mslite.catalog.binding import entry_for_file
 from fiftyone_mslite.catalog.builtin import CATALOG_MAX_BYTES
 from fiftyone_mslite.catalog.schema import check_model_name, parse_entries
 from fiftyone_mslite.errors import CatalogError, ConversionError

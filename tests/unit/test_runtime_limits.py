@@ -7,7 +7,7 @@ import pytest
 
 from fiftyone_mslite.runtime import settings
 from fiftyone_mslite.runtime.errors import InputMismatchError, ModelFileError
-from fiftyone_mslite.runtime.specs import TensorSpec, check_input_size, check_inputs, concrete_shape
+from fiftyone_mslite.runtime.tensors import TensorSpec, check_input_size, check_inputs, concrete_shape
 
 IMAGE = TensorSpec("image", (1, 64, 64, 3), "float32", "NHWC")
 VECTOR = TensorSpec("scale", (16,), "float32", None)

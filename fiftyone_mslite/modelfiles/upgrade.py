@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import LegacyUpgradeError, MsInspectError
-from ...files import atomic_write
-from .. import ms_inspect
-from ..flatbuf import CorruptFlatBuffer
-from . import ops
-from .graph import Graph
-from .reader import read_v0, tensor_names, without_cyclic_gc
-from .writer import append_outputs, write_current
+from ..errors import LegacyUpgradeError, MsInspectError
+from ..files import atomic_write
+from . import ms_inspect
+from .flatbuf import CorruptFlatBuffer
+from .legacy import ops
+from .legacy.graph import Graph
+from .legacy.reader import read_v0, tensor_names, without_cyclic_gc
+from .legacy.writer import append_outputs, write_current
 
 __all__ = ["UpgradeReport", "upgrade_ms", "legacy_summary", "is_legacy"]
 

@@ -1,4 +1,6 @@
-"""The plugin manager: entry-point discovery plus the default plugins, registered the same way."""
+"""The plugin manager: entry-point discovery plus the default plugins, registered the same way. Loading it also
+registers the plugins' model formats and backends into the runtime's registries (the runtime, Python 3.7 and
+pluggy-free, only holds the tables)."""
 from __future__ import annotations
 
 import importlib
@@ -6,6 +8,7 @@ from functools import lru_cache
 
 import pluggy
 
+from ..runtime import backends, formats
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "fiftyone_mslite"
@@ -24,6 +27,8 @@ def plugin_manager() -> pluggy.PluginManager:
     pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
+    pm.hook.register_formats(register=formats.register)
+    pm.hook.register_backends(register=backends.register)
     return pm
 
 

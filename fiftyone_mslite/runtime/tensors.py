@@ -1,16 +1,15 @@
-"""Model-file sniffing and tensor specs: what a model expects, checked before MindSpore Lite sees data.
+"""Tensor specs: what a loaded model's inputs and outputs are, and batches checked against them before MindSpore
+Lite sees the data.
 
 MindSpore Lite only compares byte counts when data is set, so NCHW data fed to an NHWC tensor runs and
 returns garbage. Everything here exists to turn such silent errors into loud ones.
 """
-import os
 from collections import namedtuple
 
 import numpy as np
 
 from . import settings
 from .errors import InputMismatchError, ModelFileError
-from .formats import DESCRIPTIONS, MINDIR, MS, MS_V0, read_head, sniff
 from .settings import human_size
 
 _IMAGE_CHANNELS = (1, 3, 4)
@@ -55,43 +54,6 @@ def guess_layout(shape):
     if c_first and not c_last:
         return "NCHW"
     return None
-
-
-def detect_model_format(path):
-    # type: (str) -> str
-    """Tell `.ms` from `.mindir` by content (a renamed file still loads right), refusing anything else."""
-    path = str(path)
-    if not os.path.exists(path):
-        raise ModelFileError("model file not found: {}. Check the path, or fetch a catalog model with "
-                             "`fiftyone-mslite models fetch NAME`.".format(path))
-    if os.path.isdir(path):
-        raise ModelFileError("{} is a directory, not a model file (.ms or .mindir).".format(path))
-    size = os.path.getsize(path)
-    if size == 0:
-        raise ModelFileError("model file {} is empty (0 bytes): the download or conversion that made it "
-                             "failed. Delete it and fetch or convert it again.".format(path))
-    head = read_head(path)
-    fmt = sniff(head, path)
-    if fmt == MS_V0:
-        raise ModelFileError(
-            "{} is a MindSpore Lite model of an old schema (legacy v0, {!r}) that MindSpore Lite 2.x refuses; "
-            "upgrade it: "
-            "`fiftyone-mslite upgrade {} -o NEW.ms`.".format(path, head[4:8], path))
-    if fmt == MS:
-        root = int.from_bytes(head[:4], "little")
-        if size < 16 or root >= size:
-            raise ModelFileError("{} is truncated ({} bytes): fetch or convert it again.".format(path, size))
-        return MS
-    if fmt == MINDIR:
-        return MINDIR
-    if fmt in DESCRIPTIONS:
-        raise ModelFileError(
-            "{} is {}, not a MindSpore Lite model (.ms/.mindir). Convert it first: "
-            "`fiftyone-mslite convert {} --output model.ms`.".format(path, DESCRIPTIONS[fmt], path))
-    raise ModelFileError("{} is not a MindSpore Lite model: expected a .ms (FlatBuffer 'MSL2') or a .mindir "
-                         "(MindIR protobuf) file. A .ms from a converter before 1.1.0 has no identifier: "
-                         "`fiftyone-mslite inspect {}` tells, `fiftyone-mslite upgrade` "
-                         "converts it.".format(path, path))
 
 
 def concrete_shape(spec, batch):
