@@ -168,10 +168,21 @@ def runnable_file(path: Path) -> Path:
     return path
 
 
+def _converted_first(path: Path) -> bool:
+    """A source format MindSpore Lite's converter reads but its runtime does not load (ONNX, TFLite, a plugin's)."""
+    try:
+        fmt = runtime.formats.get(runtime.formats.detect(path))
+    except runtime.ModelFileError:
+        return False  # unknown content: `runnable_file` says what was expected
+    return fmt.convertible and not fmt.runnable
+
+
 def load_classifier(name_or_path: str | Path, labels: str | None = None, threads: int = 2,
                     backend: str | None = None, progress: bool | None = None, streams: int | str = 1,
                     **overrides: Any) -> Classifier:
-    """A catalog name or a local .ms/.mindir (then `labels` names a label set or label file)."""
+    """A catalog name or a local model file (then `labels` names a label set or label file): a .ms/.mindir runs as
+    it is (any .ms generation through the bridge), an ONNX/TFLite/... source is converted once and cached (its
+    input size, and its mean/std where its metadata declares them, read from the file as `models add` does)."""
     ref = str(name_or_path)
     cat = catalog()
     if ref in cat.models:
@@ -188,11 +199,19 @@ def load_classifier(name_or_path: str | Path, labels: str | None = None, threads
         return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams,
                           embedding_tensor=getattr(found.embedding, "tensor", None),
                           embedding_problem=found.embedding_problem)
-    if Path(ref).expanduser().exists() or runtime.formats.runnable_suffix(ref):
+    local = Path(ref).expanduser()
+    if local.exists() or runtime.formats.from_suffix(ref):
         if not labels:
             raise ValueError(f"{ref} is a model file: pass labels (a label set name or a label file), "
                              f"e.g. labels='imagenet-1000'")
-        path = runnable_file(Path(ref).expanduser()).resolve()  # missing/foreign files: a clear error first
+        if local.is_file() and _converted_first(local):  # an ONNX/TFLite/... source: converted once, cached
+            entry = entry_for_file(local, labels, dict(overrides))
+            cat.labels(entry.labels)  # a bad label file fails before the conversion
+            found = model_file(entry, progress=progress)
+            return Classifier(entry, found.path, threads=threads, backend=backend, streams=streams,
+                              embedding_tensor=getattr(found.embedding, "tensor", None),
+                              embedding_problem=found.embedding_problem)
+        path = runnable_file(local).resolve()  # missing/foreign files: a clear error first
         return Classifier(entry_for_file(ref, labels, dict(overrides)), path, threads=threads, backend=backend,
                           streams=streams)
     cat.model(ref)  # raises with suggestions

@@ -198,8 +198,8 @@ def convert_cmd(source: Path, output: Path, save_type: str | None, source_format
 def predict_cmd(model: str, images: tuple[Path, ...], labels: str | None, top_k: int, threads: int,
                 resize: str | None, crop_fraction: float | None, mean: str | None, std: str | None,
                 calibrated: bool, as_json: bool) -> None:
-    """Classify image files with a catalog model or a .ms/.mindir file; with --json, one JSON object per
-    image per line."""
+    """Classify image files with a catalog model or a model file (.ms/.mindir, or ONNX/TFLite converted once);
+    with --json, one JSON object per image per line."""
     from .classifier import load_classifier
     from .predict import classify_files
 
@@ -341,7 +341,8 @@ def models_add(name: str, source: str, labels: str, input_size: int | None, like
                as_json: bool) -> None:
     """Add your own model to the user catalog (ONNX/TFLite sources are converted now and verified); prints the
     pre-processing it resolved."""
-    from .catalog.user import DEFAULT_NORMALIZATION, add_model
+    from .catalog.binding import DEFAULT_NORMALIZATION
+    from .catalog.user import add_model
 
     entry, path = add_model(name, source, labels, input_size=input_size, like=like,
                             mean=_triple(mean, "--mean") if mean else None,
@@ -682,8 +683,8 @@ def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[st
 @main.command("annotate")
 @click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset name.")
 @click.option("--model", "models", required=True, multiple=True,
-              help="Catalog name or .ms/.mindir path (then --labels). Repeat with --field to label several fields "
-                   "in one pass (each image decoded once).")
+              help="Catalog name or model file: .ms/.mindir, or ONNX/TFLite (converted once; then --labels). "
+                   "Repeat with --field to label several fields in one pass (each image decoded once).")
 @click.option("--labels", multiple=True,
               help="Label set or label file, for a model file: once for every --model, or once per --model.")
 @click.option("--field", "label_fields", multiple=True, default=("predictions",), show_default=True,
@@ -778,11 +779,15 @@ def annotate_cmd(dataset_name: str, models: tuple[str, ...], labels: tuple[str, 
               help="Equal-width or equal-mass (same sample count) calibration bins.")
 @click.option("--diagram", type=click.Path(path_type=Path, dir_okay=False),
               help="Save the reliability diagram (accuracy vs confidence per bin) as this image (.png).")
+@click.option("--report-rows", default=20, show_default=True, type=click.IntRange(0),
+              help="Classes in the per-class report, worst F1 first (0: all; --json always has all).")
 @json_option
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str, top_k: int | None,
                  classes: str | None, multilabel: bool, with_brain: bool, embeddings_field: str | None,
-                 bins: int, binning: str, diagram: Path | None, as_json: bool) -> None:
-    """Evaluate predictions against ground truth; saves the mistakes view (confident mistakes first)."""
+                 bins: int, binning: str, diagram: Path | None, report_rows: int, as_json: bool) -> None:
+    """Evaluate predictions against ground truth: accuracy, the per-class report, the confusion matrix (the most
+    frequent confusions when there are many classes), calibration; saves the mistakes view (confident mistakes
+    first)."""
     with _stdout_for_json(as_json):
         from .integration.evaluation import evaluate, evaluate_multilabel
         dataset = _load_dataset(dataset_name)
@@ -823,7 +828,7 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
     calib += f"; reliability diagram {result.calibration['diagram']}" if diagram else ""
     _emit(as_json, {**result.to_dict(), **extra}, f"{eval_key}: accuracy {result.accuracy:.1%}{top}, "
           f"{result.num_mistakes} mistakes (view '{result.mistakes_view}'); most confident:{worst}{calib}"
-          f"{brain_text}")
+          f"\n{result.per_class_text(report_rows or None)}\n{result.confusion_text()}{brain_text}")
 
 
 @main.command("conformal")

@@ -16,10 +16,11 @@ from ..adapters.base import Adapter
 from ..adapters.preprocessing import PREPROCESS_FIELDS, PreprocessConfig, input_hw
 from ..files import sha256_of
 from ..modelfiles.embedding import split_outputs
-from ..runtime import Session
+from ..modelfiles.tflite_dequant import is_quantized_tflite
+from ..runtime import Session, formats
 from .labelsets import LabelSet
 from .registry import Catalog
-from .schema import Embedding, ModelEntry, Source, model_name_for
+from .schema import Conversion, Embedding, Fact, ModelEntry, Source, model_name_for
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,48 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 
 
 def entry_for_file(path: str | Path, labels: str, overrides: dict[str, Any]) -> ModelEntry:
-    """An entry for a local .ms/.mindir; the input size and class count come from the model (`bind(complete=True)`)."""
+    """An entry for a local model file (.ms/.mindir, or an ONNX/TFLite/... source converted on first use); the input
+    size and class count come from the model (`bind(complete=True)`), mean/std not given from the file's own
+    declaration (TFLite metadata) as `models add` reads it."""
     path = Path(path).expanduser().resolve()
     pre, rest = split_overrides(overrides)
+    mean, std, normalization = file_normalization(path, pre.get("mean"), pre.get("std"), None, reader="load_model")
+    pre.update({name: value for name, value in (("mean", mean), ("std", std)) if value is not None})
+    # a quantized TFLite runs on MindSpore Lite 2.0.0's unvectorised int8 kernels unless dequantized first
+    # (20-90x slower on x86: docs/quantized.md), so a file given as it is gets the catalog's fast path
+    conversion = Conversion(dequantize=is_quantized_tflite(path))
     # other fields (task, background, ...) as the user said
     rest = {"name": model_name_for(path.stem), "num_classes": 1, **rest}
-    return ModelEntry(labels=labels, source=Source(path=str(path), sha256=sha256_of(path)),
-                      preprocess=PreprocessConfig(**pre), origin="file", **rest)
+    return ModelEntry(labels=labels, source=Source(path=str(path), sha256=sha256_of(path), conversion=conversion),
+                      preprocess=PreprocessConfig(**pre), facts=(normalization,), origin="file", **rest)
+
+
+FROM_METADATA = "the file's TFLite metadata"
+DEFAULT_NORMALIZATION = "ImageNet's (the default)"
+
+
+def file_normalization(local: Path, mean, std, like: str | None, reader: str) -> tuple[object, object, Fact]:
+    """Mean and std for a model file's entry (None: the recipe's) and a fact saying where they come from: given
+    (--mean/--std), else the normalisation the file declares (TFLite metadata), else `like`'s recipe, else
+    ImageNet's. `reader` names who read the file (`models add`, `load_model`), for the fact."""
+    from ..modelfiles.tflite_metadata import tflite_normalization
+
+    declared = tflite_normalization(local) if formats.sniff(formats.read_head(str(local))) == formats.TFLITE else None
+    said = declared.describe() if declared else None
+    if declared is not None and (mean is None or std is None):
+        file_mean, file_std = declared.unit_scale()
+        origin = FROM_METADATA if mean is None and std is None else (
+            f"{'--mean' if mean is not None else '--std'}, the other from the file's TFLite metadata")
+        mean, std = mean or file_mean, std or file_std
+    elif declared is not None:
+        origin = "--mean/--std, overriding the file's TFLite metadata"
+    elif mean is not None or std is not None:
+        origin = "--mean/--std" if mean is not None and std is not None else "--mean/--std and the recipe's"
+    else:
+        origin = f"--like {like}" if like else DEFAULT_NORMALIZATION
+    source = (f"NormalizationOptions in the file's TFLite metadata, read by {reader}" if declared else
+              f"the file declares no normalisation (read by {reader})")
+    status = "verified" if origin == FROM_METADATA else "inferred"
+    return mean, std, Fact(field="normalization", value={"from": origin, "declared": said}, status=status,
+                           source=source)
+

@@ -95,7 +95,7 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
     """
     from .. import downloads, runtime
     from . import model_files, registry
-    from .binding import bind
+    from .binding import bind, file_normalization
     from .schema import Source
 
     if "://" in source:
@@ -114,7 +114,7 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
         labels = str(Path(labels).expanduser().resolve())
     label_set = cat.labels(labels)  # a typo or a dead label URL fails here, before any conversion
     base = dataclasses.replace(cat.model(like).preprocess, input_size=None) if like else PreprocessConfig()
-    mean, std, normalization = _normalization(local, mean, std, like)
+    mean, std, normalization = file_normalization(local, mean, std, like, reader="models add")
     preprocess = base.with_changes(input_size=input_size, resize=resize, crop_fraction=crop_fraction,
                                    interpolation=interpolation, mean=mean, std=std, channel_order=channel_order)
     entry = ModelEntry(name=name, description=description, task=task,
@@ -134,36 +134,6 @@ def add_model(name: str, source: str, labels: str, *, input_size: int | None = N
         status="verified", source="read from the loaded model file by models add"))})
     _save_entry(entry)
     return entry, found.path
-
-
-FROM_METADATA = "the file's TFLite metadata"
-DEFAULT_NORMALIZATION = "ImageNet's (the default)"
-
-
-def _normalization(local: Path, mean, std, like: str | None) -> tuple[object, object, Fact]:
-    """Mean and std for `models add` (None: the recipe's) and a fact saying where they come from: --mean/--std,
-    else the normalisation the file declares (TFLite metadata), else `--like`'s recipe, else ImageNet's."""
-    from ..modelfiles.tflite_metadata import tflite_normalization
-    from ..runtime import formats
-
-    declared = tflite_normalization(local) if formats.detect(local) == formats.TFLITE else None
-    said = declared.describe() if declared else None
-    if declared is not None and (mean is None or std is None):
-        file_mean, file_std = declared.unit_scale()
-        origin = FROM_METADATA if mean is None and std is None else (
-            f"{'--mean' if mean is not None else '--std'}, the other from the file's TFLite metadata")
-        mean, std = mean or file_mean, std or file_std
-    elif declared is not None:
-        origin = "--mean/--std, overriding the file's TFLite metadata"
-    elif mean is not None or std is not None:
-        origin = "--mean/--std" if mean is not None and std is not None else "--mean/--std and the recipe's"
-    else:
-        origin = f"--like {like}" if like else DEFAULT_NORMALIZATION
-    source = ("NormalizationOptions in the file's TFLite metadata, read by models add" if declared else
-              "the file declares no normalisation (read by models add)")
-    status = "verified" if origin == FROM_METADATA else "inferred"
-    return mean, std, Fact(field="normalization", value={"from": origin, "declared": said}, status=status,
-                           source=source)
 
 
 def _save_entry(entry: ModelEntry) -> Path:

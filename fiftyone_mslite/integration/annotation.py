@@ -316,6 +316,7 @@ def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings:
             _check_settings(samples, model, label_field, own, overwrite)
         owners = [embeddings_field and claim_embeddings(samples, embeddings_field, model, label_field, overwrite)
                   for model, label_field, embeddings_field in zip(models, fields, embeddings)]
+        _record_classes(samples, models, fields)
         total = len(samples)
         writers, jobs = [], []
         for model, label_field, embeddings_field, own, held, owner in zip(models, fields, embeddings, settings,
@@ -338,6 +339,15 @@ def _annotate(samples, models: list[MSLiteModel], fields: list[str], embeddings:
     for writer in writers:
         writer.summary.elapsed_s = time.perf_counter() - start
     return [writer.summary for writer in writers]
+
+
+def _record_classes(samples, models: list[MSLiteModel], fields: list[str]) -> None:
+    """`dataset.classes[field]` = the model's classes in logit order (a background output included), as FiftyOne's
+    own evaluations and plots read them, and as top-k evaluation needs them."""
+    dataset = compat.root_dataset(samples)
+    wanted = {field: model.classes for model, field in zip(models, fields)}
+    if any(dataset.classes.get(field) != classes for field, classes in wanted.items()):
+        dataset.classes = {**dataset.classes, **wanted}
 
 
 def _deprecated_options(engine_options: EngineOptions | Mapping[str, Any] | None,

@@ -173,15 +173,17 @@ def visualize(samples: Samples, pred_field: str, embeddings_field: str, method: 
               progress: bool | None = None, key: str | None = None):
     """A 2-D map of the stored embeddings for the App's Embeddings panel, under brain key `key` (default
     `<field>_viz`). t-SNE's PCA step and perplexity are capped by the sample count (its defaults, 50 and 30, need
-    more), and there is no PCA step when the vectors are already that short (PCA cannot add dimensions)."""
+    more), and there is no PCA step when the vectors are already that short (PCA cannot add dimensions). Their
+    per-iteration logs are off."""
     with_emb = samples.exists(embeddings_field)
     method = method or visualization_method()
     count = len(with_emb)
-    options = {}
+    # t-SNE and UMAP log every iteration by default (verbose=True: hundreds of lines in a terminal)
+    options: dict = {"verbose": False} if method in ("tsne", "umap") else {}
     if method == "tsne":
         dims = np.asarray(with_emb.first()[embeddings_field]).size if count else 0
         pca = min(50, count)
-        options = {"pca_dims": pca if dims > pca else None, "perplexity": min(30.0, max(1.0, (count - 1) / 3))}
+        options.update(pca_dims=pca if dims > pca else None, perplexity=min(30.0, max(1.0, (count - 1) / 3)))
     return fob.compute_visualization(with_emb, embeddings=embeddings_field, method=method, progress=progress,
                                      brain_key=_fresh(samples, key or brain_key(pred_field, "viz")), **options)
 

@@ -52,9 +52,56 @@ class EvaluationSummary:
     brier: float | None = None  # Brier score and NLL need stored logits and the classes in logit order
     nll: float | None = None
     calibration: dict | None = None  # bins, binning, per-class ECE, reliability table, diagram path
+    confusions: list[dict] = field(default_factory=list)  # the most frequent (gt, pred, count) mistakes
+    confusion_matrix: dict | None = None  # {"classes", "counts"[gt][pred]} for up to MATRIX_MAX_CLASSES classes
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def per_class_text(self, rows: int | None = 20) -> str:
+        """sklearn's per-class report as a table, worst F1 first (at most `rows` classes; None: all)."""
+        classes = sorted(((k, v) for k, v in self.report.items() if isinstance(v, dict) and k not in _AVERAGES),
+                         key=lambda kv: (kv[1]["f1-score"], -kv[1]["support"], kv[0]))
+        shown = classes if rows is None else classes[:rows]
+        width = max([len(k) for k, _ in shown] + [len("weighted avg")])
+        head = (f"per-class, worst F1 first ({len(shown)} of {len(classes)}; --report-rows 0 shows all):"
+                if len(shown) < len(classes) else "per-class, worst F1 first:")
+        line = "  {:<{w}}  {:>9}  {:>6}  {:>6}  {:>7}"
+        out = [head, line.format("class", "precision", "recall", "f1", "support", w=width)]
+        for name, row in [*shown, *((k, self.report[k]) for k in _AVERAGES if k in self.report)]:
+            out.append(line.format(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1-score']:.3f}",
+                                   row["support"], w=width))
+        return "\n".join(out)
+
+    def confusion_text(self) -> str:
+        """The confusion matrix (rows: truth) for few classes, else the most frequent confusions."""
+        if self.confusion_matrix is not None:
+            names, counts = self.confusion_matrix["classes"], self.confusion_matrix["counts"]
+            w = max(max(len(n) for n in names), max(len(str(c)) for row in counts for c in row), 5)
+            out = ["confusion matrix (rows: truth, columns: prediction):",
+                   "  " + " " * w + "  " + "  ".join(f"{n:>{w}}" for n in names)]
+            out += [f"  {n:>{w}}  " + "  ".join(f"{c:>{w}}" for c in row) for n, row in zip(names, counts)]
+            return "\n".join(out)
+        if not self.confusions:
+            return "no confusions"
+        return "most frequent confusions (truth → prediction):\n" + "\n".join(
+            f"  {c['count']:>5}  {c['gt']!r} → {c['pred']!r}" for c in self.confusions)
+
+
+_AVERAGES = ("macro avg", "weighted avg")
+MATRIX_MAX_CLASSES = 12  # above it the terminal shows the most frequent confusions instead of the matrix
+TOP_CONFUSIONS = 20
+
+
+def _confusions(results) -> tuple[list[dict], dict | None]:
+    """The most frequent mistakes as (truth, prediction, count), and the whole matrix when there are few classes."""
+    pairs = Counter(zip(map(str, results.ytrue), map(str, results.ypred)))
+    wrong = sorted(((n, t, p) for (t, p), n in pairs.items() if t != p), key=lambda x: (-x[0], x[1], x[2]))
+    confusions = [{"gt": t, "pred": p, "count": n} for n, t, p in wrong[:TOP_CONFUSIONS]]
+    names = sorted({name for pair in pairs for name in pair})
+    if len(names) > MATRIX_MAX_CLASSES:
+        return confusions, None
+    return confusions, {"classes": names, "counts": [[pairs.get((t, p), 0) for p in names] for t in names]}
 
 
 def mistakes_view_name(eval_key: str) -> str:
@@ -207,6 +254,7 @@ def evaluate(samples: Samples, pred_field: str, gt_field: str = "ground_truth", 
         mistakes_view=mistakes_view_name(eval_key), confident_mistakes=[Mistake(*row) for row in zip(*rows)],
         report=_plain(results.report()), top_k=top_k, top_k_accuracy=top_k_accuracy, top_k_eval_key=top_k_key,
         unpredicted=unpredicted, top_k_samples=top_k_samples)
+    summary.confusions, summary.confusion_matrix = _confusions(results)
     return _with_calibration(samples, summary, classes, bins, binning, diagram)
 
 

@@ -29,16 +29,16 @@ logger = logging.getLogger(__name__)
 class MSLiteModelConfig(foc.Config):
     """Settings of an `MSLiteModel`.
 
-    model: catalog name or path of a .ms/.mindir; labels: label set name or label file (required for a
-    path, overrides the catalog's otherwise); threads/backend: MindSpore Lite runtime; streams: "auto" (one
-    session with `threads` threads until the first batch of 2+ images, then `threads` single-threaded
-    sessions, each running whole sub-batches: fastest on few cores) or a number; confidence_thresh:
-    below it a single-label prediction is None and multi-label classes are dropped (apply_model hands its
-    own `confidence_thresh` to this field); top_k: at most this many classes per multi-label prediction
-    and in stored top-k lists; store_top_k: add `top_k_labels`/`top_k_confidences` to single-label
-    predictions; calibrated: apply the model's stored confidence calibration (temperature/vector scaling for
-    single-label, tuned per-class thresholds for multi-label; docs/calibration.md); overrides: catalog
-    pre-processing overrides (input_size, mean, std, resize, ...).
+    model: catalog name or path of a model file (.ms/.mindir, or an ONNX/TFLite source converted once and cached);
+    labels: label set name or label file (required for a path, overrides the catalog's otherwise); threads/backend:
+    MindSpore Lite runtime; streams: "auto" (one session with `threads` threads until the first batch of 2+ images,
+    then `threads` single-threaded sessions, each running whole sub-batches: fastest on few cores) or a number;
+    confidence_thresh: below it a single-label prediction is None and multi-label classes are dropped (apply_model
+    hands its own `confidence_thresh` to this field); top_k: at most this many classes per multi-label prediction
+    and in stored top-k lists; store_top_k: add `top_k_labels`/`top_k_confidences` to single-label predictions;
+    calibrated: apply the model's stored confidence calibration (temperature/vector scaling for single-label, tuned
+    per-class thresholds for multi-label; docs/calibration.md); overrides: catalog pre-processing overrides
+    (input_size, mean, std, resize, ...).
     """
 
     def __init__(self, d: dict[str, Any]):
@@ -109,6 +109,12 @@ class MSLiteModel(fom.SamplesMixin, fom.EmbeddingsMixin, fom.LogitsMixin, fom.Mo
             self._calibration = Calibrated(clf.entry.name, clf.task, clf.entry.facts, clf.class_names,
                                            clf.labels.synsets)
         return self._calibration
+
+    @property
+    def classes(self) -> list[str]:
+        """The class of each output index (logit order; a background output included), as FiftyOne's models list
+        them; `annotate` records them as `dataset.classes[label_field]`."""
+        return list(self.classifier.class_names)
 
     @property
     def label_type(self) -> type[fol.Label]:
@@ -251,7 +257,8 @@ _CONFIG_KEYS = ("labels", "threads", "streams", "backend", "confidence_thresh", 
 
 
 def load_model(name_or_path: str | Path, **overrides: Any) -> MSLiteModel:
-    """A catalog model name or a local .ms/.mindir (then pass `labels`) as a FiftyOne model.
+    """A catalog model name or a local model file (.ms/.mindir, or ONNX/TFLite converted once; then pass `labels`)
+    as a FiftyOne model.
 
     Keyword arguments are `MSLiteModelConfig` fields; any others are pre-processing overrides.
     """

@@ -49,6 +49,20 @@ def dequantize_tflite(source: Path, output: Path) -> Path:
     return output
 
 
+def is_quantized_tflite(source: Path) -> bool:
+    """Whether a TFLite model has quantized tensors (so that it is worth dequantizing before conversion); False for
+    anything unreadable (the conversion then says what is wrong)."""
+    with open(source, "rb") as f:
+        if f.read(8)[4:8] != b"TFL3":
+            return False
+        f.seek(0)
+        data = f.read()
+    try:
+        return _dequantize(MutableFlatBuffer(data))
+    except (CorruptFlatBuffer, ValueError, IndexError):
+        return False
+
+
 def _dequantize(fb: MutableFlatBuffer) -> bool:
     """Rewrite every quantized tensor in place; True when there was one."""
     model = fb.root("Model")
