@@ -31,8 +31,8 @@ class MSLiteModelConfig(foc.Config):
 
     model: catalog name or path of a model file (.ms/.mindir, or an ONNX/TFLite source converted once and cached);
     labels: label set name or label file (required for a path, overrides the catalog's otherwise); threads/backend:
-    MindSpore Lite runtime; streams: "auto" (one session with `threads` threads until the first batch of 2+ images,
-    then `threads` single-threaded sessions, each running whole sub-batches: fastest on few cores) or a number;
+    MindSpore Lite runtime; streams: "auto" (one session with `threads` threads until batches have kept it busy for
+    2 s, then `threads` single-threaded sessions, each running whole sub-batches: fastest on few cores) or a number;
     confidence_thresh: below it a single-label prediction is None and multi-label classes are dropped (apply_model
     hands its own `confidence_thresh` to this field); top_k: at most this many classes per multi-label prediction
     and in stored top-k lists; store_top_k: add `top_k_labels`/`top_k_confidences` to single-label predictions;

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
-
-import onnx
+from typing import TYPE_CHECKING
 
 from ..errors import EmbeddingNotFoundError
+
+if TYPE_CHECKING:  # onnx costs ~0.7 s to import: only ONNX conversions pay it, not every model load
+    import onnx
 
 #: sentinel for "find the tensor automatically"
 AUTO = "auto"
@@ -62,6 +64,8 @@ def find_embedding_tensor(model: onnx.ModelProto) -> str | None:
 
 
 def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    import onnx
+
     try:
         graph = onnx.shape_inference.infer_shapes(model).graph
     except Exception:  # noqa: BLE001 - onnx raises several unrelated types; sizes then come from the .ms
@@ -118,6 +122,8 @@ def pooled_embedding(tensor: str, dims: list[int | None] | None, spatial: tuple[
 def add_output(model: onnx.ModelProto, tensor: str) -> None:
     """Append `tensor` to the graph outputs (type and shape left to the converter's inference)."""
     if tensor not in {o.name for o in model.graph.output}:
+        import onnx
+
         model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
 
 

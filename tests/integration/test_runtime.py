@@ -255,7 +255,8 @@ def test_a_crash_in_one_stream_fails_the_batch_and_restarts_only_that_worker(tin
         assert first.restarts == 1 and second.pid == keep
 
 
-def test_auto_streams_switch_once_at_the_first_batch(tiny):
+def test_auto_streams_switch_once_after_enough_batch_work(tiny, monkeypatch):
+    monkeypatch.setattr(runtime.AdaptiveSession, "SWITCH_AFTER_S", 0.2)
     with runtime.open_model(tiny["fixed.ms"], threads=2, streams="auto") as s:
         single = s.session
         first_pid = single.pid
@@ -264,6 +265,11 @@ def test_auto_streams_switch_once_at_the_first_batch(tiny):
         np.testing.assert_allclose(s.run(nhwc(x1))[0], NET.reference(x1), atol=1e-4)
         assert s.session is single  # single images: one session with every thread
         x = random_batch(3, seed=2)
+        np.testing.assert_allclose(s.run(nhwc(x))[0], NET.reference(x), atol=1e-4)
+        assert s.session is single  # a small job's batches: the streams' loading would not pay back
+        while s._batched_s < runtime.AdaptiveSession.SWITCH_AFTER_S:
+            np.testing.assert_allclose(s.submit(nhwc(x)).result()[0], NET.reference(x), atol=1e-4)
+        assert s.session is single
         np.testing.assert_allclose(s.run(nhwc(x))[0], NET.reference(x), atol=1e-4)
         assert isinstance(s.session, runtime.StreamedSession) and s.session.streams == 2
         assert single.pid is None and not Path(f"/proc/{first_pid}").exists()  # the first worker is gone
