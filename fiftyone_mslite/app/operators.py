@@ -50,6 +50,9 @@ class ApplyModel(foo.Operator):
         inputs.int("batch_size", min=1, default=16, label="Batch size")
         inputs.bool("store_logits", default=False, label="Store logits",
                     description="Keep the raw scores; needed for top-k evaluation")
+        inputs.bool("calibrated", default=False, label="Calibrated confidences",
+                    description="Apply the model's stored confidence calibration (`fiftyone-mslite models "
+                                "calibrate-confidence` / `models thresholds`); logits stay raw")
         inputs.bool("overwrite", default=False, label="Overwrite",
                     description="Replace labels that another model or other settings wrote to this field; "
                                 "without it, a rerun resumes and skips samples this run already labeled")
@@ -71,7 +74,8 @@ class ApplyModel(foo.Operator):
                 return annotate(target, model, p["label_field"], batch_size=int(p.get("batch_size") or 16),
                                 confidence_thresh=p.get("confidence_thresh"),
                                 store_logits=bool(p.get("store_logits")), overwrite=bool(p.get("overwrite")),
-                                progress=False, on_progress=in_steps(report, lambda done, n: f"{done}/{n} samples"))
+                                calibrated=bool(p.get("calibrated")), progress=False,
+                                on_progress=in_steps(report, lambda done, n: f"{done}/{n} samples"))
 
             summary = yield from run_reporting(ctx, work)
         if not ctx.delegated:

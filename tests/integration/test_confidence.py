@@ -129,6 +129,18 @@ def test_fit_store_and_apply_temperature(labeled, tiny_model):
     assert [a.confidence for a in first.values("applied")] == pytest.approx(
         [c.confidence for c in first.values("cal")], rel=1e-5)
 
+    import fiftyone.operators as foo  # the App's apply-model operator, "Calibrated confidences" ticked
+
+    from fiftyone_mslite.integration.zoo import install_plugin
+
+    install_plugin()
+    done = foo.execute_operator("@fiftyone-mslite/mslite/apply_model", ctx={
+        "dataset": labeled.name, "view": first, "params": {"model": tiny_model, "label_field": "app_cal",
+                                                            "calibrated": True, "store_logits": True}})
+    assert done.error is None, done.error_message
+    assert [a.confidence for a in first.values("app_cal")] == pytest.approx(
+        [c.confidence for c in first.values("cal")], rel=1e-5)
+
 
 def test_cli_calibrate_and_predict(labeled, tiny_model, images):
     labeled.save_view("first-200", labeled.limit(200))
