@@ -670,6 +670,12 @@ class _EngineChoice(click.Choice):
     def choices(self, value: tuple[str, ...]) -> None:
         """click.Choice sets its choices at construction; these are the registry's."""
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """Ours, then '...' for the plugins' (help and docs/cli.md stay the same whatever is installed)."""
+        from .engines.builtin import ENGINES
+
+        return f"[{'|'.join(spec.name for spec in ENGINES)}|...]"
+
 
 def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """KEY=VALUE pairs, checked for their form only: the engine converts and checks the values."""

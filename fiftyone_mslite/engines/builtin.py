@@ -8,8 +8,10 @@ from .base import EngineSpec
 from .local import LOCAL
 from .ray_engine import RAY
 
+ENGINES = (LOCAL, RAY)
+
 
 @hookimpl
 def register_engines(register: Callable[[EngineSpec], None]) -> None:
-    register(LOCAL)
-    register(RAY)
+    for spec in ENGINES:
+        register(spec)

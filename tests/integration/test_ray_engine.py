@@ -306,7 +306,7 @@ def test_cli_joins_the_cluster_by_address(cluster, tiny_model, files):
 
 def test_engine_options_are_checked_before_any_work(tiny_model, files, monkeypatch):
     ds = _dataset(files[:2])
-    with pytest.raises(ValueError, match="engine must be 'local' or 'ray'"):
+    with pytest.raises(ValueError, match=r"engine must be 'local'(, | or )'ray'.*got 'spark'"):
         annotate(ds, tiny_model, "pred", engine="spark", progress=False)
     with pytest.raises(ValueError, match="options of engine='ray'"), pytest.warns(DeprecationWarning):
         annotate(ds, tiny_model, "pred", actors=2, progress=False)
