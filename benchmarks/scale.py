@@ -109,9 +109,9 @@ def child(config: str, samples: int, block: int) -> dict[str, Any]:
 
     import fiftyone as fo
 
-    from fiftyone_mslite.integration import annotation
     from fiftyone_mslite.integration.annotation import annotate
     from fiftyone_mslite.integration.model import load_model
+    from fiftyone_mslite.integration.writer import LabelWriter
 
     dataset = fo.Dataset()
     for lo in range(0, samples, BLOCK):
@@ -122,10 +122,10 @@ def child(config: str, samples: int, block: int) -> dict[str, Any]:
                      separate=[Component("mongod", processes=_mongod_pids())])
     blocks: list[dict[str, Any]] = []
     state = {"done": 0, "db_s": 0.0, "first_batch": None}
-    record, write = annotation._record, annotation._Writer._write
+    record, write = LabelWriter.record, LabelWriter._write
 
-    def timed_record(model, writer, batch) -> None:  # noqa: ANN001 - annotate's own hook
-        record(model, writer, batch)
+    def timed_record(self, batch) -> None:  # noqa: ANN001 - the writer's own method
+        record(self, batch)
         if state["first_batch"] is None:
             state["first_batch"] = time.perf_counter()
         before = state["done"]
@@ -150,7 +150,7 @@ def child(config: str, samples: int, block: int) -> dict[str, Any]:
         finally:
             state["db_s"] += time.perf_counter() - t
 
-    annotation._record, annotation._Writer._write = timed_record, timed_write
+    LabelWriter.record, LabelWriter._write = timed_record, timed_write
     model = load_model(name, threads=2)
     try:
         state.update(target=samples, snap=meter.snapshot(), at=0, db_at=0.0, track=True)
@@ -169,7 +169,7 @@ def child(config: str, samples: int, block: int) -> dict[str, Any]:
         result["resume"] = _resume(dataset, model, annotate, batch_size, docs, state)
     finally:
         model.close()
-        annotation._record, annotation._Writer._write = record, write
+        LabelWriter.record, LabelWriter._write = record, write
         dataset.delete()
     return result
 
