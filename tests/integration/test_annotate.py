@@ -27,6 +27,7 @@ from fiftyone_mslite.errors import DatasetError, FieldLockedError, Interrupted
 from fiftyone_mslite.integration.annotation import annotate, run_key
 from fiftyone_mslite.integration.locks import LOCKS
 from fiftyone_mslite.integration.model import MSLiteModel, load_model
+from fiftyone_mslite.runtime import AdaptiveSession
 
 
 def huge_jpeg(path: Path, size: int = 20000) -> Path:
@@ -196,6 +197,7 @@ def _killing(model, batch_no: int, times: int, monkeypatch) -> list[int]:
     first `times` times that batch is run. Batches are told apart by identity: a retry resubmits the same
     array, and with pipelined streams the n-th call is not necessarily the n-th batch."""
     session = model.classifier.session
+    monkeypatch.setattr(AdaptiveSession, "SWITCH_AFTER_S", 0.0)  # streams at the first batch, as before
     session.run(np.zeros((2, *session.inputs[0].shape[1:]), session.inputs[0].dtype))  # switch to streams now
     streams = session.session.sessions
     assert len(streams) == 2

@@ -11,6 +11,7 @@ from fiftyone_mslite.adapters.images import load_image
 from fiftyone_mslite.classifier import load_classifier
 from fiftyone_mslite.integration.annotation import annotate
 from fiftyone_mslite.integration.model import MSLiteModel, load_model
+from fiftyone_mslite.runtime import AdaptiveSession
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +206,7 @@ def test_apply_model_retries_a_crashed_batch_sample_by_sample(tiny_model, odd_si
     ds = _dataset(odd_sized[:4])
     with load_model(tiny_model) as model:
         session = model.classifier.session
+        monkeypatch.setattr(AdaptiveSession, "SWITCH_AFTER_S", 0.0)  # streams at the first batch, as before
         session.run(np.zeros((2, *session.inputs[0].shape[1:]), session.inputs[0].dtype))  # switch to streams now
         killed: list[int] = []
         for ws in session.session.sessions:

@@ -85,7 +85,9 @@ def test_a_plugin_engine_refuses_options_it_lacks_before_any_work(engine_plugin,
 
 
 def test_the_cli_offers_the_plugin_engine_and_passes_its_options(engine_plugin, dataset, tiny_model):
-    assert "[local|ray|recording]" in CliRunner().invoke(main, ["annotate", "--help"]).output
+    assert "[local|ray|...]" in CliRunner().invoke(main, ["annotate", "--help"]).output  # ours, then plugins'
+    assert "'local', 'ray', 'recording'" in CliRunner().invoke(main, ["annotate", "--dataset", dataset.name,
+                                                                      "--model", tiny_model, "--engine", "x"]).output
     dataset.persistent = True
     run = CliRunner().invoke(main, ["annotate", "--dataset", dataset.name, "--model", tiny_model, "--field", "pred",
                                     "--batch-size", "4", "--engine", "recording", "--engine-option", "reverse=yes",

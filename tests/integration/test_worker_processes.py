@@ -39,8 +39,9 @@ def test_logs_of_a_killed_caller_are_swept(tiny_path, tmp_path):
     assert not left[0].exists() and set(logs.glob(f"worker-{os.getpid()}-*.log")) == own  # swept; own one deleted
 
 
-def test_auto_streams_are_capped_at_the_usable_cores(tiny_path):
+def test_auto_streams_are_capped_at_the_usable_cores(tiny_path, monkeypatch):
     """--threads 32 on 2 cores must not start 33 workers: "auto" stops at the cores, and asking for more warns."""
+    monkeypatch.setattr(runtime.AdaptiveSession, "SWITCH_AFTER_S", 0.0)  # the streams open at the first batch
     cores = runtime.usable_cores()
     assert cores == len(os.sched_getaffinity(0))
     with pytest.warns(RuntimeWarning, match=f"more than the {cores} CPU cores"):
