@@ -94,8 +94,8 @@ def model_inputs(inputs: types.Object, ctx) -> None:
                                 "it is downloaded and converted on first use")
     else:
         inputs.str("model_path", required=True, label="Model file",
-                   description=f"Path of a .ms or .mindir file on the server, in a directory its operator lists in "
-                               f"{ALLOWED_DIRS_ENV} (none by default)")
+                   description=f"Path of a .ms/.mindir (or ONNX/TFLite, converted once) file on the server, in a "
+                               f"directory its operator lists in {ALLOWED_DIRS_ENV} (none by default)")
         inputs.str("labels", required=True, label="Labels",
                    description="A catalog label set name (e.g. imagenet-1000), or a label file in an allowed "
                                "directory")
