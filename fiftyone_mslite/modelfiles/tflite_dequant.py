@@ -13,6 +13,7 @@ so an appended vector is reachable), the `quantization` field is dropped by zero
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,22 @@ def is_quantized_tflite(source: Path) -> bool:
         f.seek(0)
         data = f.read()
     try:
-        return _dequantize(MutableFlatBuffer(data))
+        fb = MutableFlatBuffer(data)
+        return any(next(_quantized_tensors(fb, subgraph), None) is not None
+                   for subgraph in fb.tables(fb.root("Model"), MODEL_SUBGRAPHS, "Model.subgraphs"))
     except (CorruptFlatBuffer, ValueError, IndexError):
         return False
+
+
+def _quantized_tensors(fb: MutableFlatBuffer, subgraph: Table) -> Iterator[tuple[Table, Table, np.ndarray, str]]:
+    """(tensor, its quantization table, scales, stored dtype) of each quantized tensor of a subgraph."""
+    for tensor in fb.tables(subgraph, SUBGRAPH_TENSORS, "SubGraph.tensors"):
+        fb.vector_len(tensor, TENSOR_NAME, 1, "Tensor.name")
+        quant = fb.sub_table(tensor, TENSOR_QUANTIZATION, "Tensor.quantization")
+        scale = fb.array(quant, QUANT_SCALE, "[f32]", "QuantizationParameters.scale") if quant else np.empty(0)
+        dtype = QUANTIZED_TYPES.get(fb.scalar(tensor, TENSOR_TYPE, "i8", FLOAT32, "Tensor.type"))
+        if dtype is not None and scale.size:
+            yield tensor, quant, scale, dtype
 
 
 def _dequantize(fb: MutableFlatBuffer) -> bool:
@@ -77,14 +91,7 @@ def _dequantize(fb: MutableFlatBuffer) -> bool:
     rewritten: set[int] = set()
     changed = False
     for subgraph in fb.tables(model, MODEL_SUBGRAPHS, "Model.subgraphs"):
-        quantized = []  # read everything first: dropping a field edits vtables that tables share
-        for tensor in fb.tables(subgraph, SUBGRAPH_TENSORS, "SubGraph.tensors"):
-            fb.vector_len(tensor, TENSOR_NAME, 1, "Tensor.name")
-            quant = fb.sub_table(tensor, TENSOR_QUANTIZATION, "Tensor.quantization")
-            scale = fb.array(quant, QUANT_SCALE, "[f32]", "QuantizationParameters.scale") if quant else np.empty(0)
-            dtype = QUANTIZED_TYPES.get(fb.scalar(tensor, TENSOR_TYPE, "i8", FLOAT32, "Tensor.type"))
-            if dtype is not None and scale.size:
-                quantized.append((tensor, quant, scale, dtype))
+        quantized = list(_quantized_tensors(fb, subgraph))  # all read first: dropping a field edits shared vtables
         for tensor, quant, scale, dtype in quantized:
             changed = True
             index = fb.scalar(tensor, TENSOR_BUFFER, "u32", 0, "Tensor.buffer")
