@@ -10,8 +10,8 @@ batch 16, at the same total cores (a local Ray with `num_cpus` = this machine's 
   **steady** rate of a started pool, per pair = (1000 - that batch) / (the call's time - the median start).
 * **write capacity**: the driver's side of a run alone, as many images per second as it can turn into labels and
   write: the classifier's post-processing of raw outputs (what actors send back) + `model.to_labels` + the
-  annotate writer (`LabelWriter`: id-keyed `set_values` of labels and run digests), for chunk sizes 256-4096, with and
-  without stored logits.
+  annotate writer (`LabelWriter`: one update per sample with its label and run digest), for chunk sizes 256-4096,
+  with and without stored logits (`--only writes`: this alone, the engines' figures kept from the raw results).
 * **projection**: nodes a cluster can have before the driver + database, not inference, is the limit =
   write capacity / per-node steady throughput.
 
@@ -186,8 +186,9 @@ def render(res: dict[str, Any]) -> str:
              f"per-node throughput of a long job on a {n}-core node. Ray's own CPU is not counted per image: its "
              "actors exit inside a segment and are reaped outside the measured tree.", "",
              "**Driver + MongoDB write capacity** (post-processing of the raw outputs actors return, to_labels, "
-             f"id-keyed bulk writes of labels and run digests; {WRITE_SAMPLES} samples per segment; mongod on the "
-             "same machine):", "",
+             f"annotate's writer: one update per sample with its label and run digest, one round trip per flush; "
+             f"{WRITE_SAMPLES} samples per segment; mongod on the same machine; measured "
+             f"{res.get('writes_machine', m)['date']}, `--only writes` reruns it alone):", "",
              "| chunk | labels/s without logits (IQR) | labels/s with 1000 logits (IQR) |", "|---:|---:|---:|"]
     w0, w1 = res["writes"]["without logits"]["paths"], res["writes"]["with logits"]["paths"]
     for c in CHUNKS:
@@ -209,6 +210,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=6, help="interleaved pairs per comparison")
     ap.add_argument("--write-docs", action="store_true", help="update docs/scale-out.md and its raw results")
+    ap.add_argument("--only", choices=("writes",), help="measure the write capacity alone (after a change to the "
+                    "writer); the engines' figures stay those of the raw results")
     args = ap.parse_args()
     isolate_fiftyone()
     missing = ensure_models([MODEL], setup_sources())
@@ -220,15 +223,19 @@ def main() -> None:
         print(msg, flush=True)
 
     images = imagenet(None)
-    dataset = fo.Dataset()
-    dataset.add_samples([fo.Sample(filepath=str(f)) for f in images.files])
-    long_job = fo.Dataset()
-    long_job.add_samples([fo.Sample(filepath=str(f)) for _ in range(LONG_PASSES) for f in images.files])
     writes = fo.Dataset()
     writes.add_samples([fo.Sample(filepath=f"/bench/{i}.jpg") for i in range(WRITE_SAMPLES)])
-    res = {"machine": machine_info(("fiftyone", "ray", "numpy")),
-           "engines": engines(dataset, long_job, args.pairs, log),
-           "writes": write_capacity(writes.view(), images, max(2, args.pairs // 2), log)}
+    if args.only == "writes":
+        res = json.loads(RESULTS.read_text())
+    else:
+        dataset = fo.Dataset()
+        dataset.add_samples([fo.Sample(filepath=str(f)) for f in images.files])
+        long_job = fo.Dataset()
+        long_job.add_samples([fo.Sample(filepath=str(f)) for _ in range(LONG_PASSES) for f in images.files])
+        res = {"machine": machine_info(("fiftyone", "ray", "numpy")),
+               "engines": engines(dataset, long_job, args.pairs, log)}
+    res["writes"] = write_capacity(writes.view(), images, max(2, args.pairs // 2), log)
+    res["writes_machine"] = machine_info(("fiftyone", "pymongo"))
     text = render(res)
     print(text)
     if args.write_docs:

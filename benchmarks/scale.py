@@ -143,10 +143,10 @@ def child(config: str, samples: int, block: int) -> dict[str, Any]:
                            "steal_pct": usage.steal_pct})
             state.update(snap=snap, at=state["done"], db_at=state["db_s"])
 
-    def timed_write(self, name, values) -> None:  # noqa: ANN001
+    def timed_write(self) -> None:  # noqa: ANN001
         t = time.perf_counter()
         try:
-            write(self, name, values)
+            write(self)
         finally:
             state["db_s"] += time.perf_counter() - t
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import fiftyone as fo
+import fiftyone.core.odm as foo
+import fiftyone.core.sample as fos
 import fiftyone.core.view as fov
 
 CHECKED_WITH = "1.22.1"
@@ -29,3 +31,12 @@ def stages_with_input(view: fov.DatasetView) -> Iterator[tuple[fov.DatasetView, 
     for stage in view._stages:
         yield current, stage
         current = current._add_view_stage(stage, validate=False)
+
+
+def update_samples(dataset: fo.Dataset, ops: list, ids: list[str]) -> None:
+    """Bulk `UpdateOne`s on the dataset's samples in ONE round trip, then the in-memory `Sample`s of those ids
+    reloaded, as `set_values` does after its own write. `set_values` writes one field per call, through FiftyOne's
+    default latency batcher, which starts every call at batch sizes 1, 8, 64: 4 round trips per field for 256
+    samples."""
+    foo.bulk_write(ops, dataset._sample_collection, ordered=False, batcher=False)
+    fos.Sample._reload_docs(dataset._sample_collection_name, sample_ids=ids)

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+import fiftyone.core.odm.utils as foou
 import numpy as np
 import pymongo
+from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from ..errors import DatabaseError
 from ..pipeline import Batch
+from . import compat
 from .locks import FieldLock
 from .model import MSLiteModel
 
@@ -55,14 +60,14 @@ class AnnotateSummary:
 
 
 class LabelWriter:
-    """Turns batches into labels (`record`) and buffers labels, run digests and error messages to write them in
-    bulk (one update per field and flush). A label is written before its digest, so a write cut short leaves a
-    sample to redo, never one marked done with another run's label. Each write has a deadline: a lost database
-    ends the run with one `DatabaseError` saying how much was saved, not a minute of retries and a chain of
-    pymongo tracebacks. `digest`: the run's settings digest (`<field>_run`); `stale_errors`: ids whose
-    `<field>_error` holds an earlier run's message; `locks`: the claims of the fields written, checked before each
-    write; `embeddings_digest`: the model's digest, stored beside each vector (`<embeddings_field>_run`), written
-    before it, as a label before its run digest."""
+    """Turns batches into labels (`record`) and buffers, per sample, its label, run digest, error message (and
+    embedding with its digest) to write them in bulk: one update per sample and flush, so a sample's label and its
+    digest land together or not at all (a write cut short leaves a sample to redo, never one marked done with
+    another run's label), in one round trip for all of them. Each write has a deadline: a lost database ends the
+    run with one `DatabaseError` saying how much was saved, not a minute of retries and a chain of pymongo
+    tracebacks. `digest`: the run's settings digest (`<field>_run`); `stale_errors`: ids whose `<field>_error`
+    holds an earlier run's message; `locks`: the claims of the fields written, checked before each write;
+    `embeddings_digest`: the model's digest, stored beside each vector (`<embeddings_field>_run`)."""
 
     def __init__(self, samples, model: MSLiteModel, label_field: str, digest: str, stale_errors: set[str],
                  summary: AnnotateSummary, locks: Sequence[FieldLock], embeddings_field: str | None = None,
@@ -71,31 +76,27 @@ class LabelWriter:
             stale_errors
         self.summary, self.locks, self.embeddings_field = summary, locks, embeddings_field
         self.embeddings_digest = embeddings_digest
-        self.labels: dict[str, Any] = {}
-        self.embeddings: dict[str, np.ndarray | None] = {}
-        self.embedding_runs: dict[str, str | None] = {}
-        self.runs: dict[str, str | None] = {}
-        self.errors: dict[str, str | None] = {}
+        self.pending: dict[str, dict[str, Any]] = {}  # sample id -> field -> value, written at the next flush
         self.saved = 0  # labels in the database
         self.db_lost = False
 
     def ok(self, sample_id: str, label: Any, embedding: np.ndarray | None = None) -> None:
-        if sample_id not in self.labels:  # a batch interrupted while being written is written again
+        if sample_id not in self.pending:  # a batch interrupted while being written is written again
             self.summary.processed += 1
-        self.labels[sample_id] = label
+        values = {self.field: label, self.field + "_run": self.digest}
         if self.embeddings_field:
-            self.embeddings[sample_id] = embedding
-            self.embedding_runs[sample_id] = None if embedding is None else self.embeddings_digest
-        self.runs[sample_id] = self.digest
+            values[self.embeddings_field] = embedding
+            values[self.embeddings_field + "_run"] = None if embedding is None else self.embeddings_digest
         if sample_id in self.stale:
-            self.errors[sample_id] = None
+            values[self.field + "_error"] = None
+        self.pending[sample_id] = values
 
     def fail(self, sample_id: str, filepath: str, error: str) -> None:
-        self.labels[sample_id] = None  # no stale label from an overwritten run survives a failure
-        self.runs[sample_id] = None
+        # no stale label from an overwritten run survives a failure
+        values = {self.field: None, self.field + "_run": None, self.field + "_error": error}
         if self.embeddings_field:
-            self.embeddings[sample_id] = self.embedding_runs[sample_id] = None
-        self.errors[sample_id] = error
+            values[self.embeddings_field] = values[self.embeddings_field + "_run"] = None
+        self.pending[sample_id] = values
         self.summary.failures.append(Failure(sample_id, filepath, error))
 
     def record(self, batch: Batch) -> None:
@@ -118,27 +119,46 @@ class LabelWriter:
         self.flush(force=False)
 
     def flush(self, force: bool = True) -> None:
-        if self.db_lost or (not force and len(self.labels) < FLUSH_EVERY):
+        if self.db_lost or not self.pending or (not force and len(self.pending) < FLUSH_EVERY):
             return
         for lock in self.locks:
             lock.check()
-        done = sum(digest is not None for digest in self.runs.values())
-        emb_runs = self.embeddings_field and self.embeddings_field + "_run"
-        for name, values in ((self.field, self.labels), (self.embeddings_field, self.embeddings),
-                             (emb_runs, self.embedding_runs), (self.field + "_run", self.runs),
-                             (self.field + "_error", self.errors)):
-            if values:
-                self._write(name, values)
-                values.clear()
+        done = sum(values[self.field + "_run"] is not None for values in self.pending.values())
+        self._write()
+        self.pending.clear()
         self.saved += done
 
-    def _write(self, name: str, values: dict[str, Any]) -> None:
+    def _write(self) -> None:
+        dataset = compat.root_dataset(self.samples)
+        fields = self._declare(dataset)
+        now = datetime.now(timezone.utc)
+        ops = [UpdateOne({"_id": ObjectId(sid)},
+                         {"$set": {**{name: None if value is None else fields[name].to_mongo(value)
+                                      for name, value in values.items() if name in fields},
+                                   "last_modified_at": now}})
+               for sid, values in self.pending.items()]
         try:
             with pymongo.timeout(DB_TIMEOUT_S):
-                self.samples.set_values(name, values, key_field="id")
+                compat.update_samples(dataset, ops, list(self.pending))
         except PyMongoError as exc:
             if not (isinstance(exc, ConnectionFailure) or exc.timeout):
                 raise
             self.db_lost = True
             raise DatabaseError(f"lost the database connection after {self.saved} saved; rerun to resume "
                                 f"({type(exc).__name__})") from None
+
+    def _declare(self, dataset) -> dict[str, Any]:
+        """The schema's field of each name written, declaring the ones first given a value now, as `set_values`
+        would (a field that only ever held None, such as the errors of a run without any, stays undeclared: its
+        value is None whether or not the key is in the document)."""
+        fields = {}
+        for name in {name for values in self.pending.values() for name in values}:
+            field = dataset.get_field(name)
+            if field is None:
+                value = next((v[name] for v in self.pending.values() if v.get(name) is not None), None)
+                if value is None:
+                    continue
+                dataset.add_sample_field(name, **foou.get_implied_field_kwargs(value))
+                field = dataset.get_field(name)
+            fields[name] = field
+        return fields

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from pymongo.collection import Collection
 
 from fiftyone_mslite.adapters.images import ImageDecodeError, load_image, open_rgb
 from fiftyone_mslite.cli import main
@@ -146,6 +147,47 @@ def test_bad_input_fails_only_itself(tiny_model, bad_dir):
     fixed = ds.match(fo.ViewField("filepath") == str(bad_dir["missing"])).first()
     assert fixed.pred is not None and fixed.pred_error is None
     bad_dir["missing"].unlink()
+
+
+def test_one_update_per_sample_stores_what_set_values_stores(tiny_model, bad_dir, monkeypatch):
+    """annotate writes a sample's label, digest, error and embedding in one update (one bulk write per flush): the
+    documents and the schema are those FiftyOne's own set_values makes of the same values, field by field."""
+    ds = _dataset(bad_dir.values())
+    fields = ("pred", "pred_run", "pred_error", "emb", "emb_run")
+    bulk_write, writes = Collection.bulk_write, []
+
+    def counted(self, requests, *args, **kwargs):  # the real write, counted by collection
+        writes.append(self.name)
+        return bulk_write(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "bulk_write", counted)
+    summary = annotate(ds, tiny_model, "pred", batch_size=4, store_logits=True, embeddings_field="emb",
+                       progress=False)
+    monkeypatch.undo()
+    recorded = writes
+    assert summary.failed == len(FAILING) and summary.processed == len(bad_dir) - len(FAILING)
+    sample_updates = [c for c in recorded if c.startswith("samples.")]
+    assert len(sample_updates) == 1, recorded  # < FLUSH_EVERY samples: one round trip for all five fields
+
+    theirs = _dataset(bad_dir.values())
+    values = dict(zip(fields, ds.values(list(fields))))
+    ids = dict(zip(ds.values("filepath"), ds.values("id")))
+    their_ids = theirs.values("id")
+    for name in fields:
+        by_path = dict(zip(ds.values("filepath"), values[name]))
+        if any(v is not None for v in by_path.values()):  # set_values cannot declare a field from Nones alone
+            theirs.set_values(name, {i: by_path[p] for p, i in zip(theirs.values("filepath"), their_ids)},
+                              key_field="id")
+    def schema(samples) -> dict[str, str]:
+        return {name: str(field) for name, field in samples.get_field_schema(flat=True).items()}
+
+    assert schema(ds) == schema(theirs)
+    ignore = {"id", "_id", "last_modified_at", "created_at", "_dataset_id"}
+    for sample in theirs:
+        ours = ds[ids[sample.filepath]].to_dict()
+        mine = sample.to_dict()
+        assert {k: v for k, v in ours.items() if k not in ignore} == {k: v for k, v in mine.items() if k not in ignore}
+    assert ds.count("pred_error") == len(FAILING) and ds.count("emb") == summary.processed
 
 
 def test_same_labels_as_apply_model(tv_mobilenet, imagenet_dir):
