@@ -161,6 +161,7 @@ def _row(name: str, p: dict[str, Any], ratio: dict[str, Any] | None) -> str:
 
 def render(res: dict[str, Any]) -> str:
     m, e = res["machine"], res["engines"]
+    wm = res.get("writes_machine", m)
     long, call = e["long"], e["call"]
     n, images = call["cores"], call["segment"]
     steady, sr = e["steady"], e["steady_ratio"]
@@ -187,8 +188,8 @@ def render(res: dict[str, Any]) -> str:
              "actors exit inside a segment and are reaped outside the measured tree.", "",
              "**Driver + MongoDB write capacity** (post-processing of the raw outputs actors return, to_labels, "
              f"annotate's writer: one update per sample with its label and run digest, one round trip per flush; "
-             f"{WRITE_SAMPLES} samples per segment; mongod on the same machine; measured "
-             f"{res.get('writes_machine', m)['date']}, `--only writes` reruns it alone):", "",
+             f"{WRITE_SAMPLES} samples per segment; mongod on the same machine; measured {wm['date']} on "
+             f"{describe_machine(wm)}, `--only writes` reruns it alone):", "",
              "| chunk | labels/s without logits (IQR) | labels/s with 1000 logits (IQR) |", "|---:|---:|---:|"]
     w0, w1 = res["writes"]["without logits"]["paths"], res["writes"]["with logits"]["paths"]
     for c in CHUNKS:
@@ -198,7 +199,8 @@ def render(res: dict[str, Any]) -> str:
     best0 = max(w0[f"chunk {c}"]["throughput"]["median"] for c in CHUNKS)
     best1 = max(w1[f"chunk {c}"]["throughput"]["median"] for c in CHUNKS)
     node = steady["median"]
-    lines += ["", f"**Projected** (not measured: one node here): with {node:.0f} img/s per {n}-core node, one "
+    other = "" if wm["cpu"] == m["cpu"] else f" ({m['cpu']}; the writes: {wm['cpu']})"
+    lines += ["", f"**Projected** (not measured: one node here): with {node:.0f} img/s per {n}-core node{other}, one "
               f"driver and its MongoDB keep up with about **{best1 / node:.0f} nodes** when logits are stored "
               f"({best1:.0f} labels/s) and **{best0 / node:.0f} nodes** without ({best0:.0f} labels/s); past "
               "that the database, not inference, sets the pace. The write rate was measured with driver and "
