@@ -6,12 +6,54 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
 
 from . import runtime
 from .errors import CalibrationError, DatasetError, Interrupted, MSLiteError
+
+
+class _RegistryChoice(click.Choice):
+    """A choice among a registry's names, plugins' included, read when a command line is parsed or help is shown
+    rather than at import, so that other commands do not load the plugins. Its metavar lists ours, then '...'
+    for the plugins' (help and docs/cli.md stay the same whatever is installed)."""
+
+    def __init__(self, names: Callable[[], Sequence[str]], ours: Callable[[], Sequence[str]]) -> None:
+        self._names, self._ours = names, ours
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        """click.Choice sets its choices at construction; these are the registry's."""
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join(self._ours())}|...]"
+
+
+def _engine_names() -> list[str]:
+    from .engines import engine_names
+
+    return engine_names()
+
+
+def _our_engines() -> list[str]:
+    from .engines.builtin import ENGINES
+
+    return [spec.name for spec in ENGINES]
+
+
+def _source_formats() -> tuple[str, ...]:
+    """Every format the converter takes, the plugins' included (loading the plugins registers theirs)."""
+    from .hooks.manager import plugin_manager
+
+    plugin_manager()
+    return runtime.formats.names(convertible=True)
 
 
 def _plain(value):
@@ -166,8 +208,8 @@ def runtime_info(as_json: bool) -> None:
 @click.option("--format", "save_type", type=click.Choice(runtime.formats.names(builtin=True, runnable=True)),
               default=None,
               help="Output format (default: from --output's suffix, else ms).")
-@click.option("--from", "source_format", type=click.Choice(runtime.formats.names(builtin=True, convertible=True)),
-              default=None, help="Source format (default: detected from the file).")
+@click.option("--from", "source_format", default=None, help="Source format (default: detected from the file).",
+              type=_RegistryChoice(_source_formats, lambda: runtime.formats.names(builtin=True, convertible=True)))
 @click.option("--dequantize", is_flag=True, help="Rewrite a quantized TFLite as float32 first (much faster here).")
 @json_option
 def convert_cmd(source: Path, output: Path, save_type: str | None, source_format: str | None, dequantize: bool,
@@ -653,30 +695,6 @@ def _streams(ctx: click.Context, param: click.Parameter, value: str) -> int | st
     raise click.BadParameter(f"expected 'auto' or a positive integer, got {value!r}")
 
 
-class _EngineChoice(click.Choice):
-    """--engine's choices: the engine registry's names (plugins' included), read when a command line is parsed
-    or help is shown rather than at import, so that other commands do not load the plugins."""
-
-    def __init__(self) -> None:
-        super().__init__(())
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        from .engines import engine_names
-
-        return tuple(engine_names())
-
-    @choices.setter
-    def choices(self, value: tuple[str, ...]) -> None:
-        """click.Choice sets its choices at construction; these are the registry's."""
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        """Ours, then '...' for the plugins' (help and docs/cli.md stay the same whatever is installed)."""
-        from .engines.builtin import ENGINES
-
-        return f"[{'|'.join(spec.name for spec in ENGINES)}|...]"
-
-
 def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """KEY=VALUE pairs, checked for their form only: the engine converts and checks the values."""
     for value in values:
@@ -706,7 +724,7 @@ def _engine_options(ctx: click.Context, param: click.Parameter, values: tuple[st
               help="Model copies running batches side by side: auto (= threads, one thread each) or a number.")
 @click.option("--embeddings", "embeddings_field", metavar="FIELD",
               help="Also store each sample's embedding in FIELD, from the same inference (one --model only).")
-@click.option("--engine", type=_EngineChoice(), default="local", show_default=True,
+@click.option("--engine", type=_RegistryChoice(_engine_names, _our_engines), default="local", show_default=True,
               help="What runs the inference: local (this machine), ray (Ray actors across a cluster: pip install "
                    "'fiftyone-mslite[ray]'), or an engine a plugin registers.")
 @click.option("--engine-option", "engine_option", multiple=True, callback=_engine_options, metavar="KEY=VALUE",

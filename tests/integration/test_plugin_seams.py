@@ -76,6 +76,17 @@ def test_backend_preference_list_walks_to_the_first_available(plugin_env, monkey
     assert "recording" not in [b.name for b in runtime.backends.preference("auto")]  # no priority: only by name
 
 
+def test_cli_convert_takes_a_plugin_format_by_name(toy_file, tmp_path, plugin_env):
+    """`convert --from` offers the plugins' formats too (its help shows ours, then '...')."""
+    out = tmp_path / "named.ms"
+    converted = cli("convert", str(toy_file), "-o", str(out), "--from", "toy", "--json", env=plugin_env)
+    assert converted.returncode == 0, converted.stdout + converted.stderr
+    assert json.loads(converted.stdout)["source_format"] == "toy" and out.stat().st_size > 0
+    wrong = cli("convert", str(toy_file), "-o", str(out), "--from", "bogus", env=plugin_env)
+    assert wrong.returncode == 2 and "'toy'" in wrong.stderr and "'onnx'" in wrong.stderr
+    assert "--from [onnx|tflite|tf|caffe|mindir|...]" in cli("convert", "--help", env=plugin_env).stdout
+
+
 def test_catalog_entry_with_a_toy_source_through_the_cli_on_the_plugin_backend(toy_file, tmp_path, plugin_env):
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\nd\ne\n")
