@@ -57,8 +57,10 @@ def test_calibrate_recovers_the_cifar_recipe_and_writes_it(tmp_path, shared_dir,
     (fact,) = [f for f in entry.facts if f.status == "calibrated"]
     assert fact.field == "preprocess" and fact.value["top1"] == round(best["top1"], 4) and "calib-cifar" in fact.source
 
-    text = cli("models", "calibrate", "r20-miscal", "--dataset", "calib-cifar", "--limit", "30").stdout
-    assert "<- best" in text and "the catalog's recipe is the best one" in text  # already calibrated
+    # already calibrated: on the same 100 samples (the seeded take() picks by each sample's stored _rand), the
+    # recipe just written comes out best; on another subset (--limit 30) one image may favour a neighbour
+    text = cli("models", "calibrate", "r20-miscal", "--dataset", "calib-cifar", "--limit", "100").stdout
+    assert "<- best" in text and "the catalog's recipe is the best one" in text
 
 
 def test_calibrate_recovers_the_imagenet_recipe(tmp_path, shared_dir, imagenet_dir, user_catalog):
